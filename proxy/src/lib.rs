@@ -1,0 +1,2 @@
+//! certfront library
+#![forbid(unsafe_code)]
