@@ -1,2 +1,25 @@
-//! certfront library
+//! certfront: a TLS-terminating reverse proxy that refuses certificates that would break
+//! clients, rotates good ones without dropping a connection, and exports their expiry.
+//!
+//! `main.rs` is thin: it calls [`cli::main`]. The pieces, in the order a request meets them:
+//! [`server`] binds and accepts, [`tls`] reads the ClientHello and picks a [`sites::Site`] by SNI,
+//! [`conn`] serves HTTP/1.1 or HTTP/2 by ALPN, [`forward`] checks the Host and forwards.
 #![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod cli;
+pub mod commands;
+pub mod conn;
+pub mod error;
+pub mod forward;
+pub mod prepare;
+pub mod redirect;
+pub mod server;
+pub mod sites;
+pub mod store;
+pub mod tls;
+pub mod tracker;
+
+pub use error::ProxyError;
+pub use prepare::{Prepared, prepare};
+pub use server::{Running, start};

@@ -1,0 +1,96 @@
+//! `certfront run`: load and check everything before binding, serve, drain on SIGTERM.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{error, info, warn};
+
+use super::print_config_error;
+use crate::prepare::prepare;
+use crate::server::start;
+
+/// Exit code when the config or a certificate violates: nothing was bound.
+const REFUSED: u8 = 2;
+
+pub fn run(path: &Path) -> ExitCode {
+    let config = match certfront_config::load(path) {
+        Ok(config) => config,
+        Err(e) => {
+            print_config_error(&e);
+            eprintln!("certfront refuses to start: fix the configuration above");
+            return ExitCode::from(REFUSED);
+        }
+    };
+    let prepared = match prepare(config) {
+        Ok(p) => p,
+        Err(lines) => {
+            for line in &lines {
+                eprintln!("error: {line}");
+            }
+            eprintln!(
+                "certfront refuses to start: {} problem(s); `certfront check` shows the inventory",
+                lines.len()
+            );
+            return ExitCode::from(REFUSED);
+        }
+    };
+    for w in &prepared.warnings {
+        warn!("{w}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            error!("cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(serve(prepared))
+}
+
+async fn serve(prepared: crate::Prepared) -> ExitCode {
+    let drain = Duration::from_secs(prepared.config.server.drain_seconds);
+    for (host, served) in prepared.config.hosts.iter().zip(&prepared.served) {
+        info!(
+            "serving {} (expires {}, {} days left, thumbprint {})",
+            host.names().join(", "),
+            super::fmt_time(served.info.not_after),
+            served.info.days_left(std::time::SystemTime::now()),
+            served.info.sha1_thumbprint
+        );
+    }
+    if let Some(ca) = &prepared.ca {
+        info!(
+            "internal CA root: {} (clients trust it with e.g. curl --cacert {})",
+            ca.root_path().display(),
+            ca.root_path().display()
+        );
+    }
+    let (mut term, mut int) = match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+        (Ok(t), Ok(i)) => (t, i),
+        (Err(e), _) | (_, Err(e)) => {
+            error!("cannot install signal handlers: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let running = match start(prepared).await {
+        Ok(r) => r,
+        Err(e) => {
+            error!("{e}");
+            eprintln!("certfront refuses to start: {e}");
+            return ExitCode::from(REFUSED);
+        }
+    };
+    info!("certfront {} ready", env!("CARGO_PKG_VERSION"));
+    tokio::select! {
+        _ = term.recv() => info!("SIGTERM: draining for up to {}s", drain.as_secs()),
+        _ = int.recv() => info!("SIGINT: draining for up to {}s", drain.as_secs()),
+    }
+    if running.drain(drain).await {
+        info!("drained; bye");
+    } else {
+        warn!("drain time is up; closing the remaining connections");
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,131 @@
+//! One client connection: TLS accept, then HTTP/1.1 or HTTP/2 as ALPN chose, until the
+//! client leaves, a limit closes it, or a drain asks it to finish its requests and close.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use certfront_config::Limits;
+use http::HeaderValue;
+use hyper::server::conn::{http1, http2};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tracing::debug;
+
+use crate::forward;
+use crate::sites::{Site, SiteTable};
+use crate::tls;
+use crate::tracker::Tracker;
+
+/// What every connection shares; built once at start.
+pub struct App {
+    pub table: SiteTable,
+    pub limits: Limits,
+    pub access_log: bool,
+    pub http1: http1::Builder,
+    pub http2: http2::Builder<TokioExecutor>,
+    /// Flips to `true` when a drain starts.
+    pub shutdown: watch::Receiver<bool>,
+    pub tracker: Tracker,
+}
+
+impl App {
+    pub fn new(
+        table: SiteTable,
+        limits: Limits,
+        access_log: bool,
+        shutdown: watch::Receiver<bool>,
+        tracker: Tracker,
+    ) -> Self {
+        let mut h1 = http1::Builder::new();
+        h1.timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_header_size(limits.max_header_bytes)
+            .max_buf_size(limits.max_header_bytes.max(8192) + 8192);
+        let mut h2 = http2::Builder::new(TokioExecutor::new());
+        h2.timer(TokioTimer::new())
+            .max_concurrent_streams(limits.h2_max_concurrent_streams)
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+            .keep_alive_interval(limits.idle_timeout / 2)
+            .keep_alive_timeout(limits.idle_timeout / 2);
+        App {
+            table,
+            limits,
+            access_log,
+            http1: h1,
+            http2: h2,
+            shutdown,
+            tracker,
+        }
+    }
+}
+
+/// Per connection: who the client is and which host its SNI chose.
+pub struct ConnCtx {
+    pub app: Arc<App>,
+    pub site: Arc<Site>,
+    pub peer: SocketAddr,
+    /// The client's address as it goes into X-Forwarded-For, rendered once per connection.
+    pub peer_ip: HeaderValue,
+}
+
+/// Drives a hyper connection until it ends; on drain, asks it to finish and close.
+macro_rules! drive {
+    ($conn:expr, $shutdown:expr, $peer:expr) => {{
+        let conn = $conn;
+        tokio::pin!(conn);
+        let mut shutdown = $shutdown;
+        let result = if *shutdown.borrow_and_update() {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        } else {
+            tokio::select! {
+                res = conn.as_mut() => res,
+                _ = shutdown.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.await
+                }
+            }
+        };
+        if let Err(e) = result {
+            debug!(peer = %$peer, "connection ended: {e}");
+        }
+    }};
+}
+
+/// Serves one TLS client connection to its end.
+pub async fn serve_tls(app: Arc<App>, tcp: TcpStream, peer: SocketAddr) {
+    let _live = app.tracker.track();
+    let _ = tcp.set_nodelay(true);
+    let accepted = match tls::accept(tcp, &app.table, app.limits.handshake_timeout).await {
+        Ok(accepted) => accepted,
+        Err((site, e)) => {
+            let host = site.as_ref().map(|s| s.fqdn.as_str()).unwrap_or("unknown");
+            debug!(%peer, host, "TLS handshake failed: {e}");
+            return;
+        }
+    };
+    let ctx = Arc::new(ConnCtx {
+        peer_ip: HeaderValue::try_from(peer.ip().to_string()).expect("an IP is a header value"),
+        app: app.clone(),
+        site: accepted.site,
+        peer,
+    });
+    let service = service_fn(move |req| {
+        let ctx = ctx.clone();
+        async move { Ok::<_, Infallible>(forward::handle(req, ctx).await) }
+    });
+    let io = TokioIo::new(accepted.stream);
+    let shutdown = app.shutdown.clone();
+    if accepted.h2 {
+        drive!(app.http2.serve_connection(io, service), shutdown, peer);
+    } else {
+        drive!(
+            app.http1.serve_connection(io, service).with_upgrades(),
+            shutdown,
+            peer
+        );
+    }
+}

@@ -1,0 +1,211 @@
+//! Requests on an accepted connection: check that the Host belongs to the SNI's host
+//! (else 421), then answer directly (`respond`) or forward to the upstreams.
+
+pub mod headers;
+pub mod upstream;
+
+use std::error::Error as _;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::uri::{Authority, Scheme};
+use http::{Method, Request, Response, StatusCode, Uri, Version};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tracing::{debug, info};
+
+use crate::conn::ConnCtx;
+use crate::sites::Route;
+use upstream::{ConnectError, UpstreamLabel, Upstreams};
+
+/// A response body: the upstream's, streamed, or a short one of ours.
+pub type Body = Either<Incoming, Full<Bytes>>;
+
+/// Builds a short plain-text response; error bodies never name an internal address.
+pub fn short(status: StatusCode, text: &'static str) -> Response<Body> {
+    let mut resp = Response::new(Either::Right(Full::new(Bytes::from_static(text.as_bytes()))));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    resp
+}
+
+/// The name the request asks for: the URI's authority (HTTP/2 `:authority`, or an
+/// absolute-form HTTP/1.1 target, which RFC 9112 3.2.2 puts before Host), else Host.
+fn request_host(req: &Request<Incoming>) -> Option<HeaderValue> {
+    if let Some(authority) = req.uri().authority() {
+        return HeaderValue::from_str(authority.as_str()).ok();
+    }
+    req.headers().get(header::HOST).cloned()
+}
+
+/// Handles one request; never fails (errors become short responses).
+pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnCtx>) -> Response<Body> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let host = request_host(&req);
+    let (resp, upstream) = match &host {
+        None => (short(StatusCode::BAD_REQUEST, "400 Bad Request: no Host\n"), None),
+        Some(h) if !h.to_str().is_ok_and(|h| ctx.site.accepts(h)) => (
+            short(
+                StatusCode::MISDIRECTED_REQUEST,
+                "421 Misdirected Request: this connection does not serve that host\n",
+            ),
+            None,
+        ),
+        Some(h) => match &ctx.site.route {
+            Route::Respond { status, body } => {
+                let mut resp = Response::new(Either::Right(Full::new(body.clone())));
+                *resp.status_mut() = *status;
+                resp.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                );
+                (resp, None)
+            }
+            Route::Upstream(ups) => {
+                let host = h.clone();
+                let resp = forward(req, host, &ctx, ups).await;
+                let label = resp.extensions().get::<UpstreamLabel>().cloned();
+                (resp, label)
+            }
+        },
+    };
+    if ctx.app.access_log {
+        info!(
+            target: "certfront::access",
+            peer = %ctx.peer.ip(),
+            method = %method,
+            host = host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("-"),
+            path = %path,
+            status = resp.status().as_u16(),
+            upstream = upstream.as_ref().map(|u| &*u.0).unwrap_or("-"),
+            ms = started.elapsed().as_millis() as u64,
+            "request"
+        );
+    }
+    resp
+}
+
+/// Whether the client asks for a WebSocket (the only upgrade that passes; never h2c).
+fn is_websocket(req: &Request<Incoming>) -> bool {
+    req.version() == Version::HTTP_11
+        && req.method() == Method::GET
+        && headers::connection_has(req.headers(), "upgrade")
+        && req
+            .headers()
+            .get(header::UPGRADE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("websocket"))
+}
+
+async fn forward(
+    mut req: Request<Incoming>,
+    host: HeaderValue,
+    ctx: &ConnCtx,
+    ups: &Upstreams,
+) -> Response<Body> {
+    if ups.all_down() {
+        return short(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable\n");
+    }
+    let websocket = is_websocket(&req);
+    let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
+
+    let sent_host = ctx.site.upstream_host.clone().unwrap_or_else(|| host.clone());
+    let Some(uri) = upstream_uri(req.uri(), &sent_host) else {
+        return short(StatusCode::BAD_REQUEST, "400 Bad Request\n");
+    };
+    *req.uri_mut() = uri;
+    *req.version_mut() = Version::HTTP_11;
+    let headers = req.headers_mut();
+    headers::strip_hop_by_hop(headers);
+    headers::strip_client_cert(headers);
+    headers::add_forwarded(headers, &ctx.peer_ip, &host);
+    headers.insert(header::HOST, sent_host);
+    if websocket {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    }
+
+    let limit = ctx.app.limits.upstream_response_timeout;
+    let mut resp = match tokio::time::timeout(limit, ups.client.request(req)).await {
+        Err(_) => return short(StatusCode::GATEWAY_TIMEOUT, "504 Gateway Timeout\n"),
+        Ok(Err(e)) => return upstream_error(&e, ctx),
+        Ok(Ok(resp)) => resp,
+    };
+
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(client_upgrade) = client_upgrade {
+            let upstream_upgrade = hyper::upgrade::on(&mut resp);
+            let guard = ctx.app.tracker.track();
+            tokio::spawn(async move {
+                let _live = guard;
+                match tokio::try_join!(client_upgrade, upstream_upgrade) {
+                    Ok((client, upstream)) => {
+                        let mut client = TokioIo::new(client);
+                        let mut upstream = TokioIo::new(upstream);
+                        if let Err(e) =
+                            tokio::io::copy_bidirectional(&mut client, &mut upstream).await
+                        {
+                            debug!("websocket tunnel ended: {e}");
+                        }
+                    }
+                    Err(e) => debug!("websocket upgrade failed: {e}"),
+                }
+            });
+            let (mut parts, body) = resp.into_parts();
+            parts.headers.remove(header::TRANSFER_ENCODING);
+            return Response::from_parts(parts, Either::Left(body));
+        }
+        // An upgrade the client did not ask for cannot be relayed.
+        return short(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n");
+    }
+    let (mut parts, body) = resp.into_parts();
+    headers::strip_hop_by_hop(&mut parts.headers);
+    Response::from_parts(parts, Either::Left(body))
+}
+
+/// `http://<host we send>/<path?query>`: the authority keys the connection pool and is the
+/// HTTP/2 `:authority`; the connector ignores it and dials the host's upstreams.
+fn upstream_uri(original: &Uri, host: &HeaderValue) -> Option<Uri> {
+    let authority = Authority::try_from(host.as_bytes()).ok()?;
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(Scheme::HTTP);
+    parts.authority = Some(authority);
+    parts.path_and_query = Some(
+        original
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
+    );
+    Uri::from_parts(parts).ok()
+}
+
+/// Maps a failed upstream exchange to 502/503/504 and logs the cause (with the address,
+/// which the client never sees).
+fn upstream_error(err: &hyper_util::client::legacy::Error, ctx: &ConnCtx) -> Response<Body> {
+    let mut source = err.source();
+    while let Some(cause) = source {
+        if let Some(ce) = cause.downcast_ref::<ConnectError>() {
+            tracing::warn!(host = %ctx.site.fqdn, "upstream: {ce}");
+            return match ce {
+                ConnectError::AllDown => {
+                    short(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable\n")
+                }
+                ConnectError::Timeout { .. } => {
+                    short(StatusCode::GATEWAY_TIMEOUT, "504 Gateway Timeout\n")
+                }
+                _ => short(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n"),
+            };
+        }
+        source = cause.source();
+    }
+    tracing::warn!(host = %ctx.site.fqdn, "upstream: {err}: {:?}", err.source());
+    short(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n")
+}

@@ -1,0 +1,149 @@
+//! From a checked config to certificates ready to serve: load every host's files,
+//! hold each to the policy, and collect every violation before anything is bound.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use certfront_certs::inspect::CertInfo;
+use certfront_certs::{CertSource, InternalCa, TrustAnchors, check};
+use certfront_config::Config;
+
+use crate::store::Served;
+
+/// Everything `run` needs, loaded and checked; nothing is bound yet.
+pub struct Prepared {
+    pub config: Config,
+    pub ca: Option<Arc<InternalCa>>,
+    pub trust: TrustAnchors,
+    /// One per `config.hosts`, same order.
+    pub served: Vec<Served>,
+    pub warnings: Vec<String>,
+}
+
+/// A host's verdict, as `check` prints it.
+pub struct HostVerdict {
+    pub fqdn: String,
+    pub served: Option<Served>,
+    /// The leaf's facts whenever the files could be read, violations or not.
+    pub info: Option<CertInfo>,
+    pub violations: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// Loads the trust anchors and the internal CA (when a host asks for it).
+pub fn anchors(config: &Config) -> Result<(Option<Arc<InternalCa>>, TrustAnchors), String> {
+    let ca = if config
+        .hosts
+        .iter()
+        .any(|h| matches!(h.source, CertSource::Internal))
+    {
+        let ca = InternalCa::load_or_create(&config.server.state_dir)
+            .map_err(|e| format!("internal CA: {e}"))?;
+        Some(Arc::new(ca))
+    } else {
+        None
+    };
+    let extra: Vec<_> = ca.iter().map(|ca| ca.root_der()).collect();
+    let trust = TrustAnchors::new(true, &config.tls.trust, &extra)
+        .map_err(|e| format!("tls.trust: {e}"))?;
+    Ok((ca, trust))
+}
+
+/// Loads and checks one host's certificate; `Err` holds every violation, formatted.
+pub fn load_host(
+    fqdn: &str,
+    names: &[String],
+    source: &CertSource,
+    config: &Config,
+    ca: Option<&InternalCa>,
+    trust: &TrustAnchors,
+    now: SystemTime,
+) -> HostVerdict {
+    let prefix = |line: &dyn std::fmt::Display| format!("host {fqdn:?}: {line}");
+    let loaded = match source {
+        CertSource::Internal => match ca {
+            Some(ca) => ca.issue(fqdn, names).map_err(|e| prefix(&e)),
+            None => Err(prefix(&"internal CA is not available")),
+        },
+        other => certfront_certs::load(other).map_err(|e| prefix(&e)),
+    };
+    let bundle = match loaded {
+        Ok(bundle) => bundle,
+        Err(line) => {
+            return HostVerdict {
+                fqdn: fqdn.to_owned(),
+                served: None,
+                info: None,
+                violations: vec![line],
+                warnings: Vec::new(),
+            };
+        }
+    };
+    let info = bundle.leaf_info().ok();
+    let report = check::check(names, source, &bundle, &config.policy, trust, now);
+    let mut violations: Vec<String> = report.violations.iter().map(|v| prefix(v)).collect();
+    let warnings = report.warnings.iter().map(|w| prefix(w)).collect();
+    let served = if violations.is_empty() {
+        match (bundle.certified_key(), bundle.leaf_info()) {
+            (Ok(key), Ok(leaf)) => Some(Served {
+                key,
+                info: leaf,
+                content_hash: bundle.content_hash,
+                loaded_at: SystemTime::now(),
+            }),
+            (Err(e), _) | (_, Err(e)) => {
+                violations.push(prefix(&e));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    HostVerdict {
+        fqdn: fqdn.to_owned(),
+        served,
+        info,
+        violations,
+        warnings,
+    }
+}
+
+/// Every host's verdict, in config order.
+pub fn verdicts(
+    config: &Config,
+    ca: Option<&InternalCa>,
+    trust: &TrustAnchors,
+    now: SystemTime,
+) -> Vec<HostVerdict> {
+    config
+        .hosts
+        .iter()
+        .map(|h| load_host(&h.fqdn, &h.names(), &h.source, config, ca, trust, now))
+        .collect()
+}
+
+/// Loads and checks everything; `Err` holds every violation of every host, one a line.
+pub fn prepare(config: Config) -> Result<Prepared, Vec<String>> {
+    let (ca, trust) = anchors(&config).map_err(|e| vec![e])?;
+    let results = verdicts(&config, ca.as_deref(), &trust, SystemTime::now());
+    let mut errors = Vec::new();
+    let mut warnings = Vec::new();
+    let mut served = Vec::with_capacity(results.len());
+    for verdict in results {
+        errors.extend(verdict.violations);
+        warnings.extend(verdict.warnings);
+        if let Some(s) = verdict.served {
+            served.push(s);
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Prepared {
+        config,
+        ca,
+        trust,
+        served,
+        warnings,
+    })
+}

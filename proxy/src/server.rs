@@ -1,0 +1,297 @@
+//! Start and stop: build the sites from a [`Prepared`] config, bind every listener (all or
+//! nothing), run the accept loops, and drain on request.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use certfront_config::{Action, Host};
+use http::{HeaderValue, StatusCode};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use rustls::{ClientConfig, RootCertStore};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, error, info};
+
+use crate::conn::{self, App};
+use crate::error::ProxyError;
+use crate::forward::upstream::Upstreams;
+use crate::prepare::Prepared;
+use crate::sites::{Route, Site, SiteTable};
+use crate::store::CertSlot;
+use crate::tls::TlsShared;
+use crate::tracker::Tracker;
+use crate::{admin, redirect};
+
+/// A started certfront: its bound addresses and the handle that drains it.
+pub struct Running {
+    pub tls_addrs: Vec<SocketAddr>,
+    pub admin_addr: Option<SocketAddr>,
+    pub redirect_addr: Option<SocketAddr>,
+    pub app: Arc<App>,
+    shutdown: watch::Sender<bool>,
+    accept_loops: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Every host's certificate slot, in config order (what reloads write to).
+    pub fn slots(&self) -> Vec<Arc<CertSlot>> {
+        self.app.table.sites().iter().map(|s| s.cert.clone()).collect()
+    }
+
+    /// Stops accepting, lets open requests and tunnels finish for up to `limit`.
+    /// Returns `true` when everything finished in time.
+    pub async fn drain(self, limit: Duration) -> bool {
+        let _ = self.shutdown.send(true);
+        for task in self.accept_loops {
+            let _ = task.await;
+        }
+        let live = self.app.tracker.live();
+        if live > 0 {
+            info!("draining {live} connection(s), up to {}s", limit.as_secs());
+        }
+        tokio::time::timeout(limit, self.app.tracker.wait_idle())
+            .await
+            .is_ok()
+    }
+}
+
+fn upstream_tls(roots: &RootCertStore, host: &Host) -> Result<Arc<ClientConfig>, ProxyError> {
+    let mut roots = roots.clone();
+    if let Some(ca) = &host.upstream_ca {
+        let anchors = certfront_certs::TrustAnchors::new(false, std::slice::from_ref(ca), &[])?;
+        for anchor in anchors.roots().roots.iter() {
+            roots.roots.push(anchor.clone());
+        }
+    }
+    let mut config = ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+fn build_sites(prepared: Prepared) -> Result<(SiteTable, Prepared), ProxyError> {
+    let mut prepared = prepared;
+    let config = &prepared.config;
+    let shared = TlsShared::new(config)?;
+    let roots = prepared.trust.roots();
+    let served = std::mem::take(&mut prepared.served);
+    let mut sites = Vec::with_capacity(config.hosts.len());
+    for (host, served) in config.hosts.iter().zip(served) {
+        let slot = Arc::new(CertSlot::new(
+            host.fqdn.clone(),
+            host.names(),
+            host.source.clone(),
+            served,
+        ));
+        let tls = shared.host_config(slot.clone(), None)?;
+        let route = match &host.action {
+            Action::Respond { status, body } => Route::Respond {
+                status: StatusCode::from_u16(*status).unwrap_or(StatusCode::OK),
+                body: Bytes::from(body.clone()),
+            },
+            Action::Upstream(list) => {
+                let tls = if list.iter().any(|u| u.tls) {
+                    Some(upstream_tls(&roots, host)?)
+                } else {
+                    None
+                };
+                Route::Upstream(Upstreams::new(
+                    list,
+                    tls,
+                    config.limits.upstream_connect_timeout,
+                ))
+            }
+        };
+        let upstream_host = host
+            .upstream_host
+            .as_deref()
+            .and_then(|h| HeaderValue::from_str(h).ok());
+        sites.push(Arc::new(Site {
+            fqdn: host.fqdn.clone(),
+            names: host.names().into_boxed_slice(),
+            cert: slot,
+            tls,
+            route,
+            upstream_host,
+        }));
+    }
+    let table = SiteTable::new(
+        sites,
+        config.tls.default_host.as_deref(),
+        config.tls.unknown_sni,
+    );
+    Ok((table, prepared))
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, ProxyError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ProxyError::Bind { addr, source })
+}
+
+fn local(listener: &TcpListener, fallback: SocketAddr) -> SocketAddr {
+    listener.local_addr().unwrap_or(fallback)
+}
+
+/// Binds every listener and starts serving. Nothing is served unless all binds succeed.
+pub async fn start(prepared: Prepared) -> Result<Running, ProxyError> {
+    let (table, prepared) = build_sites(prepared)?;
+    let config = &prepared.config;
+
+    let mut tls_listeners = Vec::new();
+    for addr in &config.server.listen {
+        tls_listeners.push(bind(*addr).await?);
+    }
+    let admin = match config.server.admin {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+    let redirect = match config.server.http_redirect {
+        Some(addr) => Some(bind(addr).await?),
+        None => None,
+    };
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let app = Arc::new(App::new(
+        table,
+        config.limits.clone(),
+        config.server.access_log,
+        shutdown_rx,
+        Tracker::default(),
+    ));
+    let permits = Arc::new(Semaphore::new(config.limits.max_connections));
+
+    let tls_addrs: Vec<SocketAddr> = tls_listeners
+        .iter()
+        .zip(&config.server.listen)
+        .map(|(l, a)| local(l, *a))
+        .collect();
+    let mut accept_loops = Vec::new();
+    for (listener, addr) in tls_listeners.into_iter().zip(&tls_addrs) {
+        info!("listening for TLS on {addr}");
+        let app = app.clone();
+        let permits = permits.clone();
+        accept_loops.push(tokio::spawn(accept_loop(
+            listener,
+            app.shutdown.clone(),
+            permits,
+            move |tcp, peer| {
+                let app = app.clone();
+                async move { conn::serve_tls(app, tcp, peer).await }
+            },
+        )));
+    }
+
+    let redirect_addr = redirect.as_ref().map(|l| local(l, config.server.http_redirect.expect("bound")));
+    if let Some(listener) = redirect {
+        let https_port = tls_addrs.first().map(|a| a.port()).unwrap_or(443);
+        info!("listening for plain HTTP (redirect to https) on {}", redirect_addr.expect("bound"));
+        let app = app.clone();
+        accept_loops.push(tokio::spawn(accept_loop(
+            listener,
+            app.shutdown.clone(),
+            permits.clone(),
+            move |tcp, peer| {
+                let app = app.clone();
+                async move {
+                    let _live = app.tracker.track();
+                    let svc = service_fn(|req| redirect::handle(req, app.clone(), https_port));
+                    serve_plain(tcp, peer, svc).await;
+                }
+            },
+        )));
+    }
+
+    let admin_addr = admin.as_ref().map(|l| local(l, config.server.admin.expect("bound")));
+    if let Some(listener) = admin {
+        info!("admin listener (/healthz /readyz /metrics /certs) on {}", admin_addr.expect("bound"));
+        let app = app.clone();
+        // The admin listener stays up during a drain so that /readyz can say 503.
+        let (_never_tx, never) = watch::channel(false);
+        tokio::spawn(async move {
+            let _keep = _never_tx;
+            accept_loop(listener, never, Arc::new(Semaphore::new(256)), move |tcp, peer| {
+                let app = app.clone();
+                async move {
+                    let svc = service_fn(|req| admin::handle(req, app.clone()));
+                    serve_plain(tcp, peer, svc).await;
+                }
+            })
+            .await
+        });
+    }
+
+    Ok(Running {
+        tls_addrs,
+        admin_addr,
+        redirect_addr,
+        app,
+        shutdown: shutdown_tx,
+        accept_loops,
+    })
+}
+
+async fn serve_plain<S>(tcp: TcpStream, peer: SocketAddr, svc: S)
+where
+    S: hyper::service::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<http_body_util::Full<Bytes>>,
+            Error = std::convert::Infallible,
+        >,
+    S::Future: Send + 'static,
+{
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(10));
+    if let Err(e) = builder.serve_connection(TokioIo::new(tcp), svc).await {
+        debug!(%peer, "plain HTTP connection ended: {e}");
+    }
+}
+
+/// Accepts until shutdown; each connection runs in its own task holding a connection permit.
+/// Accept errors (e.g. out of file descriptors) are logged and retried after a pause.
+async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+    permits: Arc<Semaphore>,
+    serve: F,
+) where
+    F: Fn(TcpStream, SocketAddr) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    loop {
+        if *shutdown.borrow_and_update() {
+            return;
+        }
+        let permit = tokio::select! {
+            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
+            _ = shutdown.changed() => return,
+        };
+        let (tcp, peer) = tokio::select! {
+            res = listener.accept() => match res {
+                Ok(conn) => conn,
+                Err(e) => {
+                    error!("accept failed: {e}; retrying in 100 ms");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = shutdown.changed() => return,
+        };
+        let fut = serve(tcp, peer);
+        tokio::spawn(async move {
+            let _permit = permit;
+            fut.await;
+        });
+    }
+}

@@ -1,0 +1,183 @@
+//! TLS termination: per-host rustls configs that share one session cache and one ticketer,
+//! and the accept path that reads the ClientHello, picks the host by SNI, and either
+//! refuses with the right alert or completes the handshake under a time limit.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use certfront_config::{Config, TlsVersion};
+use rustls::crypto::CryptoProvider;
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::{Acceptor, NoServerSessionStorage, ServerSessionMemoryCache, StoresServerSessions};
+use rustls::{ProtocolVersion, ServerConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::StartHandshake;
+use tokio_rustls::server::TlsStream;
+
+use crate::sites::{Lookup, Site, SiteTable};
+use crate::store::{CertSlot, SlotResolver};
+
+/// TLS alert descriptions we send by hand, before rustls owns the connection.
+const ALERT_HANDSHAKE_FAILURE: u8 = 40;
+const ALERT_UNRECOGNIZED_NAME: u8 = 112;
+
+/// What every host's rustls config shares, so that resumption works across hosts' configs
+/// and survives certificate reloads (a reload never rebuilds these).
+pub struct TlsShared {
+    provider: Arc<CryptoProvider>,
+    versions: &'static [&'static rustls::SupportedProtocolVersion],
+    sessions: Arc<dyn StoresServerSessions>,
+    ticketer: Option<Arc<dyn rustls::server::ProducesTickets>>,
+}
+
+impl TlsShared {
+    pub fn new(config: &Config) -> Result<Self, rustls::Error> {
+        let versions: &'static [&'static rustls::SupportedProtocolVersion] =
+            match config.tls.min_version {
+                TlsVersion::V1_3 => &[&rustls::version::TLS13],
+                TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+            };
+        let (sessions, ticketer): (Arc<dyn StoresServerSessions>, _) = if config.tls.resumption {
+            (
+                ServerSessionMemoryCache::new(64 * 1024),
+                Some(rustls::crypto::aws_lc_rs::Ticketer::new()?),
+            )
+        } else {
+            (Arc::new(NoServerSessionStorage {}), None)
+        };
+        Ok(TlsShared {
+            provider: Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+            versions,
+            sessions,
+            ticketer,
+        })
+    }
+
+    /// The rustls config of one host; its certificate is read from `slot` at each handshake.
+    pub fn host_config(
+        &self,
+        slot: Arc<CertSlot>,
+        client_verifier: Option<Arc<dyn ClientCertVerifier>>,
+    ) -> Result<Arc<ServerConfig>, rustls::Error> {
+        let builder = ServerConfig::builder_with_provider(self.provider.clone())
+            .with_protocol_versions(self.versions)?;
+        let builder = match client_verifier {
+            Some(v) => builder.with_client_cert_verifier(v),
+            None => builder.with_no_client_auth(),
+        };
+        let mut config = builder.with_cert_resolver(Arc::new(SlotResolver(slot)));
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        config.session_storage = self.sessions.clone();
+        match &self.ticketer {
+            Some(t) => config.ticketer = t.clone(),
+            None => config.send_tls13_tickets = 0,
+        }
+        Ok(Arc::new(config))
+    }
+}
+
+/// Why a handshake did not complete (logged at debug, counted by host and reason).
+#[derive(Debug, thiserror::Error)]
+pub enum AcceptError {
+    #[error("client sent SNI {0:?}, which no host serves")]
+    UnknownSni(String),
+    #[error("client sent no SNI and there is no default_host")]
+    NoSni,
+    #[error("handshake timed out")]
+    Timeout,
+    #[error("connection closed during the handshake")]
+    Eof,
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    #[error("{0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// A finished handshake.
+pub struct Accepted {
+    pub stream: TlsStream<TcpStream>,
+    pub site: Arc<Site>,
+    pub h2: bool,
+    pub version: Option<ProtocolVersion>,
+}
+
+/// Reads the ClientHello, picks the site, finishes the handshake, all within `limit`.
+/// On failure the error says which site was chosen, if any.
+pub async fn accept(
+    tcp: TcpStream,
+    table: &SiteTable,
+    limit: Duration,
+) -> Result<Accepted, (Option<Arc<Site>>, AcceptError)> {
+    let mut chosen = None;
+    match tokio::time::timeout(limit, handshake(tcp, table, &mut chosen)).await {
+        Ok(Ok(done)) => Ok(done),
+        Ok(Err(e)) => Err((chosen, e)),
+        Err(_) => Err((chosen, AcceptError::Timeout)),
+    }
+}
+
+async fn handshake(
+    mut tcp: TcpStream,
+    table: &SiteTable,
+    chosen: &mut Option<Arc<Site>>,
+) -> Result<Accepted, AcceptError> {
+    let mut acceptor = Acceptor::default();
+    let mut buf = [0u8; 4096];
+    let accepted = loop {
+        let n = tcp.read(&mut buf).await?;
+        if n == 0 {
+            return Err(AcceptError::Eof);
+        }
+        let mut data = &buf[..n];
+        while !data.is_empty() {
+            acceptor.read_tls(&mut data)?;
+        }
+        match acceptor.accept() {
+            Ok(Some(accepted)) => break accepted,
+            Ok(None) => continue,
+            Err((err, mut alert)) => {
+                let mut out = Vec::new();
+                let _ = alert.write_all(&mut out);
+                let _ = tcp.write_all(&out).await;
+                return Err(err.into());
+            }
+        }
+    };
+    let site = match table.by_sni(accepted.client_hello().server_name()) {
+        Lookup::Found(site) => site.clone(),
+        Lookup::Unknown => {
+            let sni = accepted.client_hello().server_name().unwrap_or_default();
+            let sni = sni.chars().take(255).collect();
+            send_alert(&mut tcp, ALERT_UNRECOGNIZED_NAME).await;
+            return Err(AcceptError::UnknownSni(sni));
+        }
+        Lookup::NoSni => {
+            send_alert(&mut tcp, ALERT_HANDSHAKE_FAILURE).await;
+            return Err(AcceptError::NoSni);
+        }
+    };
+    *chosen = Some(site.clone());
+    let stream = StartHandshake::from_parts(accepted, tcp)
+        .into_stream(site.tls.clone())
+        .await?;
+    let conn = stream.get_ref().1;
+    let h2 = conn.alpn_protocol() == Some(b"h2");
+    let version = conn.protocol_version();
+    Ok(Accepted {
+        stream,
+        site,
+        h2,
+        version,
+    })
+}
+
+/// A fatal alert as a plaintext TLS record: rustls cannot send one before a config is chosen,
+/// and `unrecognized_name` is what clients expect for a name the server does not serve
+/// (rustls' own "no certificate" path would say `access_denied`).
+async fn send_alert(tcp: &mut TcpStream, description: u8) {
+    let record = [0x15, 0x03, 0x03, 0x00, 0x02, 0x02, description];
+    let _ = tcp.write_all(&record).await;
+    let _ = tcp.shutdown().await;
+}
