@@ -1,0 +1,203 @@
+//! The checked configuration that the proxy runs on: every value validated,
+//! every default applied, every relative path resolved.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use certfront_certs::{CertSource, Policy};
+
+/// A validated configuration file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The file this was read from (as given, not canonicalized); `<inline>` for [`crate::parse`].
+    pub source: PathBuf,
+    pub server: Server,
+    pub tls: Tls,
+    pub policy: Policy,
+    /// In file order; never empty.
+    pub hosts: Vec<Host>,
+    pub limits: Limits,
+}
+
+impl Config {
+    /// The host configured with exactly this name (fqdn or alias; case and a
+    /// trailing dot ignored). No wildcard matching: that is the certs crate's job.
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        let name = crate::names::normalize(name);
+        self.hosts
+            .iter()
+            .find(|h| h.fqdn == name || h.aliases.contains(&name))
+    }
+}
+
+/// `[server]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Server {
+    /// TLS listeners; at least one. Port 0 (tests) is allowed.
+    pub listen: Vec<SocketAddr>,
+    pub http_redirect: Option<SocketAddr>,
+    pub admin: Option<SocketAddr>,
+    /// Where the internal CA lives; default `state` next to the config file.
+    pub state_dir: PathBuf,
+    /// Graceful-shutdown budget; 0 means close at once.
+    pub drain_seconds: u64,
+    /// Periodic re-scan of certificate files; 0 turns it off.
+    pub rescan_seconds: u64,
+    /// One line per request at info level.
+    pub access_log: bool,
+}
+
+/// `tls.min_version`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TlsVersion {
+    #[default]
+    V1_2,
+    V1_3,
+}
+
+impl fmt::Display for TlsVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TlsVersion::V1_2 => "1.2",
+            TlsVersion::V1_3 => "1.3",
+        })
+    }
+}
+
+/// `tls.unknown_sni`: what a handshake for a name no host serves gets.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum UnknownSni {
+    /// The handshake fails with `unrecognized_name`.
+    #[default]
+    Reject,
+    /// `default_host`'s certificate is served.
+    Default,
+}
+
+/// `[tls]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tls {
+    pub min_version: TlsVersion,
+    pub unknown_sni: UnknownSni,
+    /// The `fqdn` of the host named by `default_host` (even when the file names
+    /// it by an alias), so it can be looked up directly; also used without SNI.
+    pub default_host: Option<String>,
+    /// Extra trust anchors (private CA roots), resolved.
+    pub trust: Vec<PathBuf>,
+    pub resumption: bool,
+}
+
+/// One `[[host]]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Host {
+    /// Lower-case, no trailing dot; may be a wildcard `*.example.org`.
+    pub fqdn: String,
+    /// Normalized like `fqdn`.
+    pub aliases: Vec<String>,
+    /// Exactly one of cert + key, pfx (+ password source), internal; paths resolved.
+    pub source: CertSource,
+    pub action: Action,
+    /// The Host header sent upstream instead of the client's.
+    pub upstream_host: Option<String>,
+    /// Extra trust anchor for https upstreams, resolved.
+    pub upstream_ca: Option<PathBuf>,
+    pub client_auth: Option<ClientAuth>,
+}
+
+impl Host {
+    /// Every name this host answers: the fqdn, then the aliases.
+    pub fn names(&self) -> Vec<String> {
+        std::iter::once(self.fqdn.clone())
+            .chain(self.aliases.iter().cloned())
+            .collect()
+    }
+}
+
+/// What a host does with a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Forward, round robin over a non-empty list.
+    Upstream(Vec<Upstream>),
+    /// Answer directly (quick start, maintenance page, probe); status 200-599.
+    Respond { status: u16, body: String },
+}
+
+/// One upstream server, from `http[s]://HOST[:PORT][/]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Upstream {
+    /// `https`: re-encrypt to the upstream.
+    pub tls: bool,
+    /// IP address (IPv6 without brackets) or lower-case host name.
+    pub host: String,
+    /// As written, else 80 for http and 443 for https.
+    pub port: u16,
+    /// As written in the file; for logs only.
+    pub original: String,
+}
+
+impl Upstream {
+    /// `host:port`, with IPv6 in brackets: what to connect to.
+    pub fn authority(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl fmt::Display for Upstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = if self.tls { "https" } else { "http" };
+        write!(f, "{scheme}://{}", self.authority())
+    }
+}
+
+/// `client_auth.mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ClientAuthMode {
+    /// No valid client certificate, no handshake.
+    Required,
+    /// A client certificate is checked when sent.
+    Optional,
+}
+
+/// `[host.client_auth]`: mutual TLS for one host.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientAuth {
+    /// Default `Required` when the table is present without `mode`.
+    pub mode: ClientAuthMode,
+    pub ca: PathBuf,
+    pub deny: Option<PathBuf>,
+}
+
+/// `[limits]`; every value is > 0.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    pub handshake_timeout: Duration,
+    pub header_read_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_connections: usize,
+    pub upstream_connect_timeout: Duration,
+    pub upstream_response_timeout: Duration,
+    pub h2_max_concurrent_streams: u32,
+}
+
+impl Default for Limits {
+    /// The defaults of DESIGN "Configuration".
+    fn default() -> Self {
+        Limits {
+            handshake_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_header_bytes: 65536,
+            max_connections: 10000,
+            upstream_connect_timeout: Duration::from_secs(5),
+            upstream_response_timeout: Duration::from_secs(120),
+            h2_max_concurrent_streams: 100,
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! The TOML file as written: serde structs, every table `deny_unknown_fields`,
+//! every key optional so that `validate()` (not serde) reports what is missing,
+//! all at once and with its path.
+//!
+//! Values with a closed set of spellings (`min_version`, `mode`, the policy
+//! names) are kept as strings here for the same reason: serde would stop at the
+//! first bad one.
+
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{self, Deserializer, SeqAccess, Visitor};
+
+/// The whole file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub tls: RawTls,
+    #[serde(default)]
+    pub policy: RawPolicy,
+    /// `[[host]]` tables, in file order.
+    #[serde(default, rename = "host")]
+    pub hosts: Vec<RawHost>,
+    #[serde(default)]
+    pub limits: RawLimits,
+}
+
+impl RawConfig {
+    /// Parses TOML text; unknown keys and wrong types fail here, with line and column.
+    pub fn from_toml(text: &str) -> Result<RawConfig, toml::de::Error> {
+        toml::from_str(text)
+    }
+}
+
+/// `[server]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// One address or a list.
+    pub listen: Option<OneOrMany>,
+    pub http_redirect: Option<String>,
+    pub admin: Option<String>,
+    pub state_dir: Option<String>,
+    pub drain_seconds: Option<u64>,
+    pub rescan_seconds: Option<u64>,
+    pub access_log: Option<bool>,
+}
+
+/// `[tls]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub min_version: Option<String>,
+    pub unknown_sni: Option<String>,
+    pub default_host: Option<String>,
+    #[serde(default)]
+    pub trust: Vec<String>,
+    pub resumption: Option<bool>,
+}
+
+/// `[policy]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPolicy {
+    pub min_rsa_bits: Option<u32>,
+    pub min_ec_bits: Option<u32>,
+    pub min_signature_hash: Option<String>,
+    pub rsa_key_usage: Option<Vec<String>>,
+    pub ec_key_usage: Option<Vec<String>>,
+    pub extended_key_usage: Option<Vec<String>>,
+    pub require_chain: Option<bool>,
+    pub expiry_warning_days: Option<u32>,
+    pub key_file_mode: Option<String>,
+}
+
+/// One `[[host]]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHost {
+    pub fqdn: Option<String>,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    pub cert: Option<String>,
+    pub key: Option<String>,
+    pub pfx: Option<String>,
+    pub pfx_password_env: Option<String>,
+    pub pfx_password_file: Option<String>,
+    pub internal: Option<bool>,
+    /// One URL or a list.
+    pub upstream: Option<OneOrMany>,
+    pub upstream_host: Option<String>,
+    pub upstream_ca: Option<String>,
+    pub respond: Option<RawRespond>,
+    pub client_auth: Option<RawClientAuth>,
+}
+
+/// `respond = { status = 200, body = "..." }`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRespond {
+    /// Signed so that an out-of-range value is a located problem, not a parse error.
+    pub status: Option<i64>,
+    pub body: Option<String>,
+}
+
+/// `[host.client_auth]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClientAuth {
+    pub mode: Option<String>,
+    pub ca: Option<String>,
+    pub deny: Option<String>,
+}
+
+/// `[limits]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    pub handshake_timeout_seconds: Option<u64>,
+    pub header_read_timeout_seconds: Option<u64>,
+    pub idle_timeout_seconds: Option<u64>,
+    pub max_header_bytes: Option<u64>,
+    pub max_connections: Option<u64>,
+    pub upstream_connect_timeout_seconds: Option<u64>,
+    pub upstream_response_timeout_seconds: Option<u64>,
+    pub h2_max_concurrent_streams: Option<u32>,
+}
+
+/// A string or a list of strings (`upstream`, `listen`).
+///
+/// Deserialized by hand rather than with `#[serde(untagged)]`, whose only
+/// error is "data did not match any variant"; this one says what is expected.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl<'de> Deserialize<'de> for OneOrMany {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct OneOrManyVisitor;
+
+        impl<'de> Visitor<'de> for OneOrManyVisitor {
+            type Value = OneOrMany;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<OneOrMany, E> {
+                Ok(OneOrMany::One(v.to_string()))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<OneOrMany, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<String>()? {
+                    items.push(item);
+                }
+                Ok(OneOrMany::Many(items))
+            }
+        }
+
+        deserializer.deserialize_any(OneOrManyVisitor)
+    }
+}

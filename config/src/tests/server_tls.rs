@@ -1,0 +1,303 @@
+//! `[server]`, `[tls]`, `[policy]` and `[limits]`: defaults and rules.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use certfront_certs::{ExtKeyUsage, HashAlg, KeyFileMode, KeyUsage, Policy};
+
+use super::{HOST, SERVER, expect, problems, valid, with_hosts};
+use crate::{Limits, TlsVersion, UnknownSni};
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+/// `[server]` replaced by `server`, one valid host, then `rest`.
+fn config(server: &str, rest: &str) -> String {
+    format!("[server]\n{server}\n\n{rest}\n\n[[host]]\n{HOST}")
+}
+
+#[test]
+fn defaults() {
+    let c = valid(&with_hosts(&[HOST]));
+    assert_eq!(c.server.listen, [addr("127.0.0.1:8443")]);
+    assert_eq!(c.server.http_redirect, None);
+    assert_eq!(c.server.admin, None);
+    assert_eq!(c.server.state_dir, PathBuf::from("/etc/certfront/state"));
+    assert_eq!(c.server.drain_seconds, 30);
+    assert_eq!(c.server.rescan_seconds, 60);
+    assert!(c.server.access_log);
+    assert_eq!(c.tls.min_version, TlsVersion::V1_2);
+    assert_eq!(c.tls.unknown_sni, UnknownSni::Reject);
+    assert_eq!(c.tls.default_host, None);
+    assert!(c.tls.trust.is_empty());
+    assert!(c.tls.resumption);
+    assert_eq!(c.policy, Policy::default());
+    assert_eq!(c.limits, Limits::default());
+    assert_eq!(c.limits.handshake_timeout, Duration::from_secs(10));
+    assert_eq!(c.limits.header_read_timeout, Duration::from_secs(30));
+    assert_eq!(c.limits.idle_timeout, Duration::from_secs(60));
+    assert_eq!(c.limits.max_header_bytes, 65536);
+    assert_eq!(c.limits.max_connections, 10000);
+    assert_eq!(c.limits.upstream_connect_timeout, Duration::from_secs(5));
+    assert_eq!(c.limits.upstream_response_timeout, Duration::from_secs(120));
+    assert_eq!(c.limits.h2_max_concurrent_streams, 100);
+}
+
+#[test]
+fn every_value_can_be_set() {
+    let c = valid(&config(
+        "listen = \"[::]:443\"\nhttp_redirect = \"0.0.0.0:80\"\nadmin = \"[::1]:9443\"\n\
+         state_dir = \"/var/lib/certfront\"\ndrain_seconds = 0\nrescan_seconds = 0\naccess_log = false",
+        "[tls]\nmin_version = \"1.3\"\nunknown_sni = \"default\"\ndefault_host = \"APP.example.org\"\n\
+         trust = [\"roots/private.pem\", \"/etc/ssl/other.pem\"]\nresumption = false\n\
+         [policy]\nmin_rsa_bits = 3072\nmin_ec_bits = 384\nmin_signature_hash = \"sha384\"\n\
+         rsa_key_usage = [\"digital_signature\"]\nec_key_usage = []\n\
+         extended_key_usage = [\"server_auth\", \"client_auth\"]\nrequire_chain = false\n\
+         expiry_warning_days = 0\nkey_file_mode = \"refuse\"\n\
+         [limits]\nhandshake_timeout_seconds = 1\nheader_read_timeout_seconds = 2\nidle_timeout_seconds = 3\n\
+         max_header_bytes = 4\nmax_connections = 5\nupstream_connect_timeout_seconds = 6\n\
+         upstream_response_timeout_seconds = 7\nh2_max_concurrent_streams = 8",
+    ));
+    assert_eq!(c.server.listen, [addr("[::]:443")]);
+    assert_eq!(c.server.http_redirect, Some(addr("0.0.0.0:80")));
+    assert_eq!(c.server.admin, Some(addr("[::1]:9443")));
+    assert_eq!(c.server.state_dir, PathBuf::from("/var/lib/certfront"));
+    assert_eq!(
+        (
+            c.server.drain_seconds,
+            c.server.rescan_seconds,
+            c.server.access_log
+        ),
+        (0, 0, false)
+    );
+    assert_eq!(c.tls.min_version, TlsVersion::V1_3);
+    assert_eq!(c.tls.unknown_sni, UnknownSni::Default);
+    assert_eq!(c.tls.default_host.as_deref(), Some("app.example.org"));
+    assert_eq!(
+        c.tls.trust,
+        [
+            PathBuf::from("/etc/certfront/roots/private.pem"),
+            PathBuf::from("/etc/ssl/other.pem")
+        ]
+    );
+    assert!(!c.tls.resumption);
+    assert_eq!(
+        c.policy,
+        Policy {
+            min_rsa_bits: 3072,
+            min_ec_bits: 384,
+            min_signature_hash: HashAlg::Sha384,
+            rsa_key_usage: vec![KeyUsage::DigitalSignature],
+            ec_key_usage: vec![],
+            extended_key_usage: vec![ExtKeyUsage::ServerAuth, ExtKeyUsage::ClientAuth],
+            require_chain: false,
+            expiry_warning_days: 0,
+            key_file_mode: KeyFileMode::Refuse,
+        }
+    );
+    let l = &c.limits;
+    assert_eq!(l.handshake_timeout, Duration::from_secs(1));
+    assert_eq!(l.upstream_response_timeout, Duration::from_secs(7));
+    assert_eq!(
+        (
+            l.max_header_bytes,
+            l.max_connections,
+            l.h2_max_concurrent_streams
+        ),
+        (4, 5, 8)
+    );
+}
+
+#[test]
+fn listen_addresses() {
+    let c = valid(&config(
+        "listen = [\"0.0.0.0:443\", \"[::]:443\", \"[fe80::1]:8443\", \"127.0.0.1:0\"]",
+        "",
+    ));
+    assert_eq!(c.server.listen.len(), 4);
+    assert!(c.server.listen[1].is_ipv6());
+    expect(
+        &config("", ""),
+        "server.listen",
+        "missing: at least one TLS listen address",
+    );
+    expect(&config("listen = []", ""), "server.listen", "empty list");
+    let bad = config(
+        "listen = [\"0.0.0.0:443\", \"localhost:443\", \"::1:443\", \"10.0.0.1\", \"https://0.0.0.0:443\"]",
+        "",
+    );
+    expect(
+        &bad,
+        "server.listen[1]",
+        "not an address: \"localhost:443\"; expected IP:PORT such as \"0.0.0.0:443\"",
+    );
+    expect(
+        &bad,
+        "server.listen[2]",
+        "(an IPv6 address must be in brackets, then the port",
+    );
+    expect(&bad, "server.listen[3]", "(no port)");
+    expect(&bad, "server.listen[4]", "(a listen address has no scheme)");
+    expect(
+        &config("listen = \"443\"", ""),
+        "server.listen",
+        "not an address: \"443\"",
+    );
+    expect(
+        &config("listen = [\"0.0.0.0:443\"]\nadmin = \"9443\"", ""),
+        "server.admin",
+        "not an address",
+    );
+    expect(
+        &config("listen = [\"0.0.0.0:443\"]\nhttp_redirect = \"x\"", ""),
+        "server.http_redirect",
+        "not an address",
+    );
+}
+
+#[test]
+fn listeners_need_distinct_addresses() {
+    let text = config(
+        "listen = [\"0.0.0.0:443\", \"0.0.0.0:443\", \"127.0.0.1:0\", \"127.0.0.1:0\"]\nadmin = \"0.0.0.0:443\"",
+        "",
+    );
+    let all = problems(&text);
+    assert_eq!(all.len(), 2, "{all:#?}");
+    expect(
+        &text,
+        "server.listen[1]",
+        "0.0.0.0:443 is also server.listen[0]",
+    );
+    expect(
+        &text,
+        "server.admin",
+        "0.0.0.0:443 is also server.listen[0]",
+    );
+}
+
+#[test]
+fn state_dir_resolves_against_the_config_directory() {
+    let c = valid(&config(
+        "listen = [\"127.0.0.1:8443\"]\nstate_dir = \"../state\"",
+        "",
+    ));
+    assert_eq!(c.server.state_dir, PathBuf::from("/etc/certfront/../state"));
+    expect(
+        &config("listen = [\"127.0.0.1:8443\"]\nstate_dir = \"\"", ""),
+        "server.state_dir",
+        "empty path",
+    );
+}
+
+#[test]
+fn tls_rules() {
+    let listen = "listen = [\"127.0.0.1:8443\"]";
+    expect(
+        &config(listen, "[tls]\nmin_version = \"1.1\""),
+        "tls.min_version",
+        "\"1.1\" is not supported: expected \"1.2\" or \"1.3\"",
+    );
+    expect(
+        &config(listen, "[tls]\nunknown_sni = \"ignore\""),
+        "tls.unknown_sni",
+        "\"ignore\" is not an option: expected \"reject\" or \"default\"",
+    );
+    expect(
+        &config(listen, "[tls]\nunknown_sni = \"default\""),
+        "tls.unknown_sni",
+        "needs tls.default_host",
+    );
+    expect(
+        &config(listen, "[tls]\ndefault_host = \"portal.example.org\""),
+        "tls.default_host",
+        "\"portal.example.org\" is not the fqdn or an alias of any [[host]] (hosts: app.example.org)",
+    );
+    expect(
+        &config(listen, "[tls]\ntrust = [\"\"]"),
+        "tls.trust[0]",
+        "empty path",
+    );
+    let by_alias = format!(
+        "{SERVER}[tls]\ndefault_host = \"tablet.internal.\"\n[[host]]\n{HOST}\n[[host]]\n\
+         fqdn = \"tablet.example.org\"\naliases = [\"tablet.internal\"]\ninternal = true\nrespond = {{}}"
+    );
+    assert_eq!(
+        valid(&by_alias).tls.default_host.as_deref(),
+        Some("tablet.example.org")
+    );
+}
+
+#[test]
+fn policy_rules() {
+    let listen = "listen = [\"127.0.0.1:8443\"]";
+    expect(
+        &config(listen, "[policy]\nmin_rsa_bits = 0"),
+        "policy.min_rsa_bits",
+        "0 bits: must be > 0",
+    );
+    expect(
+        &config(listen, "[policy]\nmin_ec_bits = 0"),
+        "policy.min_ec_bits",
+        "0 bits: must be > 0",
+    );
+    expect(
+        &config(listen, "[policy]\nmin_signature_hash = \"sha-256\""),
+        "policy.min_signature_hash",
+        "unknown value \"sha-256\", expected one of: md5, sha1, sha256",
+    );
+    let text = config(
+        listen,
+        "[policy]\nrsa_key_usage = [\"digital_signature\", \"signing\"]\next_key_usage = [\"x\"]",
+    );
+    assert!(super::parse_error(&text).contains("unknown field `ext_key_usage`"));
+    let text = config(
+        listen,
+        "[policy]\nrsa_key_usage = [\"digital_signature\", \"signing\"]\nextended_key_usage = [\"tls_server\"]\n\
+         key_file_mode = \"strict\"",
+    );
+    expect(
+        &text,
+        "policy.rsa_key_usage[1]",
+        "unknown value \"signing\"",
+    );
+    expect(
+        &text,
+        "policy.extended_key_usage[0]",
+        "unknown value \"tls_server\"",
+    );
+    expect(
+        &text,
+        "policy.key_file_mode",
+        "unknown value \"strict\", expected one of: refuse, warn, ignore",
+    );
+}
+
+#[test]
+fn limits_must_be_positive() {
+    let keys = [
+        "handshake_timeout_seconds",
+        "header_read_timeout_seconds",
+        "idle_timeout_seconds",
+        "max_header_bytes",
+        "max_connections",
+        "upstream_connect_timeout_seconds",
+        "upstream_response_timeout_seconds",
+        "h2_max_concurrent_streams",
+    ];
+    let body: Vec<String> = keys.iter().map(|k| format!("{k} = 0")).collect();
+    let text = config(
+        "listen = [\"127.0.0.1:8443\"]",
+        &format!("[limits]\n{}", body.join("\n")),
+    );
+    let all = problems(&text);
+    assert_eq!(all.len(), keys.len(), "{all:#?}");
+    for key in keys {
+        expect(
+            &text,
+            &format!("limits.{key}"),
+            "0: must be > 0 (the default is",
+        );
+    }
+}

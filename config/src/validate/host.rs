@@ -1,0 +1,320 @@
+//! The rules of one `[[host]]`: names, exactly one certificate source, exactly
+//! one of upstream and respond, upstream options, client auth.
+
+use certfront_certs::{CertSource, PasswordSource};
+
+use super::Validator;
+use super::cross::Claimed;
+use crate::model::{Action, ClientAuth, ClientAuthMode, Host};
+use crate::names::{check_dns_name, normalize};
+use crate::raw::{OneOrMany, RawClientAuth, RawHost, RawRespond};
+use crate::upstream::{parse_authority, parse_upstream};
+
+impl Validator<'_> {
+    /// Every host, in file order (`None` where a host has problems), and the
+    /// names they claim. Names are checked for uniqueness as they come, from
+    /// the raw tables so that a host with other problems is still compared.
+    pub(super) fn hosts(&mut self, raw: Vec<RawHost>) -> (Vec<Option<Host>>, Claimed) {
+        if raw.is_empty() {
+            self.problem(
+                "host",
+                "no [[host]] table: at least one host is required, each with an fqdn",
+            );
+        }
+        let mut claimed = Claimed::default();
+        let hosts = raw
+            .into_iter()
+            .enumerate()
+            .map(|(i, raw)| {
+                let fqdn = raw.fqdn.as_deref().map(normalize);
+                let aliases: Vec<String> = raw.aliases.iter().map(|a| normalize(a)).collect();
+                let host = self.host(i, raw);
+                self.claim_names(&mut claimed, i, fqdn, aliases);
+                host
+            })
+            .collect();
+        (hosts, claimed)
+    }
+
+    fn host(&mut self, i: usize, raw: RawHost) -> Option<Host> {
+        let at = format!("host[{i}]");
+        let before = self.problems.len();
+        let fqdn = match &raw.fqdn {
+            Some(name) => self.dns_name(&format!("{at}.fqdn"), name),
+            None => {
+                let message =
+                    "missing: the name clients use for this host, e.g. fqdn = \"app.example.org\"";
+                self.problem(format!("{at}.fqdn"), message);
+                String::new()
+            }
+        };
+        let aliases = raw
+            .aliases
+            .iter()
+            .enumerate()
+            .map(|(j, name)| self.dns_name(&format!("{at}.aliases[{j}]"), name))
+            .collect();
+        let source = self.source(&at, &raw);
+        let action = self.action(&at, raw.upstream.clone(), raw.respond.clone());
+        let upstream_host = raw.upstream_host.clone();
+        let upstream_ca = raw
+            .upstream_ca
+            .as_deref()
+            .map(|p| self.path(&format!("{at}.upstream_ca"), p));
+        self.upstream_options(&at, &raw);
+        let client_auth = raw.client_auth.map(|ca| self.client_auth(&at, ca));
+        if self.problems.len() > before {
+            return None;
+        }
+        Some(Host {
+            fqdn,
+            aliases,
+            source: source?,
+            action: action?,
+            upstream_host,
+            upstream_ca,
+            client_auth,
+        })
+    }
+
+    /// Normalizes a host name, noting a problem if its syntax is wrong.
+    fn dns_name(&mut self, at: &str, name: &str) -> String {
+        let normalized = normalize(name);
+        if let Err(why) = check_dns_name(&normalized) {
+            self.problem(at, format!("{name:?} is not a valid DNS name: {why}"));
+        }
+        normalized
+    }
+
+    fn source(&mut self, at: &str, raw: &RawHost) -> Option<CertSource> {
+        let mut kinds = Vec::new();
+        if raw.cert.is_some() || raw.key.is_some() {
+            kinds.push("cert + key");
+        }
+        if raw.pfx.is_some() {
+            kinds.push("pfx");
+        }
+        if raw.internal == Some(true) {
+            kinds.push("internal = true");
+        }
+        match (&raw.cert, &raw.key) {
+            (Some(_), None) => self.problem(
+                format!("{at}.key"),
+                "missing: cert is set, so key (its private key file) is needed too",
+            ),
+            (None, Some(_)) => self.problem(
+                format!("{at}.cert"),
+                "missing: key is set, so cert (the certificate chain file) is needed too",
+            ),
+            _ => {}
+        }
+        let password = self.password(at, raw);
+        match kinds.len() {
+            0 => self.problem(
+                at,
+                "no certificate source: set cert and key (PEM files), pfx (a PKCS#12 file, \
+                 with pfx_password_env or pfx_password_file), or internal = true",
+            ),
+            1 => {}
+            _ => self.problem(
+                at,
+                format!(
+                    "several certificate sources ({}): set exactly one",
+                    kinds.join(", ")
+                ),
+            ),
+        }
+        if kinds.len() != 1 {
+            return None;
+        }
+        if let (Some(cert), Some(key)) = (&raw.cert, &raw.key) {
+            let cert = self.path(&format!("{at}.cert"), cert);
+            let key = self.path(&format!("{at}.key"), key);
+            return Some(CertSource::Pem { cert, key });
+        }
+        if let Some(pfx) = &raw.pfx {
+            let path = self.path(&format!("{at}.pfx"), pfx);
+            return Some(CertSource::Pfx {
+                path,
+                password: password?,
+            });
+        }
+        (raw.internal == Some(true)).then_some(CertSource::Internal)
+    }
+
+    fn password(&mut self, at: &str, raw: &RawHost) -> Option<PasswordSource> {
+        let (env, file) = (&raw.pfx_password_env, &raw.pfx_password_file);
+        if raw.pfx.is_none() {
+            if env.is_some() {
+                self.problem(
+                    format!("{at}.pfx_password_env"),
+                    "set, but this host has no pfx",
+                );
+            }
+            if file.is_some() {
+                self.problem(
+                    format!("{at}.pfx_password_file"),
+                    "set, but this host has no pfx",
+                );
+            }
+            return None;
+        }
+        match (env, file) {
+            (None, None) => {
+                self.problem(
+                    format!("{at}.pfx"),
+                    "no password source: set pfx_password_env (the name of an environment \
+                     variable) or pfx_password_file (a file whose first line is the password)",
+                );
+                None
+            }
+            (Some(_), Some(_)) => {
+                self.problem(
+                    format!("{at}.pfx_password_file"),
+                    "pfx_password_env is set too: choose one password source",
+                );
+                None
+            }
+            (Some(var), None) => {
+                if var.is_empty() || var.contains(['=', '\0']) {
+                    let message = format!("{var:?} is not an environment variable name");
+                    self.problem(format!("{at}.pfx_password_env"), message);
+                }
+                Some(PasswordSource::Env(var.clone()))
+            }
+            (None, Some(file)) => Some(PasswordSource::File(
+                self.path(&format!("{at}.pfx_password_file"), file),
+            )),
+        }
+    }
+
+    fn action(
+        &mut self,
+        at: &str,
+        upstream: Option<OneOrMany>,
+        respond: Option<RawRespond>,
+    ) -> Option<Action> {
+        match (upstream, respond) {
+            (None, None) => {
+                self.problem(
+                    at,
+                    "neither upstream nor respond: set upstream = \"http://HOST:PORT\" to forward, \
+                     or respond = { status = 200, body = \"...\" } to answer directly",
+                );
+                None
+            }
+            (Some(_), Some(_)) => {
+                self.problem(at, "both upstream and respond are set: choose one");
+                None
+            }
+            (Some(OneOrMany::One(url)), None) => {
+                let upstream = self.upstream(&format!("{at}.upstream"), &url)?;
+                Some(Action::Upstream(vec![upstream]))
+            }
+            (Some(OneOrMany::Many(urls)), None) => {
+                if urls.is_empty() {
+                    self.problem(
+                        format!("{at}.upstream"),
+                        "empty list: give at least one URL",
+                    );
+                }
+                let parsed: Vec<_> = urls
+                    .iter()
+                    .enumerate()
+                    .map(|(j, url)| self.upstream(&format!("{at}.upstream[{j}]"), url))
+                    .collect();
+                parsed
+                    .into_iter()
+                    .collect::<Option<Vec<_>>>()
+                    .map(Action::Upstream)
+            }
+            (None, Some(respond)) => self.respond(at, respond),
+        }
+    }
+
+    fn upstream(&mut self, at: &str, url: &str) -> Option<crate::model::Upstream> {
+        parse_upstream(url)
+            .map_err(|message| self.problem(at, message))
+            .ok()
+    }
+
+    fn respond(&mut self, at: &str, raw: RawRespond) -> Option<Action> {
+        let status = raw.status.unwrap_or(200);
+        let body = raw.body.unwrap_or_default();
+        let Some(status) = u16::try_from(status)
+            .ok()
+            .filter(|s| (200..=599).contains(s))
+        else {
+            self.problem(
+                format!("{at}.respond.status"),
+                format!("{status} is not a final HTTP status: expected 200 to 599"),
+            );
+            return None;
+        };
+        if matches!(status, 204 | 304) && !body.is_empty() {
+            let message =
+                format!("a {status} response carries no body: remove body or change status");
+            self.problem(format!("{at}.respond.body"), message);
+        }
+        Some(Action::Respond { status, body })
+    }
+
+    /// `upstream_host` and `upstream_ca` only make sense with an upstream (an
+    /// https one, for the CA).
+    fn upstream_options(&mut self, at: &str, raw: &RawHost) {
+        let urls: Vec<&str> = match &raw.upstream {
+            None => Vec::new(),
+            Some(OneOrMany::One(url)) => vec![url],
+            Some(OneOrMany::Many(urls)) => urls.iter().map(String::as_str).collect(),
+        };
+        if let Some(value) = &raw.upstream_host {
+            if urls.is_empty() {
+                self.problem(
+                    format!("{at}.upstream_host"),
+                    "set, but this host has no upstream",
+                );
+            } else if let Err(why) = parse_authority(value) {
+                let message = format!(
+                    "{value:?} is not a Host header value ({why}); expected HOST or HOST:PORT"
+                );
+                self.problem(format!("{at}.upstream_host"), message);
+            }
+        }
+        let https = urls.iter().any(|u| {
+            u.get(..8)
+                .is_some_and(|s| s.eq_ignore_ascii_case("https://"))
+        });
+        if raw.upstream_ca.is_some() && !https {
+            self.problem(
+                format!("{at}.upstream_ca"),
+                "set, but no upstream of this host uses https: the CA only verifies https upstreams",
+            );
+        }
+    }
+
+    fn client_auth(&mut self, at: &str, raw: RawClientAuth) -> ClientAuth {
+        let at = format!("{at}.client_auth");
+        let mode = match raw.mode.as_deref() {
+            None | Some("required") => ClientAuthMode::Required,
+            Some("optional") => ClientAuthMode::Optional,
+            Some(other) => {
+                let message =
+                    format!("{other:?} is not a mode: expected \"required\" or \"optional\"");
+                self.problem(format!("{at}.mode"), message);
+                ClientAuthMode::Required
+            }
+        };
+        let ca = match raw.ca {
+            Some(ca) => self.path(&format!("{at}.ca"), &ca),
+            None => {
+                self.problem(
+                    format!("{at}.ca"),
+                    "missing: the CA certificate file that client certificates must chain to",
+                );
+                Default::default()
+            }
+        };
+        let deny = raw.deny.map(|d| self.path(&format!("{at}.deny"), &d));
+        ClientAuth { mode, ca, deny }
+    }
+}

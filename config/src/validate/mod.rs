@@ -1,0 +1,342 @@
+//! `RawConfig::validate()`: every rule of DESIGN "Configuration", every problem
+//! collected with its TOML path, defaults applied, relative paths resolved.
+
+mod cross;
+mod host;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use certfront_certs::Policy;
+
+use crate::error::Problem;
+use crate::model::{Config, Limits, Server, Tls, TlsVersion, UnknownSni};
+use crate::raw::{OneOrMany, RawConfig, RawLimits, RawPolicy, RawServer, RawTls};
+
+impl RawConfig {
+    /// Checks everything and builds the [`Config`], or returns every problem
+    /// found (never only the first). `source` is recorded in the result;
+    /// relative paths are resolved against `base_dir`.
+    pub fn validate(self, source: &Path, base_dir: &Path) -> Result<Config, Vec<Problem>> {
+        let mut v = Validator {
+            base_dir,
+            problems: Vec::new(),
+        };
+        let server = v.server(self.server);
+        let (tls, default_host) = v.tls(self.tls);
+        let policy = v.policy(self.policy);
+        let (hosts, claimed) = v.hosts(self.hosts);
+        let default_host = default_host.and_then(|name| v.default_host(&name, &claimed));
+        let limits = v.limits(self.limits);
+        if !v.problems.is_empty() {
+            return Err(v.problems);
+        }
+        let hosts = hosts
+            .into_iter()
+            .map(|h| h.expect("no problems, so every host is built"));
+        Ok(Config {
+            source: source.to_path_buf(),
+            server,
+            tls: Tls {
+                default_host,
+                ..tls
+            },
+            policy,
+            hosts: hosts.collect(),
+            limits,
+        })
+    }
+}
+
+/// Walks a [`RawConfig`], collecting problems instead of stopping at one.
+struct Validator<'a> {
+    base_dir: &'a Path,
+    problems: Vec<Problem>,
+}
+
+impl Validator<'_> {
+    fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem::new(path, message));
+    }
+
+    /// A file or directory path from the config, resolved against the config's directory.
+    fn path(&mut self, at: &str, value: &str) -> PathBuf {
+        if value.is_empty() {
+            self.problem(at, "empty path: expected a file or directory name");
+        }
+        self.base_dir.join(value)
+    }
+
+    fn server(&mut self, raw: RawServer) -> Server {
+        let mut listen = Vec::new();
+        match raw.listen {
+            None => self.problem(
+                "server.listen",
+                "missing: at least one TLS listen address is required, e.g. listen = [\"0.0.0.0:443\"]",
+            ),
+            Some(OneOrMany::Many(list)) if list.is_empty() => self.problem(
+                "server.listen",
+                "empty list: at least one TLS listen address is required, e.g. listen = [\"0.0.0.0:443\"]",
+            ),
+            Some(OneOrMany::One(text)) => listen.extend(self.addr("server.listen", &text)),
+            Some(OneOrMany::Many(list)) => {
+                for (i, text) in list.iter().enumerate() {
+                    listen.extend(self.addr(&format!("server.listen[{i}]"), text));
+                }
+            }
+        }
+        let http_redirect = raw
+            .http_redirect
+            .and_then(|t| self.addr("server.http_redirect", &t));
+        let admin = raw.admin.and_then(|t| self.addr("server.admin", &t));
+        self.distinct_listeners(&listen, http_redirect, admin);
+        let state_dir = match raw.state_dir {
+            Some(dir) => self.path("server.state_dir", &dir),
+            None => self.base_dir.join("state"),
+        };
+        Server {
+            listen,
+            http_redirect,
+            admin,
+            state_dir,
+            drain_seconds: raw.drain_seconds.unwrap_or(30),
+            rescan_seconds: raw.rescan_seconds.unwrap_or(60),
+            access_log: raw.access_log.unwrap_or(true),
+        }
+    }
+
+    fn addr(&mut self, at: &str, text: &str) -> Option<SocketAddr> {
+        match text.parse::<SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                let why = if text.contains("://") {
+                    " (a listen address has no scheme)"
+                } else if text.matches(':').count() > 1 && !text.starts_with('[') {
+                    " (an IPv6 address must be in brackets, then the port: \"[::1]:443\")"
+                } else if text.parse::<IpAddr>().is_ok() {
+                    " (no port)"
+                } else {
+                    ""
+                };
+                self.problem(
+                    at,
+                    format!(
+                        "not an address: {text:?}{why}; expected IP:PORT such as \
+                         \"0.0.0.0:443\", \"127.0.0.1:8443\" or \"[::]:443\""
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// Two listeners on one address cannot both bind. Port 0 (any free port,
+    /// as tests use) never collides.
+    fn distinct_listeners(
+        &mut self,
+        listen: &[SocketAddr],
+        http_redirect: Option<SocketAddr>,
+        admin: Option<SocketAddr>,
+    ) {
+        let mut seen: Vec<(SocketAddr, String)> = Vec::new();
+        let named = listen
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (*a, format!("server.listen[{i}]")))
+            .chain(http_redirect.map(|a| (a, "server.http_redirect".to_string())))
+            .chain(admin.map(|a| (a, "server.admin".to_string())));
+        for (addr, at) in named {
+            if addr.port() == 0 {
+                continue;
+            }
+            if let Some((_, first)) = seen.iter().find(|(a, _)| *a == addr) {
+                let message =
+                    format!("{addr} is also {first}; each listener needs its own address");
+                self.problem(at.clone(), message);
+            }
+            seen.push((addr, at));
+        }
+    }
+
+    /// Returns `[tls]` without `default_host`, and the raw `default_host`,
+    /// which can only be checked once the hosts are known.
+    fn tls(&mut self, raw: RawTls) -> (Tls, Option<String>) {
+        let min_version = match raw.min_version.as_deref() {
+            None | Some("1.2") => TlsVersion::V1_2,
+            Some("1.3") => TlsVersion::V1_3,
+            Some(other) => {
+                let message = format!("{other:?} is not supported: expected \"1.2\" or \"1.3\"");
+                self.problem("tls.min_version", message);
+                TlsVersion::V1_2
+            }
+        };
+        let unknown_sni = match raw.unknown_sni.as_deref() {
+            None | Some("reject") => UnknownSni::Reject,
+            Some("default") => {
+                if raw.default_host.is_none() {
+                    self.problem(
+                        "tls.unknown_sni",
+                        "\"default\" needs tls.default_host: the host whose certificate \
+                         is served for names no host has",
+                    );
+                }
+                UnknownSni::Default
+            }
+            Some(other) => {
+                let message =
+                    format!("{other:?} is not an option: expected \"reject\" or \"default\"");
+                self.problem("tls.unknown_sni", message);
+                UnknownSni::Reject
+            }
+        };
+        let trust = raw
+            .trust
+            .iter()
+            .enumerate()
+            .map(|(i, p)| self.path(&format!("tls.trust[{i}]"), p))
+            .collect();
+        let tls = Tls {
+            min_version,
+            unknown_sni,
+            default_host: None,
+            trust,
+            resumption: raw.resumption.unwrap_or(true),
+        };
+        (tls, raw.default_host)
+    }
+
+    fn policy(&mut self, raw: RawPolicy) -> Policy {
+        let d = Policy::default();
+        let mut bits = |at: &str, value: Option<u32>, default: u32| match value {
+            Some(0) => {
+                self.problem(
+                    at,
+                    format!("0 bits: must be > 0 (the default is {default})"),
+                );
+                default
+            }
+            Some(n) => n,
+            None => default,
+        };
+        let min_rsa_bits = bits("policy.min_rsa_bits", raw.min_rsa_bits, d.min_rsa_bits);
+        let min_ec_bits = bits("policy.min_ec_bits", raw.min_ec_bits, d.min_ec_bits);
+        Policy {
+            min_rsa_bits,
+            min_ec_bits,
+            min_signature_hash: self
+                .parsed("policy.min_signature_hash", raw.min_signature_hash)
+                .unwrap_or(d.min_signature_hash),
+            rsa_key_usage: self.parsed_list(
+                "policy.rsa_key_usage",
+                raw.rsa_key_usage,
+                d.rsa_key_usage,
+            ),
+            ec_key_usage: self.parsed_list("policy.ec_key_usage", raw.ec_key_usage, d.ec_key_usage),
+            extended_key_usage: self.parsed_list(
+                "policy.extended_key_usage",
+                raw.extended_key_usage,
+                d.extended_key_usage,
+            ),
+            require_chain: raw.require_chain.unwrap_or(d.require_chain),
+            expiry_warning_days: raw.expiry_warning_days.unwrap_or(d.expiry_warning_days),
+            key_file_mode: self
+                .parsed("policy.key_file_mode", raw.key_file_mode)
+                .unwrap_or(d.key_file_mode),
+        }
+    }
+
+    /// A value spelled as its type's `FromStr` expects (the certs crate's names).
+    fn parsed<T: FromStr<Err = String>>(&mut self, at: &str, text: Option<String>) -> Option<T> {
+        match text?.parse() {
+            Ok(value) => Some(value),
+            Err(why) => {
+                self.problem(at, why);
+                None
+            }
+        }
+    }
+
+    fn parsed_list<T: FromStr<Err = String>>(
+        &mut self,
+        at: &str,
+        list: Option<Vec<String>>,
+        default: Vec<T>,
+    ) -> Vec<T> {
+        let Some(list) = list else { return default };
+        let mut values = Vec::new();
+        for (i, text) in list.into_iter().enumerate() {
+            values.extend(self.parsed(&format!("{at}[{i}]"), Some(text)));
+        }
+        values
+    }
+
+    fn limits(&mut self, raw: RawLimits) -> Limits {
+        let d = Limits::default();
+        let mut positive = |key: &str, value: Option<u64>, default: u64| match value {
+            Some(0) => {
+                let message = format!("0: must be > 0 (the default is {default})");
+                self.problem(format!("limits.{key}"), message);
+                default
+            }
+            Some(n) => n,
+            None => default,
+        };
+        let mut seconds = |key: &str, value: Option<u64>, default: Duration| {
+            Duration::from_secs(positive(key, value, default.as_secs()))
+        };
+        let handshake_timeout = seconds(
+            "handshake_timeout_seconds",
+            raw.handshake_timeout_seconds,
+            d.handshake_timeout,
+        );
+        let header_read_timeout = seconds(
+            "header_read_timeout_seconds",
+            raw.header_read_timeout_seconds,
+            d.header_read_timeout,
+        );
+        let idle_timeout = seconds(
+            "idle_timeout_seconds",
+            raw.idle_timeout_seconds,
+            d.idle_timeout,
+        );
+        let upstream_connect_timeout = seconds(
+            "upstream_connect_timeout_seconds",
+            raw.upstream_connect_timeout_seconds,
+            d.upstream_connect_timeout,
+        );
+        let upstream_response_timeout = seconds(
+            "upstream_response_timeout_seconds",
+            raw.upstream_response_timeout_seconds,
+            d.upstream_response_timeout,
+        );
+        let max_header_bytes = positive(
+            "max_header_bytes",
+            raw.max_header_bytes,
+            d.max_header_bytes as u64,
+        );
+        let max_connections = positive(
+            "max_connections",
+            raw.max_connections,
+            d.max_connections as u64,
+        );
+        let streams = raw.h2_max_concurrent_streams.map(u64::from);
+        let h2_max_concurrent_streams = positive(
+            "h2_max_concurrent_streams",
+            streams,
+            d.h2_max_concurrent_streams.into(),
+        );
+        Limits {
+            handshake_timeout,
+            header_read_timeout,
+            idle_timeout,
+            // usize is 64 bits on every target certfront builds for.
+            max_header_bytes: usize::try_from(max_header_bytes).unwrap_or(usize::MAX),
+            max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
+            upstream_connect_timeout,
+            upstream_response_timeout,
+            h2_max_concurrent_streams: u32::try_from(h2_max_concurrent_streams).unwrap_or(u32::MAX),
+        }
+    }
+}
