@@ -3,8 +3,29 @@
 //! No HTTP and no config file format live here.
 #![forbid(unsafe_code)]
 
+pub mod ca;
+pub mod check;
+pub mod csr;
+pub mod error;
+mod files;
+pub mod inspect;
+mod keys;
+pub mod load;
+pub mod names;
+mod pfx;
 pub mod policy;
 pub mod source;
+pub mod trust;
 
+#[cfg(test)]
+mod testutil;
+
+pub use ca::InternalCa;
+pub use check::{Report, Rule, Violation, check, load_and_check};
+pub use csr::{CsrFiles, CsrKey, write_csr};
+pub use error::CertError;
+pub use inspect::{CertInfo, KeyType, inspect, sha1_hex, sha256_hex};
+pub use load::{CertBundle, load, read_certificates};
 pub use policy::{ExtKeyUsage, HashAlg, KeyFileMode, KeyUsage, Policy};
 pub use source::{CertSource, PasswordSource};
+pub use trust::TrustAnchors;

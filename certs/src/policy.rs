@@ -39,6 +39,15 @@ impl fmt::Display for HashAlg {
 /// CLI output and error messages all spell a value the same way.
 macro_rules! snake_case_enum {
     ($ty:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        snake_case_enum!(@no_display $ty { $($variant => $text),+ });
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+    // For enums whose Display is written by hand (HashAlg shows "SHA-256").
+    (@no_display $ty:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         impl $ty {
             /// The spelling used in the config file.
             pub fn as_str(self) -> &'static str {
@@ -46,11 +55,6 @@ macro_rules! snake_case_enum {
             }
             /// Every value, in declaration order.
             pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
-        }
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
         }
         impl FromStr for $ty {
             type Err = String;
@@ -67,7 +71,7 @@ macro_rules! snake_case_enum {
     };
 }
 
-snake_case_enum!(HashAlg {
+snake_case_enum!(@no_display HashAlg {
     Md5 => "md5",
     Sha1 => "sha1",
     Sha256 => "sha256",

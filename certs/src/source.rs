@@ -17,7 +17,10 @@ pub enum CertSource {
     /// A PEM chain (leaf first) and a PEM private key.
     Pem { cert: PathBuf, key: PathBuf },
     /// A PKCS#12 (.pfx) file holding the key and its chain.
-    Pfx { path: PathBuf, password: PasswordSource },
+    Pfx {
+        path: PathBuf,
+        password: PasswordSource,
+    },
     /// Issued by certfront's internal CA.
     Internal,
 }

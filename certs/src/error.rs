@@ -1,0 +1,205 @@
+//! `CertError`: everything that can go wrong reading certificate files, in administrator words.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use x509_parser::error::X509Error;
+
+/// A certificate, key or CA file could not be used. Every variant names the file, so a
+/// message read alone in a log still says which file to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("{}: cannot write: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    #[error("{}: already exists; refusing to overwrite it", path.display())]
+    Exists { path: PathBuf },
+
+    #[error("{}: file is empty", path.display())]
+    Empty { path: PathBuf },
+
+    #[error("{}: no certificate found (expected PEM 'BEGIN CERTIFICATE' or a DER certificate)", path.display())]
+    NoCertificate { path: PathBuf },
+
+    #[error("{}: damaged PEM: {detail}", path.display())]
+    Pem {
+        path: PathBuf,
+        /// `source` in words: pki-types prints markers as byte arrays.
+        detail: String,
+        #[source]
+        source: rustls_pki_types::pem::Error,
+    },
+
+    #[error("{}: certificate #{index} in the file cannot be parsed: {source}", path.display())]
+    BadCertificate {
+        path: PathBuf,
+        /// 1-based position in the file.
+        index: usize,
+        #[source]
+        source: X509Error,
+    },
+
+    /// From `inspect`, which gets bytes and no path; `load` has already parsed every file.
+    #[error("certificate cannot be parsed: {source}")]
+    Parse {
+        #[source]
+        source: X509Error,
+    },
+
+    #[error(
+        "{}: no private key found (expected PEM 'BEGIN PRIVATE KEY', 'BEGIN RSA PRIVATE KEY' or 'BEGIN EC PRIVATE KEY')",
+        path.display()
+    )]
+    NoKey { path: PathBuf },
+
+    #[error(
+        "{}: the private key is encrypted; give certfront an unencrypted key (mode 0600) or a .pfx with a password source",
+        path.display()
+    )]
+    EncryptedKey { path: PathBuf },
+
+    #[error("{}: this is a PKCS#12 (.pfx) file; configure it as pfx with a password source", path.display())]
+    UnexpectedPfx { path: PathBuf },
+
+    #[error("{}: not a PKCS#12 (.pfx) file", path.display())]
+    NotPfx { path: PathBuf },
+
+    #[error("{}: this is a PKCS#12 (.pfx) file; its password is needed", path.display())]
+    PfxNeedsPassword { path: PathBuf },
+
+    #[error("{}: wrong password or damaged file", path.display())]
+    Pfx {
+        path: PathBuf,
+        #[source]
+        source: p12_keystore::error::Error,
+    },
+
+    #[error("{}: the PKCS#12 file holds no private key (export it with its private key)", path.display())]
+    PfxNoKey { path: PathBuf },
+
+    #[error("{}: the PKCS#12 file holds no certificate", path.display())]
+    PfxNoCertificate { path: PathBuf },
+
+    #[error("{}: password environment variable {var} is not set", path.display())]
+    PasswordEnv { path: PathBuf, var: String },
+
+    #[error("{}: not a trust anchor rustls accepts: {source}", path.display())]
+    BadTrustAnchor {
+        path: PathBuf,
+        #[source]
+        source: rustls::Error,
+    },
+
+    /// From `CertBundle::certified_key`, which holds no paths: the caller knows the source.
+    #[error("the private key cannot be used for TLS: {source}")]
+    KeyUnusable {
+        #[source]
+        source: rustls::Error,
+    },
+
+    /// From `CertBundle::certified_key`: the key is not the leaf's.
+    #[error("the private key does not belong to the leaf (first) certificate")]
+    KeyMismatch,
+
+    #[error("{}: cannot create: {source}", path.display())]
+    Generate {
+        path: PathBuf,
+        #[source]
+        source: rcgen::Error,
+    },
+
+    #[error("{}: {detail}", path.display())]
+    InternalCa { path: PathBuf, detail: String },
+
+    #[error("not a valid DNS name: {name:?}")]
+    InvalidName { name: String },
+
+    #[error("the internal CA issues certificates only from InternalCa::issue, not load()")]
+    InternalSource,
+}
+
+impl CertError {
+    /// The file this error is about, when there is one.
+    pub fn path(&self) -> Option<&Path> {
+        use CertError::*;
+        match self {
+            Read { path, .. }
+            | Write { path, .. }
+            | Exists { path }
+            | Empty { path }
+            | NoCertificate { path }
+            | Pem { path, .. }
+            | BadCertificate { path, .. }
+            | NoKey { path }
+            | EncryptedKey { path }
+            | UnexpectedPfx { path }
+            | NotPfx { path }
+            | PfxNeedsPassword { path }
+            | Pfx { path, .. }
+            | PfxNoKey { path }
+            | PfxNoCertificate { path }
+            | PasswordEnv { path, .. }
+            | BadTrustAnchor { path, .. }
+            | Generate { path, .. }
+            | InternalCa { path, .. } => Some(path),
+            Parse { .. }
+            | KeyUnusable { .. }
+            | KeyMismatch
+            | InvalidName { .. }
+            | InternalSource => None,
+        }
+    }
+
+    /// The message without the leading "file: ", for callers that print the file themselves.
+    pub fn detail(&self) -> String {
+        let message = self.to_string();
+        match self.path() {
+            Some(path) => {
+                let prefix = format!("{}: ", path.display());
+                message
+                    .strip_prefix(&prefix)
+                    .map(str::to_owned)
+                    .unwrap_or(message)
+            }
+            None => message,
+        }
+    }
+}
+
+/// A PEM error in words an administrator can act on.
+pub(crate) fn pem_detail(err: &rustls_pki_types::pem::Error) -> String {
+    use rustls_pki_types::pem::Error as E;
+    match err {
+        E::MissingSectionEnd { end_marker } => format!(
+            "the line {:?} is missing (file truncated?)",
+            String::from_utf8_lossy(end_marker).trim()
+        ),
+        E::IllegalSectionStart { line } => {
+            format!(
+                "malformed BEGIN line {:?}",
+                String::from_utf8_lossy(line).trim()
+            )
+        }
+        E::Base64Decode(e) => format!("the text between BEGIN and END is not valid base64 ({e})"),
+        other => other.to_string(),
+    }
+}
+
+/// x509-parser reports through nom; keep the inner error, which is the one that explains.
+pub(crate) fn x509_error(err: x509_parser::nom::Err<X509Error>) -> X509Error {
+    match err {
+        x509_parser::nom::Err::Error(e) | x509_parser::nom::Err::Failure(e) => e,
+        x509_parser::nom::Err::Incomplete(_) => X509Error::InvalidCertificate,
+    }
+}

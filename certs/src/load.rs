@@ -1,0 +1,249 @@
+//! Reading a host's certificate chain and private key from PEM, DER or PKCS#12 files.
+
+use std::fmt;
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+
+use aws_lc_rs::digest;
+use rustls::crypto::aws_lc_rs::default_provider;
+use rustls::sign::CertifiedKey;
+use rustls::{Error as TlsError, InconsistentKeys};
+use rustls_pki_types::pem::{self, PemObject};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use x509_parser::error::X509Error;
+
+use crate::error::{CertError, pem_detail, x509_error};
+use crate::inspect::{CertInfo, inspect};
+use crate::pfx::{looks_like_pkcs12, read_pfx};
+use crate::source::{CertSource, PasswordSource};
+
+/// A host's certificate chain and key as read from disk, not yet checked against the policy.
+pub struct CertBundle {
+    /// Leaf first, then intermediates, in file order.
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key: PrivateKeyDer<'static>,
+    /// SHA-256 over the raw bytes of every file read, to tell a real change on reload.
+    pub content_hash: [u8; 32],
+}
+
+impl Clone for CertBundle {
+    fn clone(&self) -> Self {
+        CertBundle {
+            chain: self.chain.clone(),
+            key: self.key.clone_key(),
+            content_hash: self.content_hash,
+        }
+    }
+}
+
+// Never print key material, not even in debug logs.
+impl fmt::Debug for CertBundle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CertBundle")
+            .field("chain_len", &self.chain.len())
+            .field(
+                "content_hash",
+                &crate::inspect::sha256_hex(&self.content_hash),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl CertBundle {
+    /// The chain and key ready for rustls (aws-lc-rs provider). Fails when the key cannot
+    /// sign for TLS (aws-lc-rs takes RSA 2048..8192 bits only) or is not the leaf's.
+    pub fn certified_key(&self) -> Result<Arc<CertifiedKey>, CertError> {
+        match CertifiedKey::from_der(
+            self.chain.clone(),
+            self.key.clone_key(),
+            &default_provider(),
+        ) {
+            Ok(key) => Ok(Arc::new(key)),
+            Err(TlsError::InconsistentKeys(InconsistentKeys::KeyMismatch)) => {
+                Err(CertError::KeyMismatch)
+            }
+            Err(source) => Err(CertError::KeyUnusable { source }),
+        }
+    }
+
+    /// The leaf certificate's facts.
+    pub fn leaf_info(&self) -> Result<CertInfo, CertError> {
+        match self.chain.first() {
+            Some(leaf) => inspect(leaf),
+            None => Err(CertError::Parse {
+                source: X509Error::InvalidCertificate,
+            }),
+        }
+    }
+}
+
+/// Reads the files of a PEM or PKCS#12 source. `Internal` is an error: the internal CA
+/// issues its bundles through `InternalCa::issue`.
+pub fn load(source: &CertSource) -> Result<CertBundle, CertError> {
+    match source {
+        CertSource::Pem { cert, key } => {
+            let cert_bytes = read(cert)?;
+            let key_bytes = read(key)?;
+            let chain = parse_certs(cert, &cert_bytes)?;
+            let key_der = parse_key(key, &key_bytes)?;
+            Ok(CertBundle {
+                chain,
+                key: key_der,
+                content_hash: content_hash(&[&cert_bytes, &key_bytes]),
+            })
+        }
+        CertSource::Pfx { path, password } => {
+            let (password, password_bytes) = read_password(path, password)?;
+            let bytes = read(path)?;
+            let (chain, key) = read_pfx(path, &bytes, &password)?;
+            let hash = match &password_bytes {
+                Some(pw) => content_hash(&[&bytes, pw]),
+                None => content_hash(&[&bytes]),
+            };
+            Ok(CertBundle {
+                chain,
+                key,
+                content_hash: hash,
+            })
+        }
+        CertSource::Internal => Err(CertError::InternalSource),
+    }
+}
+
+/// Every certificate in a file, for `certs inspect`: PEM (any number), DER (one) or
+/// PKCS#12 (leaf and chain; needs the password), recognised by content, not by name.
+pub fn read_certificates(
+    path: &Path,
+    pfx_password: Option<&str>,
+) -> Result<Vec<CertificateDer<'static>>, CertError> {
+    let bytes = read(path)?;
+    if !is_pem(&bytes) && looks_like_pkcs12(&bytes) {
+        return match pfx_password {
+            Some(password) => read_pfx(path, &bytes, password).map(|(chain, _)| chain),
+            None => Err(CertError::PfxNeedsPassword {
+                path: path.to_owned(),
+            }),
+        };
+    }
+    parse_certs(path, &bytes)
+}
+
+/// The file's bytes; an empty (or whitespace-only) file is an error of its own.
+pub(crate) fn read(path: &Path) -> Result<Vec<u8>, CertError> {
+    let bytes = fs::read(path).map_err(|source| CertError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(CertError::Empty {
+            path: path.to_owned(),
+        });
+    }
+    Ok(bytes)
+}
+
+fn is_pem(bytes: &[u8]) -> bool {
+    bytes.windows(10).any(|w| w == b"-----BEGIN")
+}
+
+/// Certificates from PEM (every `CERTIFICATE` section, other sections skipped, so a file
+/// holding key and chain together works) or one DER certificate (a Windows .cer).
+pub(crate) fn parse_certs(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<Vec<CertificateDer<'static>>, CertError> {
+    let certs: Vec<CertificateDer<'static>> = if is_pem(bytes) {
+        CertificateDer::pem_slice_iter(bytes)
+            .collect::<Result<_, _>>()
+            .map_err(|e| pem_error(path, e))?
+    } else if looks_like_pkcs12(bytes) {
+        return Err(CertError::UnexpectedPfx {
+            path: path.to_owned(),
+        });
+    } else if x509_parser::parse_x509_certificate(bytes).is_ok() {
+        vec![CertificateDer::from(bytes.to_vec())]
+    } else {
+        Vec::new()
+    };
+    if certs.is_empty() {
+        return Err(CertError::NoCertificate {
+            path: path.to_owned(),
+        });
+    }
+    // Parse each once here so that everything after loading can rely on it.
+    for (i, der) in certs.iter().enumerate() {
+        x509_parser::parse_x509_certificate(der).map_err(|e| CertError::BadCertificate {
+            path: path.to_owned(),
+            index: i + 1,
+            source: x509_error(e),
+        })?;
+    }
+    Ok(certs)
+}
+
+/// The first private key in a PEM file: PKCS#8, PKCS#1 or SEC1.
+pub(crate) fn parse_key(path: &Path, bytes: &[u8]) -> Result<PrivateKeyDer<'static>, CertError> {
+    let encrypted = |b: &[u8]| {
+        b.windows(29).any(|w| w == b"BEGIN ENCRYPTED PRIVATE KEY--")
+            || b.windows(18).any(|w| w == b"Proc-Type: 4,ENCRY")
+    };
+    match PrivateKeyDer::from_pem_slice(bytes) {
+        Ok(key) => Ok(key),
+        Err(_) if encrypted(bytes) => Err(CertError::EncryptedKey {
+            path: path.to_owned(),
+        }),
+        Err(pem::Error::NoItemsFound) => Err(CertError::NoKey {
+            path: path.to_owned(),
+        }),
+        Err(e) => Err(pem_error(path, e)),
+    }
+}
+
+fn pem_error(path: &Path, source: pem::Error) -> CertError {
+    CertError::Pem {
+        path: path.to_owned(),
+        detail: pem_detail(&source),
+        source,
+    }
+}
+
+/// The PKCS#12 password and, when it came from a file, that file's bytes (part of the
+/// content hash: a new password file with a new .pfx is one change).
+fn read_password(
+    pfx: &Path,
+    source: &PasswordSource,
+) -> Result<(String, Option<Vec<u8>>), CertError> {
+    match source {
+        PasswordSource::Env(var) => {
+            std::env::var(var)
+                .map(|pw| (pw, None))
+                .map_err(|_| CertError::PasswordEnv {
+                    path: pfx.to_owned(),
+                    var: var.clone(),
+                })
+        }
+        PasswordSource::File(path) => {
+            // an empty file is an empty password, which OpenSSL allows
+            let bytes = fs::read(path).map_err(|source| CertError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let text = String::from_utf8_lossy(&bytes);
+            let first = text.lines().next().unwrap_or("").to_owned();
+            Ok((first, Some(bytes)))
+        }
+    }
+}
+
+/// SHA-256 over each file's length and bytes (the length keeps file boundaries apart).
+pub(crate) fn content_hash(files: &[&[u8]]) -> [u8; 32] {
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    for bytes in files {
+        ctx.update(&(bytes.len() as u64).to_be_bytes());
+        ctx.update(bytes);
+    }
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    out
+}

@@ -1,0 +1,139 @@
+//! PKCS#12 (.pfx/.p12) files: the key and its chain, as Windows and OpenSSL export them.
+//!
+//! p12-keystore reads both the OpenSSL 3 default (PBES2, AES-256-CBC, HMAC-SHA-256) and
+//! the legacy encodings (RC2-40 or 3DES, SHA-1 MAC) that Windows' export wizard writes.
+//! Its `KeyStore` import links keys to certificates by friendly names and Java trust
+//! attributes; we take the raw bags instead and link them ourselves, by localKeyId and
+//! then by public key, so that a file missing those attributes still loads.
+
+use std::path::Path;
+
+use p12_keystore::Pkcs12Archive;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use x509_parser::der_parser::der::parse_der;
+
+use crate::error::{CertError, x509_error};
+use crate::keys::key_matches;
+
+/// Whether `bytes` has the outer shape of a PKCS#12 PFX: SEQUENCE { INTEGER 3,
+/// ContentInfo { OID pkcs7-data | pkcs7-signedData, .. }, .. }. Lets us say "this is a
+/// .pfx" rather than "no certificate", and tell a wrong password from a wrong file.
+pub(crate) fn looks_like_pkcs12(bytes: &[u8]) -> bool {
+    let Ok((_, obj)) = parse_der(bytes) else {
+        return false;
+    };
+    let Ok(seq) = obj.as_sequence() else {
+        return false;
+    };
+    let version_is_3 = seq.first().and_then(|v| v.as_slice().ok()) == Some(&[3u8][..]);
+    let content_type = seq
+        .get(1)
+        .and_then(|ci| ci.as_sequence().ok())
+        .and_then(|ci| ci.first())
+        .and_then(|oid| oid.as_oid().ok())
+        .map(|oid| oid.to_id_string());
+    version_is_3
+        && matches!(
+            content_type.as_deref(),
+            Some("1.2.840.113549.1.7.1" | "1.2.840.113549.1.7.2")
+        )
+}
+
+/// One certificate of the archive with the names needed to link the chain.
+struct Bag {
+    der: Vec<u8>,
+    subject: Vec<u8>,
+    issuer: Vec<u8>,
+    is_ca: bool,
+    local_key_id: Option<Vec<u8>>,
+}
+
+/// The leaf first, then the intermediates that lead from it; a self-signed root in the
+/// file is left out, as servers do not send it.
+pub(crate) fn read_pfx(
+    path: &Path,
+    bytes: &[u8],
+    password: &str,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), CertError> {
+    if !looks_like_pkcs12(bytes) {
+        return Err(CertError::NotPfx {
+            path: path.to_owned(),
+        });
+    }
+    let archive = Pkcs12Archive::from_pkcs12(bytes, password).map_err(|source| CertError::Pfx {
+        path: path.to_owned(),
+        source,
+    })?;
+    if archive.keys.is_empty() {
+        return Err(CertError::PfxNoKey {
+            path: path.to_owned(),
+        });
+    }
+    let mut bags = Vec::with_capacity(archive.certs.len());
+    for (i, bag) in archive.certs.iter().enumerate() {
+        let der = bag.cert.as_der();
+        let (_, cert) =
+            x509_parser::parse_x509_certificate(der).map_err(|e| CertError::BadCertificate {
+                path: path.to_owned(),
+                index: i + 1,
+                source: x509_error(e),
+            })?;
+        bags.push(Bag {
+            der: der.to_vec(),
+            subject: cert.subject().as_raw().to_vec(),
+            issuer: cert.issuer().as_raw().to_vec(),
+            is_ca: cert.is_ca(),
+            local_key_id: bag.local_key_id.clone(),
+        });
+    }
+    if bags.is_empty() {
+        return Err(CertError::PfxNoCertificate {
+            path: path.to_owned(),
+        });
+    }
+
+    // The key and leaf that share a localKeyId, as both OpenSSL and Windows write them.
+    let by_id = archive.keys.iter().find_map(|key| {
+        let id = key.local_key_id.as_ref()?;
+        let leaf = bags
+            .iter()
+            .position(|b| b.local_key_id.as_deref() == Some(id.as_ref()))?;
+        Some((key, leaf))
+    });
+    let (key_bag, leaf) = match by_id {
+        Some(found) => found,
+        None => {
+            let key = &archive.keys[0];
+            let der = pkcs8(key.key.as_der());
+            let matching = bags.iter().position(|b| {
+                x509_parser::parse_x509_certificate(&b.der)
+                    .is_ok_and(|(_, c)| key_matches(&der, c.public_key()) == Ok(true))
+            });
+            // No match: take the first end-entity certificate, and the key match rule
+            // will say the key is not the leaf's.
+            let fallback = || bags.iter().position(|b| !b.is_ca).unwrap_or(0);
+            (key, matching.unwrap_or_else(fallback))
+        }
+    };
+
+    let mut order = vec![leaf];
+    loop {
+        let current = &bags[*order.last().unwrap_or(&leaf)];
+        let next = bags.iter().enumerate().position(|(i, b)| {
+            !order.contains(&i) && b.subject == current.issuer && b.subject != b.issuer
+        });
+        match next {
+            Some(i) => order.push(i),
+            None => break,
+        }
+    }
+    let chain = order
+        .into_iter()
+        .map(|i| CertificateDer::from(bags[i].der.clone()))
+        .collect();
+    Ok((chain, pkcs8(key_bag.key.as_der())))
+}
+
+fn pkcs8(der: &[u8]) -> PrivateKeyDer<'static> {
+    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der.to_vec()))
+}
