@@ -1,1 +1,9 @@
+//! certfront end to end: real sockets on loopback, real TLS clients, real HTTP backends,
+//! certificates generated per test. One test binary, one module per area.
+
 mod support;
+
+mod cli;
+mod forward_http;
+mod shutdown;
+mod tls_sni;

@@ -1,0 +1,138 @@
+//! Real TLS clients (rustls) speaking HTTP/1.1 or HTTP/2 (hyper) to the proxy.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rustls::ClientConfig;
+use rustls_pki_types::{CertificateDer, ServerName};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+/// A client config trusting `roots`, offering `alpn`, TLS 1.2 and 1.3.
+pub fn client_config(roots: &[&CertificateDer<'static>], alpn: &[&[u8]]) -> Arc<ClientConfig> {
+    let mut store = rustls::RootCertStore::empty();
+    for root in roots {
+        store.add((*root).clone()).expect("root");
+    }
+    let mut config = ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(store)
+    .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}
+
+/// Connects and completes a TLS handshake with `sni`.
+pub async fn connect(
+    addr: SocketAddr,
+    sni: &str,
+    config: Arc<ClientConfig>,
+) -> std::io::Result<TlsStream<TcpStream>> {
+    let tcp = TcpStream::connect(addr).await?;
+    let name = ServerName::try_from(sni.to_owned()).expect("server name");
+    tokio_rustls::TlsConnector::from(config).connect(name, tcp).await
+}
+
+/// The leaf certificate the server presented.
+pub fn peer_leaf(tls: &TlsStream<TcpStream>) -> CertificateDer<'static> {
+    tls.get_ref().1.peer_certificates().expect("peer certs")[0].clone()
+}
+
+/// An HTTP/1.1 or HTTP/2 sender over an established TLS stream.
+pub enum Sender {
+    H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
+    H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
+}
+
+impl Sender {
+    pub async fn over(tls: TlsStream<TcpStream>) -> Sender {
+        let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+        let io = TokioIo::new(tls);
+        if h2 {
+            let (send, conn) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                .await
+                .expect("h2 handshake");
+            tokio::spawn(conn);
+            Sender::H2(send)
+        } else {
+            let (send, conn) = hyper::client::conn::http1::handshake(io)
+                .await
+                .expect("h1 handshake");
+            tokio::spawn(conn.with_upgrades());
+            Sender::H1(send)
+        }
+    }
+
+    pub async fn send(&mut self, req: Request<Full<Bytes>>) -> hyper::Result<Response<Incoming>> {
+        match self {
+            Sender::H1(s) => {
+                s.ready().await?;
+                s.send_request(req).await
+            }
+            Sender::H2(s) => {
+                s.ready().await?;
+                s.send_request(req).await
+            }
+        }
+    }
+}
+
+/// A GET for `path` on `host` (HTTP/1.1 Host header; HTTP/2 `:authority` from the URI).
+pub fn get(host: &str, path: &str, h2: bool) -> Request<Full<Bytes>> {
+    let builder = Request::builder().method("GET");
+    let builder = if h2 {
+        builder.uri(format!("https://{host}{path}")).version(http::Version::HTTP_2)
+    } else {
+        builder.uri(path).header("host", host)
+    };
+    builder.body(Full::new(Bytes::new())).expect("request")
+}
+
+/// Reads a whole response body.
+pub async fn body_bytes(resp: Response<Incoming>) -> Bytes {
+    resp.into_body().collect().await.expect("body").to_bytes()
+}
+
+/// Reads a response body as JSON.
+pub async fn body_json(resp: Response<Incoming>) -> serde_json::Value {
+    let bytes = body_bytes(resp).await;
+    serde_json::from_slice(&bytes)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
+}
+
+/// One request on a fresh connection: connect, handshake with `sni`, send, return status and body.
+pub async fn fetch(
+    addr: SocketAddr,
+    sni: &str,
+    config: Arc<ClientConfig>,
+    req: Request<Full<Bytes>>,
+) -> (http::StatusCode, Bytes) {
+    let tls = connect(addr, sni, config).await.expect("TLS handshake");
+    let mut sender = Sender::over(tls).await;
+    let resp = sender.send(req).await.expect("response");
+    let status = resp.status();
+    (status, body_bytes(resp).await)
+}
+
+/// A plain HTTP/1.1 GET (admin and redirect listeners).
+pub async fn plain_get(addr: SocketAddr, host: &str, path: &str) -> Response<Incoming> {
+    let tcp = TcpStream::connect(addr).await.expect("connect");
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+        .await
+        .expect("h1 handshake");
+    tokio::spawn(conn);
+    let req = Request::builder()
+        .uri(path)
+        .header("host", host)
+        .body(Empty::<Bytes>::new())
+        .expect("request");
+    send.send_request(req).await.expect("response")
+}

@@ -1,0 +1,98 @@
+//! Test certificates made with rcgen, per test, into temporary directories.
+
+use std::path::{Path, PathBuf};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use rustls_pki_types::CertificateDer;
+
+/// A private CA that signs test leaves.
+pub struct TestCa {
+    issuer: Issuer<'static, KeyPair>,
+    pub pem: String,
+    pub der: CertificateDer<'static>,
+}
+
+/// A leaf certificate and its key, as PEM.
+pub struct Leaf {
+    pub cert_pem: String,
+    pub key_pem: String,
+    pub der: CertificateDer<'static>,
+}
+
+impl TestCa {
+    pub fn new(cn: &str) -> TestCa {
+        let key = KeyPair::generate().expect("CA key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+        params.distinguished_name.push(DnType::CommonName, cn);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let cert = params.self_signed(&key).expect("self-signed CA");
+        TestCa {
+            pem: cert.pem(),
+            der: cert.der().clone(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// A server leaf for `names` that meets the default policy (ECDSA P-256).
+    pub fn leaf(&self, names: &[&str]) -> Leaf {
+        self.leaf_with(names, |_| {})
+    }
+
+    /// A leaf with its parameters adjusted by `tweak` before signing.
+    pub fn leaf_with(&self, names: &[&str], tweak: impl FnOnce(&mut CertificateParams)) -> Leaf {
+        let key = KeyPair::generate().expect("leaf key");
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+        let mut params = CertificateParams::new(names.clone()).expect("params");
+        params
+            .distinguished_name
+            .push(DnType::CommonName, names.first().cloned().unwrap_or_default());
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::days(1);
+        params.not_after = now + time::Duration::days(90);
+        tweak(&mut params);
+        let cert = params.signed_by(&key, &self.issuer).expect("signed leaf");
+        Leaf {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+            der: cert.der().clone(),
+        }
+    }
+
+    /// A client certificate (EKU clientAuth) for mutual TLS tests.
+    pub fn client(&self, cn: &str) -> Leaf {
+        self.leaf_with(&[], |p| {
+            p.distinguished_name = rcgen::DistinguishedName::new();
+            p.distinguished_name.push(DnType::CommonName, cn);
+            p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        })
+    }
+}
+
+impl Leaf {
+    /// Writes `<stem>.pem` and `<stem>-key.pem` (mode 0600) into `dir`.
+    pub fn write(&self, dir: &Path, stem: &str) -> (PathBuf, PathBuf) {
+        let cert = dir.join(format!("{stem}.pem"));
+        let key = dir.join(format!("{stem}-key.pem"));
+        std::fs::write(&cert, &self.cert_pem).expect("write cert");
+        write_secret(&key, self.key_pem.as_bytes());
+        (cert, key)
+    }
+}
+
+/// Writes a file readable by its owner only (as a private key should be).
+pub fn write_secret(path: &Path, data: &[u8]) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, data).expect("write secret");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
+
+/// SHA-1 of a certificate as Windows shows a thumbprint.
+pub fn thumbprint(der: &[u8]) -> String {
+    certfront_certs::inspect::sha1_hex(der)
+}
