@@ -181,9 +181,13 @@ impl CertError {
 pub(crate) fn pem_detail(err: &rustls_pki_types::pem::Error) -> String {
     use rustls_pki_types::pem::Error as E;
     match err {
+        // pki-types gives the label only ("CERTIFICATE")
         E::MissingSectionEnd { end_marker } => format!(
-            "the line {:?} is missing (file truncated?)",
-            String::from_utf8_lossy(end_marker).trim()
+            "the line \"-----END {}-----\" is missing (file truncated?)",
+            String::from_utf8_lossy(end_marker)
+                .trim()
+                .trim_matches('-')
+                .trim_start_matches("END ")
         ),
         E::IllegalSectionStart { line } => {
             format!(

@@ -18,6 +18,9 @@ use crate::inspect::{CertInfo, inspect};
 use crate::pfx::{looks_like_pkcs12, read_pfx};
 use crate::source::{CertSource, PasswordSource};
 
+#[cfg(test)]
+mod tests;
+
 /// A host's certificate chain and key as read from disk, not yet checked against the policy.
 pub struct CertBundle {
     /// Leaf first, then intermediates, in file order.
