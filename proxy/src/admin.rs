@@ -29,7 +29,10 @@ pub async fn handle(
                 text(StatusCode::OK, "ready\n")
             }
         }
-        _ => text(StatusCode::NOT_FOUND, "not found: try /healthz /readyz /metrics /certs\n"),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found: try /healthz /readyz /metrics /certs\n",
+        ),
     };
     Ok(resp)
 }

@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use crate::commands;
 
 #[derive(Debug, Parser)]
-#[command(name = "certfront", version, about = "TLS-terminating reverse proxy that refuses bad certificates and rotates good ones without downtime")]
+#[command(
+    name = "certfront",
+    version,
+    about = "TLS-terminating reverse proxy that refuses bad certificates and rotates good ones without downtime"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -17,7 +21,12 @@ pub struct Cli {
 #[derive(Debug, clap::Args)]
 pub struct ConfigArg {
     /// Configuration file.
-    #[arg(short = 'c', long = "config", env = "CERTFRONT_CONFIG", default_value = "config/certfront.toml")]
+    #[arg(
+        short = 'c',
+        long = "config",
+        env = "CERTFRONT_CONFIG",
+        default_value = "config/certfront.toml"
+    )]
     pub config: PathBuf,
 }
 

@@ -40,7 +40,12 @@ pub struct Running {
 impl Running {
     /// Every host's certificate slot, in config order (what reloads write to).
     pub fn slots(&self) -> Vec<Arc<CertSlot>> {
-        self.app.table.sites().iter().map(|s| s.cert.clone()).collect()
+        self.app
+            .table
+            .sites()
+            .iter()
+            .map(|s| s.cert.clone())
+            .collect()
     }
 
     /// Stops accepting, lets open requests and tunnels finish for up to `limit`.
@@ -191,10 +196,15 @@ pub async fn start(prepared: Prepared) -> Result<Running, ProxyError> {
         )));
     }
 
-    let redirect_addr = redirect.as_ref().map(|l| local(l, config.server.http_redirect.expect("bound")));
+    let redirect_addr = redirect
+        .as_ref()
+        .map(|l| local(l, config.server.http_redirect.expect("bound")));
     if let Some(listener) = redirect {
         let https_port = tls_addrs.first().map(|a| a.port()).unwrap_or(443);
-        info!("listening for plain HTTP (redirect to https) on {}", redirect_addr.expect("bound"));
+        info!(
+            "listening for plain HTTP (redirect to https) on {}",
+            redirect_addr.expect("bound")
+        );
         let app = app.clone();
         accept_loops.push(tokio::spawn(accept_loop(
             listener,
@@ -211,21 +221,31 @@ pub async fn start(prepared: Prepared) -> Result<Running, ProxyError> {
         )));
     }
 
-    let admin_addr = admin.as_ref().map(|l| local(l, config.server.admin.expect("bound")));
+    let admin_addr = admin
+        .as_ref()
+        .map(|l| local(l, config.server.admin.expect("bound")));
     if let Some(listener) = admin {
-        info!("admin listener (/healthz /readyz /metrics /certs) on {}", admin_addr.expect("bound"));
+        info!(
+            "admin listener (/healthz /readyz /metrics /certs) on {}",
+            admin_addr.expect("bound")
+        );
         let app = app.clone();
         // The admin listener stays up during a drain so that /readyz can say 503.
         let (_never_tx, never) = watch::channel(false);
         tokio::spawn(async move {
             let _keep = _never_tx;
-            accept_loop(listener, never, Arc::new(Semaphore::new(256)), move |tcp, peer| {
-                let app = app.clone();
-                async move {
-                    let svc = service_fn(|req| admin::handle(req, app.clone()));
-                    serve_plain(tcp, peer, svc).await;
-                }
-            })
+            accept_loop(
+                listener,
+                never,
+                Arc::new(Semaphore::new(256)),
+                move |tcp, peer| {
+                    let app = app.clone();
+                    async move {
+                        let svc = service_fn(|req| admin::handle(req, app.clone()));
+                        serve_plain(tcp, peer, svc).await;
+                    }
+                },
+            )
             .await
         });
     }

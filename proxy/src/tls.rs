@@ -9,7 +9,9 @@ use std::time::Duration;
 use certfront_config::{Config, TlsVersion};
 use rustls::crypto::CryptoProvider;
 use rustls::server::danger::ClientCertVerifier;
-use rustls::server::{Acceptor, NoServerSessionStorage, ServerSessionMemoryCache, StoresServerSessions};
+use rustls::server::{
+    Acceptor, NoServerSessionStorage, ServerSessionMemoryCache, StoresServerSessions,
+};
 use rustls::{ProtocolVersion, ServerConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -18,6 +20,8 @@ use tokio_rustls::server::TlsStream;
 
 use crate::sites::{Lookup, Site, SiteTable};
 use crate::store::{CertSlot, SlotResolver};
+
+static TLS13_ONLY: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
 
 /// TLS alert descriptions we send by hand, before rustls owns the connection.
 const ALERT_HANDSHAKE_FAILURE: u8 = 40;
@@ -36,8 +40,8 @@ impl TlsShared {
     pub fn new(config: &Config) -> Result<Self, rustls::Error> {
         let versions: &'static [&'static rustls::SupportedProtocolVersion] =
             match config.tls.min_version {
-                TlsVersion::V1_3 => &[&rustls::version::TLS13],
-                TlsVersion::V1_2 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+                TlsVersion::V1_3 => &TLS13_ONLY,
+                TlsVersion::V1_2 => rustls::ALL_VERSIONS,
             };
         let (sessions, ticketer): (Arc<dyn StoresServerSessions>, _) = if config.tls.resumption {
             (
@@ -148,8 +152,13 @@ async fn handshake(
     let site = match table.by_sni(accepted.client_hello().server_name()) {
         Lookup::Found(site) => site.clone(),
         Lookup::Unknown => {
-            let sni = accepted.client_hello().server_name().unwrap_or_default();
-            let sni = sni.chars().take(255).collect();
+            let hello = accepted.client_hello();
+            let sni = hello
+                .server_name()
+                .unwrap_or_default()
+                .chars()
+                .take(255)
+                .collect();
             send_alert(&mut tcp, ALERT_UNRECOGNIZED_NAME).await;
             return Err(AcceptError::UnknownSni(sni));
         }

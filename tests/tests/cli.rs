@@ -9,7 +9,9 @@ use crate::support::pki::{TestCa, thumbprint, write_secret};
 use crate::support::run_cli;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../certs/testdata").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../certs/testdata")
+        .join(name)
 }
 
 /// Copies a fixture into `dir` (keys 0600, as they would be installed).
@@ -22,7 +24,13 @@ fn copy_fixture(dir: &Path, name: &str) {
 fn broken_setup() -> (TempDir, PathBuf) {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    for f in ["ca.pem", "rsa1024.pem", "rsa1024-key.pem", "sha1.pem", "sha1-key.pem"] {
+    for f in [
+        "ca.pem",
+        "rsa1024.pem",
+        "rsa1024-key.pem",
+        "sha1.pem",
+        "sha1-key.pem",
+    ] {
         copy_fixture(d, f);
     }
     let ca = TestCa::new("cli test root");
@@ -79,26 +87,50 @@ fn check_reports_every_broken_host_and_run_refuses_to_start() {
     let config = config.to_str().expect("utf-8 path");
     let (code, stdout, stderr) = run_cli(&["check", "-c", config], dir.path());
     assert_eq!(code, 1, "stdout:\n{stdout}\nstderr:\n{stderr}");
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
     let has = |host: &str, needle: &str| {
         errors
             .iter()
             .any(|l| l.contains(&format!("host \"{host}\"")) && l.contains(needle))
     };
-    assert!(has("rsa1024.example.org", "key size: RSA 1024 bits, policy requires >= 2048"), "{stderr}");
+    assert!(
+        has(
+            "rsa1024.example.org",
+            "key size: RSA 1024 bits, policy requires >= 2048"
+        ),
+        "{stderr}"
+    );
     assert!(has("sha1.example.org", "signature:"), "{stderr}");
     assert!(has("sha1.example.org", "SHA-1"), "{stderr}");
-    assert!(has("portal.test", "name: certificate covers [app.test], not portal.test"), "{stderr}");
+    assert!(
+        has(
+            "portal.test",
+            "name: certificate covers [app.test], not portal.test"
+        ),
+        "{stderr}"
+    );
     assert!(has("portal.test", "validity:"), "{stderr}");
-    assert!(!errors.iter().any(|l| l.contains("\"app.test\"")), "the good host has no error: {stderr}");
+    assert!(
+        !errors.iter().any(|l| l.contains("\"app.test\"")),
+        "the good host has no error: {stderr}"
+    );
     assert!(stdout.contains("host app.test: OK"), "{stdout}");
     assert!(stdout.contains("host portal.test: FAIL"), "{stdout}");
 
     let (code, stdout, stderr) = run_cli(&["run", "-c", config], dir.path());
     assert_eq!(code, 2, "stdout:\n{stdout}\nstderr:\n{stderr}");
-    assert!(!stderr.contains("listening"), "nothing may be bound: {stderr}");
+    assert!(
+        !stderr.contains("listening"),
+        "nothing may be bound: {stderr}"
+    );
     for host in ["rsa1024.example.org", "sha1.example.org", "portal.test"] {
-        assert!(stderr.contains(&format!("error: host \"{host}\"")), "{host} missing:\n{stderr}");
+        assert!(
+            stderr.contains(&format!("error: host \"{host}\"")),
+            "{host} missing:\n{stderr}"
+        );
     }
 }
 
@@ -141,9 +173,16 @@ fn config_problems_are_all_reported_with_their_path() {
     assert!(stderr.contains("host[1]"), "{stderr}");
     let (code, _, stderr) = run_cli(&["run", "-c", path], dir.path());
     assert_eq!(code, 2, "{stderr}");
-    assert!(!dir.path().join("state").exists(), "a refused start creates no CA");
+    assert!(
+        !dir.path().join("state").exists(),
+        "a refused start creates no CA"
+    );
 
-    std::fs::write(&config, "[server]\nlisten = [\"127.0.0.1:0\"]\nlisten_typo = 1\n").expect("config");
+    std::fs::write(
+        &config,
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nlisten_typo = 1\n",
+    )
+    .expect("config");
     let (code, _, stderr) = run_cli(&["run", "-c", path], dir.path());
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("listen_typo"), "{stderr}");
@@ -154,11 +193,16 @@ fn inspect_reads_pem_der_and_both_pfx_encryptions() {
     let dir = tempfile::tempdir().expect("tempdir");
     let good = std::fs::read(fixture("good.pem")).expect("fixture");
     let der = rustls_pki_types::CertificateDer::from(
-        rustls_pki_types::pem::PemObject::from_pem_slice(&good).map(|c: rustls_pki_types::CertificateDer| c.to_vec()).expect("pem"),
+        rustls_pki_types::pem::PemObject::from_pem_slice(&good)
+            .map(|c: rustls_pki_types::CertificateDer| c.to_vec())
+            .expect("pem"),
     );
     let expected = thumbprint(&der);
     std::fs::write(dir.path().join("good.cer"), der.as_ref()).expect("der");
-    let (code, stdout, stderr) = run_cli(&["certs", "inspect", fixture("good.pem").to_str().unwrap()], dir.path());
+    let (code, stdout, stderr) = run_cli(
+        &["certs", "inspect", fixture("good.pem").to_str().unwrap()],
+        dir.path(),
+    );
     assert_eq!(code, 0, "{stderr}");
     assert!(stdout.contains(&expected), "{stdout}");
     assert!(stdout.contains("RSA 2048 bits"), "{stdout}");
@@ -171,20 +215,40 @@ fn inspect_reads_pem_der_and_both_pfx_encryptions() {
 
     for pfx in ["good-aes.pfx", "good-legacy.pfx"] {
         let out = std::process::Command::new(crate::support::bin())
-            .args(["certs", "inspect", fixture(pfx).to_str().unwrap(), "--password-env", "PFX_PW"])
+            .args([
+                "certs",
+                "inspect",
+                fixture(pfx).to_str().unwrap(),
+                "--password-env",
+                "PFX_PW",
+            ])
             .env("PFX_PW", "fixture-password")
             .output()
             .expect("run");
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(out.status.code(), Some(0), "{pfx}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{pfx}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(stdout.contains(&expected), "{pfx}: {stdout}");
         let out = std::process::Command::new(crate::support::bin())
-            .args(["certs", "inspect", fixture(pfx).to_str().unwrap(), "--password-env", "PFX_PW"])
+            .args([
+                "certs",
+                "inspect",
+                fixture(pfx).to_str().unwrap(),
+                "--password-env",
+                "PFX_PW",
+            ])
             .env("PFX_PW", "wrong")
             .output()
             .expect("run");
         assert_eq!(out.status.code(), Some(1), "{pfx} with a wrong password");
-        assert!(String::from_utf8_lossy(&out.stderr).contains(pfx), "the error names the file");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(pfx),
+            "the error names the file"
+        );
     }
 }
 
@@ -193,25 +257,64 @@ fn csr_writes_a_private_key_and_a_request_for_every_name() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("tempdir");
     let (code, stdout, stderr) = run_cli(
-        &["certs", "csr", "--fqdn", "tablet.example.org", "--fqdn", "tablet.internal.example.org", "--key", "rsa2048", "--out", "out"],
+        &[
+            "certs",
+            "csr",
+            "--fqdn",
+            "tablet.example.org",
+            "--fqdn",
+            "tablet.internal.example.org",
+            "--key",
+            "rsa2048",
+            "--out",
+            "out",
+        ],
         dir.path(),
     );
     assert_eq!(code, 0, "{stdout}{stderr}");
-    let files: Vec<_> = std::fs::read_dir(dir.path().join("out")).expect("out").map(|e| e.unwrap().path()).collect();
-    let key = files.iter().find(|p| p.extension().is_some_and(|e| e == "key")).expect("key file");
-    let csr = files.iter().find(|p| p.extension().is_some_and(|e| e == "csr")).expect("csr file");
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("out"))
+        .expect("out")
+        .map(|e| e.unwrap().path())
+        .collect();
+    let key = files
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "key"))
+        .expect("key file");
+    let csr = files
+        .iter()
+        .find(|p| p.extension().is_some_and(|e| e == "csr"))
+        .expect("csr file");
     let mode = std::fs::metadata(key).expect("meta").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "private key mode");
-    let params = rcgen::CertificateSigningRequestParams::from_pem(&std::fs::read_to_string(csr).unwrap()).expect("CSR parses");
+    let params =
+        rcgen::CertificateSigningRequestParams::from_pem(&std::fs::read_to_string(csr).unwrap())
+            .expect("CSR parses");
     let sans: Vec<String> = params
         .params
         .subject_alt_names
         .iter()
         .map(|s| format!("{s:?}"))
         .collect();
-    assert!(sans.iter().any(|s| s.contains("\"tablet.example.org\"")), "{sans:?}");
-    assert!(sans.iter().any(|s| s.contains("tablet.internal.example.org")), "{sans:?}");
+    assert!(
+        sans.iter().any(|s| s.contains("\"tablet.example.org\"")),
+        "{sans:?}"
+    );
+    assert!(
+        sans.iter()
+            .any(|s| s.contains("tablet.internal.example.org")),
+        "{sans:?}"
+    );
     // Never overwrite a key that exists.
-    let (code, _, _) = run_cli(&["certs", "csr", "--fqdn", "tablet.example.org", "--out", "out"], dir.path());
+    let (code, _, _) = run_cli(
+        &[
+            "certs",
+            "csr",
+            "--fqdn",
+            "tablet.example.org",
+            "--out",
+            "out",
+        ],
+        dir.path(),
+    );
     assert_eq!(code, 1);
 }

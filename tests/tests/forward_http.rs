@@ -28,16 +28,22 @@ fn certs(names: &[&str]) -> (TempDir, TestCa) {
 }
 
 fn host(name: &str, extra: &str) -> String {
-    format!("[[host]]\nfqdn = \"{name}\"\ncert = \"{name}.pem\"\nkey = \"{name}-key.pem\"\n{extra}\n\n")
+    format!(
+        "[[host]]\nfqdn = \"{name}\"\ncert = \"{name}.pem\"\nkey = \"{name}-key.pem\"\n{extra}\n\n"
+    )
 }
 
 fn head(limits: &str) -> String {
-    format!("[server]\nlisten = [\"127.0.0.1:0\"]\n\n[tls]\ntrust = [\"root.pem\"]\n\n[limits]\n{limits}\n\n")
+    format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n\n[tls]\ntrust = [\"root.pem\"]\n\n[limits]\n{limits}\n\n"
+    )
 }
 
 async fn sender(addr: std::net::SocketAddr, sni: &str, ca: &TestCa, h2: bool) -> Sender {
     let alpn: &[&[u8]] = if h2 { &[b"h2"] } else { &[b"http/1.1"] };
-    let tls = connect(addr, sni, client_config(&[&ca.der], alpn)).await.expect("handshake");
+    let tls = connect(addr, sni, client_config(&[&ca.der], alpn))
+        .await
+        .expect("handshake");
     Sender::over(tls).await
 }
 
@@ -47,7 +53,13 @@ async fn backend_sees_forwarded_headers_and_no_hop_by_hop_headers() {
     let backend = Backend::start("iis").await;
     let toml = head("")
         + &host("app.test", &format!("upstream = \"{}\"", backend.url()))
-        + &host("portal.test", &format!("upstream = \"{}\"\nupstream_host = \"portal\"", backend.url()));
+        + &host(
+            "portal.test",
+            &format!(
+                "upstream = \"{}\"\nupstream_host = \"portal\"",
+                backend.url()
+            ),
+        );
     let running = start(&toml, dir.path()).await;
     let addr = running.tls_addrs[0];
 
@@ -70,24 +82,44 @@ async fn backend_sees_forwarded_headers_and_no_hop_by_hop_headers() {
         .expect("request");
     let resp = s.send(req).await.expect("response");
     assert_eq!(resp.status(), 200);
-    assert!(resp.headers().get("keep-alive").is_none(), "hop-by-hop header from the backend reached the client");
+    assert!(
+        resp.headers().get("keep-alive").is_none(),
+        "hop-by-hop header from the backend reached the client"
+    );
     let echo = body_json(resp).await;
     let h = &echo["headers"];
     assert_eq!(echo["method"], "POST");
     assert_eq!(echo["uri"], "/Service.svc?wsdl=1");
     assert_eq!(echo["body_len"], 13);
-    assert_eq!(h["host"][0], "app.test:443", "original Host kept for IIS bindings");
+    assert_eq!(
+        h["host"][0], "app.test:443",
+        "original Host kept for IIS bindings"
+    );
     assert_eq!(h["x-forwarded-for"][0], "203.0.113.9, 127.0.0.1");
     assert_eq!(h["x-forwarded-proto"][0], "https");
     assert_eq!(h["x-forwarded-host"][0], "app.test:443");
-    assert_eq!(h["soapaction"][0], "\"http://tempuri.org/IService/GetPatient\"");
-    for gone in ["x-hop", "keep-alive", "proxy-connection", "x-client-cert", "x-client-cert-thumbprint"] {
+    assert_eq!(
+        h["soapaction"][0],
+        "\"http://tempuri.org/IService/GetPatient\""
+    );
+    for gone in [
+        "x-hop",
+        "keep-alive",
+        "proxy-connection",
+        "x-client-cert",
+        "x-client-cert-thumbprint",
+    ] {
         assert!(h.get(gone).is_none(), "{gone} reached the backend: {h}");
     }
 
     // upstream_host replaces the Host sent upstream; X-Forwarded-Host keeps the client's.
     let mut s = sender(addr, "portal.test", &ca, false).await;
-    let echo = body_json(s.send(get("portal.test", "/", false)).await.expect("response")).await;
+    let echo = body_json(
+        s.send(get("portal.test", "/", false))
+            .await
+            .expect("response"),
+    )
+    .await;
     assert_eq!(echo["headers"]["host"][0], "portal");
     assert_eq!(echo["headers"]["x-forwarded-host"][0], "portal.test");
 }
@@ -102,7 +134,10 @@ async fn host_of_another_site_is_misdirected_over_http1_and_http2() {
     let addr = running.tls_addrs[0];
 
     let mut h1 = sender(addr, "app.test", &ca, false).await;
-    let resp = h1.send(get("tablet.test", "/", false)).await.expect("response");
+    let resp = h1
+        .send(get("tablet.test", "/", false))
+        .await
+        .expect("response");
     assert_eq!(resp.status(), StatusCode::MISDIRECTED_REQUEST);
     // Absolute-form target naming another host, with a matching Host header.
     let req = Request::builder()
@@ -110,19 +145,41 @@ async fn host_of_another_site_is_misdirected_over_http1_and_http2() {
         .header("host", "app.test")
         .body(Full::new(Bytes::new()))
         .expect("request");
-    assert_eq!(h1.send(req).await.expect("response").status(), StatusCode::MISDIRECTED_REQUEST);
+    assert_eq!(
+        h1.send(req).await.expect("response").status(),
+        StatusCode::MISDIRECTED_REQUEST
+    );
     // The same connection still serves its own host.
-    assert_eq!(h1.send(get("APP.test", "/", false)).await.expect("response").status(), 200);
+    assert_eq!(
+        h1.send(get("APP.test", "/", false))
+            .await
+            .expect("response")
+            .status(),
+        200
+    );
 
     let mut h2 = sender(addr, "app.test", &ca, true).await;
-    let resp = h2.send(get("tablet.test", "/", true)).await.expect("response");
+    let resp = h2
+        .send(get("tablet.test", "/", true))
+        .await
+        .expect("response");
     assert_eq!(resp.status(), StatusCode::MISDIRECTED_REQUEST);
-    let resp = h2.send(get("app.test", "/x", true)).await.expect("response");
+    let resp = h2
+        .send(get("app.test", "/x", true))
+        .await
+        .expect("response");
     assert_eq!(resp.status(), 200);
     let echo = body_json(resp).await;
-    assert_eq!(echo["version"], "HTTP/1.1", "HTTP/2 clients are forwarded over HTTP/1.1");
+    assert_eq!(
+        echo["version"], "HTTP/1.1",
+        "HTTP/2 clients are forwarded over HTTP/1.1"
+    );
     assert_eq!(echo["headers"]["host"][0], "app.test");
-    assert_eq!(backend.hits.load(Ordering::SeqCst), 2, "misdirected requests never reach the backend");
+    assert_eq!(
+        backend.hits.load(Ordering::SeqCst),
+        2,
+        "misdirected requests never reach the backend"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,7 +205,12 @@ async fn fifty_megabytes_up_and_down_arrive_intact() {
         while let Some(frame) = body.frame().await {
             let data = frame.expect("frame").into_data().unwrap_or_default();
             for (i, b) in data.iter().enumerate() {
-                assert_eq!(*b, pattern(seen + i as u64), "byte {} differs", seen + i as u64);
+                assert_eq!(
+                    *b,
+                    pattern(seen + i as u64),
+                    "byte {} differs",
+                    seen + i as u64
+                );
             }
             seen += data.len() as u64;
         }
@@ -156,7 +218,9 @@ async fn fifty_megabytes_up_and_down_arrive_intact() {
     }
 
     // Upload: a streamed 50 MB body reaches the backend byte for byte.
-    let tls = connect(addr, "app.test", client_config(&[&ca.der], &[b"http/1.1"])).await.expect("tls");
+    let tls = connect(addr, "app.test", client_config(&[&ca.der], &[b"http/1.1"]))
+        .await
+        .expect("tls");
     let (mut send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
         .await
         .expect("h1");
@@ -166,7 +230,10 @@ async fn fifty_megabytes_up_and_down_arrive_intact() {
         .uri("/upload")
         .header("host", "app.test")
         .header("content-length", SIZE.to_string())
-        .body(PatternBody { sent: 0, total: SIZE })
+        .body(PatternBody {
+            sent: 0,
+            total: SIZE,
+        })
         .expect("request");
     let resp = send.send_request(req).await.expect("response");
     let echo = body_json(resp).await;
@@ -180,9 +247,13 @@ async fn websocket_upgrade_then_bytes_both_ways() {
     let backend = Backend::start("signalr").await;
     let toml = head("") + &host("app.test", &format!("upstream = \"{}\"", backend.url()));
     let running = start(&toml, dir.path()).await;
-    let mut tls = connect(running.tls_addrs[0], "app.test", client_config(&[&ca.der], &[b"http/1.1"]))
-        .await
-        .expect("tls");
+    let mut tls = connect(
+        running.tls_addrs[0],
+        "app.test",
+        client_config(&[&ca.der], &[b"http/1.1"]),
+    )
+    .await
+    .expect("tls");
     tls.write_all(
         b"GET /ws HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
           Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
@@ -199,7 +270,10 @@ async fn websocket_upgrade_then_bytes_both_ways() {
     let head = String::from_utf8_lossy(&head).to_lowercase();
     assert!(head.starts_with("http/1.1 101"), "{head}");
     assert!(head.contains("upgrade: websocket"), "{head}");
-    for message in [&b"hello over the tunnel"[..], &[0x81, 0x05, b'h', b'e', b'l', b'l', b'o']] {
+    for message in [
+        &b"hello over the tunnel"[..],
+        &[0x81, 0x05, b'h', b'e', b'l', b'l', b'o'],
+    ] {
         tls.write_all(message).await.expect("send");
         let mut back = vec![0u8; message.len()];
         tls.read_exact(&mut back).await.expect("echo");
@@ -249,24 +323,35 @@ async fn https_upstream_is_verified_against_upstream_ca() {
     assert_eq!(body_json(resp).await["backend"], "iis-tls");
 
     let mut s = sender(addr, "wrong.test", &ca, false).await;
-    let resp = s.send(get("wrong.test", "/", false)).await.expect("response");
+    let resp = s
+        .send(get("wrong.test", "/", false))
+        .await
+        .expect("response");
     assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
     let body = client::body_bytes(resp).await;
-    assert!(!String::from_utf8_lossy(&body).contains("127.0.0.1"), "error body names an internal address");
+    assert!(
+        !String::from_utf8_lossy(&body).contains("127.0.0.1"),
+        "error body names an internal address"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failover_skips_a_refusing_upstream() {
     let (dir, ca) = certs(&["app.test"]);
     let backend = Backend::start("second").await;
-    let up = format!("upstream = [\"http://127.0.0.1:{}\", \"{}\"]", refused_port(), backend.url());
+    let up = format!(
+        "upstream = [\"http://127.0.0.1:{}\", \"{}\"]",
+        refused_port(),
+        backend.url()
+    );
     let toml = head("") + &host("app.test", &up);
     let running = start(&toml, dir.path()).await;
     for _ in 0..4 {
         // Fresh connections so that each request picks an upstream anew.
         let mut s = sender(running.tls_addrs[0], "app.test", &ca, false).await;
         let mut req = get("app.test", "/", false);
-        req.headers_mut().insert("connection", http::HeaderValue::from_static("close"));
+        req.headers_mut()
+            .insert("connection", http::HeaderValue::from_static("close"));
         let resp = s.send(req).await.expect("response");
         assert_eq!(resp.status(), 200);
         assert_eq!(body_json(resp).await["backend"], "second");
@@ -278,21 +363,40 @@ async fn refused_then_marked_down_then_slow_give_502_503_504() {
     let (dir, ca) = certs(&["down.test", "slow.test"]);
     let backend = Backend::start("slow").await;
     let toml = head("upstream_response_timeout_seconds = 1")
-        + &host("down.test", &format!("upstream = \"http://127.0.0.1:{}\"", refused_port()))
+        + &host(
+            "down.test",
+            &format!("upstream = \"http://127.0.0.1:{}\"", refused_port()),
+        )
         + &host("slow.test", &format!("upstream = \"{}\"", backend.url()));
     let running = start(&toml, dir.path()).await;
     let addr = running.tls_addrs[0];
 
     let mut s = sender(addr, "down.test", &ca, false).await;
-    let resp = s.send(get("down.test", "/", false)).await.expect("response");
+    let resp = s
+        .send(get("down.test", "/", false))
+        .await
+        .expect("response");
     assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
-    let resp = s.send(get("down.test", "/", false)).await.expect("response");
-    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE, "the only upstream is marked down");
+    let resp = s
+        .send(get("down.test", "/", false))
+        .await
+        .expect("response");
+    assert_eq!(
+        resp.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the only upstream is marked down"
+    );
 
     let mut s = sender(addr, "slow.test", &ca, false).await;
-    let resp = s.send(get("slow.test", "/slow?ms=3000", false)).await.expect("response");
+    let resp = s
+        .send(get("slow.test", "/slow?ms=3000", false))
+        .await
+        .expect("response");
     assert_eq!(resp.status(), StatusCode::GATEWAY_TIMEOUT);
-    let resp = s.send(get("slow.test", "/slow?ms=10", false)).await.expect("response");
+    let resp = s
+        .send(get("slow.test", "/slow?ms=10", false))
+        .await
+        .expect("response");
     assert_eq!(resp.status(), 200, "the connection survives a 504");
 }
 
@@ -302,7 +406,10 @@ async fn respond_hosts_and_the_redirect_listener() {
     let toml = head("").replace(
         "listen = [\"127.0.0.1:0\"]",
         "listen = [\"127.0.0.1:0\"]\nhttp_redirect = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"",
-    ) + &host("app.test", "respond = { status = 503, body = \"down for maintenance\\n\" }");
+    ) + &host(
+        "app.test",
+        "respond = { status = 503, body = \"down for maintenance\\n\" }",
+    );
     let running = start(&toml, Path::new(dir.path())).await;
     let (status, body) = client::fetch(
         running.tls_addrs[0],
@@ -326,6 +433,9 @@ async fn respond_hosts_and_the_redirect_listener() {
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
 
     let admin = running.admin_addr.expect("admin");
-    assert_eq!(client::plain_get(admin, "x", "/healthz").await.status(), 200);
+    assert_eq!(
+        client::plain_get(admin, "x", "/healthz").await.status(),
+        200
+    );
     assert_eq!(client::plain_get(admin, "x", "/readyz").await.status(), 200);
 }

@@ -46,7 +46,8 @@ fn config(s: &Setup, tls_extra: &str) -> String {
 }
 
 fn rustls_error(e: &std::io::Error) -> Option<&rustls::Error> {
-    e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -61,17 +62,29 @@ async fn each_host_gets_its_own_certificate_and_wildcards_match_one_label() {
         assert_eq!(peer_leaf(&tls), leaf.der, "certificate served for {sni}");
     }
     // Upper case and a second label under the wildcard's domain.
-    let tls = connect(addr, "WEST.Agency.Test", cfg.clone()).await.expect("handshake");
+    let tls = connect(addr, "WEST.Agency.Test", cfg.clone())
+        .await
+        .expect("handshake");
     assert_eq!(peer_leaf(&tls), s.leaves[3].1.der);
     // A wildcard covers one label only: a.b.agency.test is not served.
-    let err = connect(addr, "a.b.agency.test", cfg.clone()).await.unwrap_err();
+    let err = connect(addr, "a.b.agency.test", cfg.clone())
+        .await
+        .unwrap_err();
     assert_eq!(
         rustls_error(&err),
-        Some(&rustls::Error::AlertReceived(AlertDescription::UnrecognizedName)),
+        Some(&rustls::Error::AlertReceived(
+            AlertDescription::UnrecognisedName
+        )),
         "{err}"
     );
     // And the proxy answers HTTP with the host chosen by SNI.
-    let (status, body) = client::fetch(addr, "tablet.test", cfg, client::get("tablet.test", "/", false)).await;
+    let (status, body) = client::fetch(
+        addr,
+        "tablet.test",
+        cfg,
+        client::get("tablet.test", "/", false),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(&body[..], b"tablet.test");
 }
@@ -81,10 +94,14 @@ async fn unknown_sni_is_refused_with_unrecognized_name() {
     let s = setup();
     let running = start(&config(&s, "unknown_sni = \"reject\""), s.dir.path()).await;
     let cfg = client_config(&[&s.ca.der], &[b"http/1.1"]);
-    let err = connect(running.tls_addrs[0], "nobody.test", cfg).await.unwrap_err();
+    let err = connect(running.tls_addrs[0], "nobody.test", cfg)
+        .await
+        .unwrap_err();
     assert_eq!(
         rustls_error(&err),
-        Some(&rustls::Error::AlertReceived(AlertDescription::UnrecognizedName)),
+        Some(&rustls::Error::AlertReceived(
+            AlertDescription::UnrecognisedName
+        )),
         "{err}"
     );
 }
@@ -95,12 +112,19 @@ async fn unknown_sni_gets_the_default_host_when_asked() {
     let tls = "unknown_sni = \"default\"\ndefault_host = \"portal.test\"";
     let running = start(&config(&s, tls), s.dir.path()).await;
     let cfg = client_config(&[&s.ca.der], &[b"http/1.1"]);
-    let tls = connect(running.tls_addrs[0], "portal.test", cfg.clone()).await.expect("handshake");
+    let tls = connect(running.tls_addrs[0], "portal.test", cfg.clone())
+        .await
+        .expect("handshake");
     assert_eq!(peer_leaf(&tls), s.leaves[2].1.der);
-    let err = connect(running.tls_addrs[0], "nobody.test", cfg).await.unwrap_err();
+    let err = connect(running.tls_addrs[0], "nobody.test", cfg)
+        .await
+        .unwrap_err();
     // The default host's certificate was presented; the client rejects it for the wrong name.
     assert!(
-        matches!(rustls_error(&err), Some(rustls::Error::InvalidCertificate(_))),
+        matches!(
+            rustls_error(&err),
+            Some(rustls::Error::InvalidCertificate(_))
+        ),
         "{err}"
     );
 }
@@ -112,11 +136,15 @@ async fn no_sni_uses_default_host_or_fails() {
     let mut cfg = (*client_config(&[&s.ca.der], &[b"http/1.1"])).clone();
     cfg.enable_sni = false;
     let cfg = Arc::new(cfg);
-    let tls = connect(with_default.tls_addrs[0], "app.test", cfg.clone()).await.expect("handshake");
+    let tls = connect(with_default.tls_addrs[0], "app.test", cfg.clone())
+        .await
+        .expect("handshake");
     assert_eq!(peer_leaf(&tls), s.leaves[0].1.der);
 
     let without = start(&config(&s, ""), s.dir.path()).await;
-    let err = connect(without.tls_addrs[0], "app.test", cfg).await.unwrap_err();
+    let err = connect(without.tls_addrs[0], "app.test", cfg)
+        .await
+        .unwrap_err();
     assert!(
         matches!(rustls_error(&err), Some(rustls::Error::AlertReceived(_))),
         "{err}"
@@ -135,10 +163,14 @@ fn tls11_client_hello(sni: &str) -> Vec<u8> {
     ext.push(0);
     ext.extend_from_slice(&(name.len() as u16).to_be_bytes());
     ext.extend_from_slice(name);
+    // signature_algorithms (ecdsa_secp256r1_sha256, rsa_pkcs1_sha256) and supported_groups
+    // (secp256r1), so that the protocol version is the only thing wrong with this hello.
+    ext.extend_from_slice(&[0x00, 0x0d, 0x00, 0x06, 0x00, 0x04, 0x04, 0x03, 0x04, 0x01]);
+    ext.extend_from_slice(&[0x00, 0x0a, 0x00, 0x04, 0x00, 0x02, 0x00, 0x17]);
     let mut body = vec![0x03, 0x02]; // client_version TLS 1.1
     body.extend_from_slice(&[7u8; 32]); // random
     body.push(0); // session id
-    body.extend_from_slice(&[0x00, 0x04, 0xc0, 0x13, 0x00, 0x2f]); // two CBC suites
+    body.extend_from_slice(&[0x00, 0x04, 0xc0, 0x2b, 0xc0, 0x2f]); // ECDHE-ECDSA/RSA-AES128-GCM (TLS 1.2 suites)
     body.extend_from_slice(&[0x01, 0x00]); // null compression
     body.extend_from_slice(&(ext.len() as u16).to_be_bytes());
     body.extend_from_slice(&ext);
@@ -155,8 +187,12 @@ fn tls11_client_hello(sni: &str) -> Vec<u8> {
 async fn tls_1_1_is_refused_and_min_version_1_3_refuses_1_2() {
     let s = setup();
     let running = start(&config(&s, ""), s.dir.path()).await;
-    let mut tcp = tokio::net::TcpStream::connect(running.tls_addrs[0]).await.expect("connect");
-    tcp.write_all(&tls11_client_hello("app.test")).await.expect("write");
+    let mut tcp = tokio::net::TcpStream::connect(running.tls_addrs[0])
+        .await
+        .expect("connect");
+    tcp.write_all(&tls11_client_hello("app.test"))
+        .await
+        .expect("write");
     let mut reply = [0u8; 7];
     tcp.read_exact(&mut reply).await.expect("alert");
     assert_eq!(reply[0], 0x15, "an alert record, got {reply:?}");
@@ -172,10 +208,17 @@ async fn tls_1_1_is_refused_and_min_version_1_3_refuses_1_2() {
     .expect("versions")
     .with_root_certificates(store)
     .with_no_client_auth();
-    let err = connect(strict.tls_addrs[0], "app.test", Arc::new(tls12_only)).await.unwrap_err();
+    let err = connect(strict.tls_addrs[0], "app.test", Arc::new(tls12_only))
+        .await
+        .unwrap_err();
     assert!(rustls_error(&err).is_some(), "{err}");
     // TLS 1.3 still works there.
     let cfg = client_config(&[&s.ca.der], &[b"h2"]);
-    let tls = connect(strict.tls_addrs[0], "app.test", cfg).await.expect("TLS 1.3");
-    assert_eq!(tls.get_ref().1.protocol_version(), Some(rustls::ProtocolVersion::TLSv1_3));
+    let tls = connect(strict.tls_addrs[0], "app.test", cfg)
+        .await
+        .expect("TLS 1.3");
+    assert_eq!(
+        tls.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_3)
+    );
 }

@@ -13,7 +13,10 @@ use crate::prepare::HostVerdict;
 pub fn fmt_time(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_else(|| unix.to_string())
 }
 
@@ -22,7 +25,10 @@ pub fn info_json(info: &CertInfo, now: SystemTime) -> Value {
     let mut v = serde_json::to_value(info).expect("JSON of plain data");
     if let Value::Object(map) = &mut v {
         map.insert("days_left".into(), json!(info.days_left(now)));
-        map.insert("not_before_rfc3339".into(), json!(fmt_time(info.not_before)));
+        map.insert(
+            "not_before_rfc3339".into(),
+            json!(fmt_time(info.not_before)),
+        );
         map.insert("not_after_rfc3339".into(), json!(fmt_time(info.not_after)));
     }
     v
@@ -32,7 +38,11 @@ fn list<T: std::fmt::Display>(items: Option<&Vec<T>>) -> String {
     match items {
         None => "(extension absent)".to_owned(),
         Some(items) if items.is_empty() => "(none)".to_owned(),
-        Some(items) => items.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(", "),
+        Some(items) => items
+            .iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
     }
 }
 
@@ -48,10 +58,16 @@ pub fn print_info(info: &CertInfo, now: SystemTime) {
         fmt_time(info.not_after),
         info.days_left(now)
     );
-    println!("  key:                 {} {} bits", info.key_type, info.key_bits);
+    println!(
+        "  key:                 {} {} bits",
+        info.key_type, info.key_bits
+    );
     println!("  signature:           {}", info.signature_algorithm);
     println!("  key usage:           {}", list(info.key_usage.as_ref()));
-    println!("  extended key usage:  {}", list(info.extended_key_usage.as_ref()));
+    println!(
+        "  extended key usage:  {}",
+        list(info.extended_key_usage.as_ref())
+    );
     println!("  thumbprint (SHA-1):  {}", info.sha1_thumbprint);
     println!("  SHA-256:             {}", info.sha256_fingerprint);
 }

@@ -48,7 +48,10 @@ pub fn check(path: &Path) -> ExitCode {
         println!("internal CA root: {}", ca.root_path().display());
     }
     if problems == 0 {
-        println!("ok: {} host(s), every certificate meets the policy", verdicts.len());
+        println!(
+            "ok: {} host(s), every certificate meets the policy",
+            verdicts.len()
+        );
         ExitCode::SUCCESS
     } else {
         println!("{problems} problem(s) found");
@@ -119,17 +122,28 @@ pub fn csr(names: &[String], key: &str, out: &Path) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let names: Vec<String> = names.iter().map(|n| certfront_certs::names::normalize(n)).collect();
-    if let Some(bad) = names.iter().find(|n| !certfront_certs::names::is_valid_dns_name(n)) {
+    let names: Vec<String> = names
+        .iter()
+        .map(|n| certfront_certs::names::normalize(n))
+        .collect();
+    if let Some(bad) = names
+        .iter()
+        .find(|n| !certfront_certs::names::is_valid_dns_name(n))
+    {
         eprintln!("error: --fqdn {bad:?} is not a DNS name");
         return ExitCode::from(1);
     }
     match write_csr(&names, key, out) {
         Ok(files) => {
-            println!("private key: {} (mode 0600, keep it secret)", files.key.display());
+            println!(
+                "private key: {} (mode 0600, keep it secret)",
+                files.key.display()
+            );
             println!("request:     {}", files.csr.display());
             println!("names:       {}", names.join(", "));
-            println!("send the request to your CA; install the certificate it returns with the key.");
+            println!(
+                "send the request to your CA; install the certificate it returns with the key."
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -39,7 +39,11 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if headers.contains_key(header::CONNECTION) {
         // Collected first because the names are removed from the map they live in; only
         // requests that carry `Connection` pay for it.
-        let named: Vec<HeaderValue> = headers.get_all(header::CONNECTION).iter().cloned().collect();
+        let named: Vec<HeaderValue> = headers
+            .get_all(header::CONNECTION)
+            .iter()
+            .cloned()
+            .collect();
         for value in &named {
             let Ok(value) = value.to_str() else { continue };
             for token in value.split(',') {
@@ -91,7 +95,10 @@ mod tests {
     #[test]
     fn connection_named_headers_go_with_hop_by_hop() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, X-Secret"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, X-Secret"),
+        );
         h.append(header::CONNECTION, HeaderValue::from_static("x-other"));
         h.insert("x-secret", HeaderValue::from_static("1"));
         h.insert("x-other", HeaderValue::from_static("1"));
@@ -118,7 +125,10 @@ mod tests {
     #[test]
     fn connection_token_match_is_case_insensitive() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, Upgrade"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("keep-alive, Upgrade"),
+        );
         assert!(connection_has(&h, "upgrade"));
         assert!(!connection_has(&h, "close"));
     }

@@ -26,7 +26,9 @@ pub type Body = Either<Incoming, Full<Bytes>>;
 
 /// Builds a short plain-text response; error bodies never name an internal address.
 pub fn short(status: StatusCode, text: &'static str) -> Response<Body> {
-    let mut resp = Response::new(Either::Right(Full::new(Bytes::from_static(text.as_bytes()))));
+    let mut resp = Response::new(Either::Right(Full::new(Bytes::from_static(
+        text.as_bytes(),
+    ))));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -51,7 +53,10 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnCtx>) -> Response<Body>
     let path = req.uri().path().to_owned();
     let host = request_host(&req);
     let (resp, upstream) = match &host {
-        None => (short(StatusCode::BAD_REQUEST, "400 Bad Request: no Host\n"), None),
+        None => (
+            short(StatusCode::BAD_REQUEST, "400 Bad Request: no Host\n"),
+            None,
+        ),
         Some(h) if !h.to_str().is_ok_and(|h| ctx.site.accepts(h)) => (
             short(
                 StatusCode::MISDIRECTED_REQUEST,
@@ -117,7 +122,11 @@ async fn forward(
     let websocket = is_websocket(&req);
     let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
 
-    let sent_host = ctx.site.upstream_host.clone().unwrap_or_else(|| host.clone());
+    let sent_host = ctx
+        .site
+        .upstream_host
+        .clone()
+        .unwrap_or_else(|| host.clone());
     let Some(uri) = upstream_uri(req.uri(), &sent_host) else {
         return short(StatusCode::BAD_REQUEST, "400 Bad Request\n");
     };

@@ -44,7 +44,9 @@ fn full(data: impl Into<Bytes>) -> Body {
 impl Backend {
     /// A plain HTTP/1.1 backend named `name` (the name comes back in every echo).
     pub async fn start(name: &'static str) -> Backend {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind backend");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind backend");
         Self::serve(listener, name, None).await
     }
 
@@ -63,7 +65,9 @@ impl Backend {
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .expect("backend cert");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind backend");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind backend");
         Self::serve(listener, name, Some(Arc::new(config))).await
     }
 
@@ -77,7 +81,9 @@ impl Backend {
         let counter = hits.clone();
         let task = tokio::spawn(async move {
             loop {
-                let Ok((tcp, _)) = listener.accept().await else { return };
+                let Ok((tcp, _)) = listener.accept().await else {
+                    return;
+                };
                 let counter = counter.clone();
                 let tls = tls.clone();
                 tokio::spawn(async move {
@@ -121,7 +127,10 @@ fn query_u64(req: &Request<Incoming>, key: &str) -> Option<u64> {
     })
 }
 
-async fn respond(mut req: Request<Incoming>, name: &'static str) -> Result<Response<Body>, Infallible> {
+async fn respond(
+    mut req: Request<Incoming>,
+    name: &'static str,
+) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_owned();
     if path == "/slow" {
         let ms = query_u64(&req, "ms").unwrap_or(1000);
@@ -187,8 +196,10 @@ async fn respond(mut req: Request<Incoming>, name: &'static str) -> Result<Respo
         "headers": headers, "body_len": len, "pattern_ok": pattern_ok,
     });
     let mut resp = Response::new(full(echo.to_string()));
-    resp.headers_mut()
-        .insert("content-type", http::HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        "content-type",
+        http::HeaderValue::from_static("application/json"),
+    );
     resp.headers_mut()
         .insert("keep-alive", http::HeaderValue::from_static("timeout=5"));
     Ok(resp)

@@ -38,7 +38,9 @@ pub async fn connect(
 ) -> std::io::Result<TlsStream<TcpStream>> {
     let tcp = TcpStream::connect(addr).await?;
     let name = ServerName::try_from(sni.to_owned()).expect("server name");
-    tokio_rustls::TlsConnector::from(config).connect(name, tcp).await
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
 }
 
 /// The leaf certificate the server presented.
@@ -89,7 +91,9 @@ impl Sender {
 pub fn get(host: &str, path: &str, h2: bool) -> Request<Full<Bytes>> {
     let builder = Request::builder().method("GET");
     let builder = if h2 {
-        builder.uri(format!("https://{host}{path}")).version(http::Version::HTTP_2)
+        builder
+            .uri(format!("https://{host}{path}"))
+            .version(http::Version::HTTP_2)
     } else {
         builder.uri(path).header("host", host)
     };

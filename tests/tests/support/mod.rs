@@ -87,7 +87,10 @@ impl Process {
             if let Some(a) = after(&line, "listening for TLS on ") {
                 addr.get_or_insert(a);
             }
-            if let Some(a) = after(&line, "admin listener (/healthz /readyz /metrics /certs) on ") {
+            if let Some(a) = after(
+                &line,
+                "admin listener (/healthz /readyz /metrics /certs) on ",
+            ) {
                 admin = Some(a);
             }
             if line.contains("ready") && line.contains("certfront") && addr.is_some() {
@@ -134,7 +137,11 @@ impl Drop for Process {
 
 fn after(line: &str, marker: &str) -> Option<SocketAddr> {
     let rest = &line[line.find(marker)? + marker.len()..];
-    rest.split_whitespace().next()?.trim_end_matches(',').parse().ok()
+    rest.split_whitespace()
+        .next()?
+        .trim_end_matches(',')
+        .parse()
+        .ok()
 }
 
 /// Polls `cond` every 20 ms until it holds or `limit` passes.
