@@ -141,12 +141,12 @@ impl InternalCa {
             key: key.clone(),
         };
 
-        if cert.exists() && key.exists() {
-            if let Ok(bundle) = load(&source) {
-                if self.reusable(&bundle, &all) {
-                    return Ok(bundle);
-                }
-            }
+        if cert.exists()
+            && key.exists()
+            && let Ok(bundle) = load(&source)
+            && self.reusable(&bundle, &all)
+        {
+            return Ok(bundle);
         }
         let leaf_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|source| {
             CertError::Generate {

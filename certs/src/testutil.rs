@@ -55,7 +55,7 @@ pub(crate) fn names(list: &[&str]) -> Vec<String> {
 /// A CA (root or intermediate) that can issue.
 pub(crate) struct Ca {
     pub der: CertificateDer<'static>,
-    key: KeyPair,
+    pub key: KeyPair,
 }
 
 impl Ca {

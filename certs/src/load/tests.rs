@@ -1,6 +1,6 @@
 //! Loading: every format, and every kind of bad file as a clear error naming the file.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use p12_keystore::EncryptionAlgorithm;
 
@@ -313,7 +313,7 @@ fn pfx_where_pem_is_expected_and_back() {
     let err = err_of(&as_pfx);
     assert!(matches!(err, CertError::NotPfx { .. }), "{err}");
 
-    let pfx = PathBuf::from(fixture("good-aes.pfx"));
+    let pfx = fixture("good-aes.pfx");
     let err = err_of(&CertSource::Pem {
         cert: pfx,
         key: cert_path.clone(),

@@ -1,0 +1,264 @@
+//! The key match and key file mode rules: the rules about the private key.
+
+use std::path::Path;
+
+use super::{Report, Rule};
+use x509_parser::certificate::X509Certificate;
+
+use crate::keys::key_matches;
+use crate::load::CertBundle;
+use crate::policy::KeyFileMode;
+
+pub(super) fn check_key_match(
+    report: &mut Report,
+    cert_file: &Path,
+    key_file: Option<&Path>,
+    bundle: &CertBundle,
+    leaf: &X509Certificate<'_>,
+) {
+    let file = key_file.unwrap_or(cert_file);
+    match key_matches(&bundle.key, leaf.public_key()) {
+        Ok(true) => {}
+        Ok(false) => {
+            // A common slip: the chain's order reversed, leaf last.
+            let other = bundle.chain.iter().enumerate().skip(1).find(|(_, der)| {
+                x509_parser::parse_x509_certificate(der)
+                    .is_ok_and(|(_, c)| key_matches(&bundle.key, c.public_key()) == Ok(true))
+            });
+            let hint = match other {
+                Some((i, _)) => format!(
+                    "; it is the key of certificate #{} in {}: put the leaf first",
+                    i + 1,
+                    cert_file.display()
+                ),
+                None => String::new(),
+            };
+            report.violate(
+                file,
+                Rule::KeyMatch,
+                format!(
+                    "the private key does not belong to the leaf certificate {}{hint}",
+                    leaf.subject()
+                ),
+            );
+        }
+        Err(why) => report.violate(file, Rule::KeyMatch, why),
+    }
+}
+
+pub(super) fn check_key_file_mode(report: &mut Report, file: &Path, mode: KeyFileMode) {
+    if mode == KeyFileMode::Ignore {
+        return;
+    }
+    let Some(bits) = file_mode(file) else { return };
+    if bits & 0o077 == 0 {
+        return;
+    }
+    let detail = format!(
+        "mode {bits:04o} lets group or others read the private key, policy requires 0600 or stricter (chmod 600)"
+    );
+    match mode {
+        KeyFileMode::Refuse => report.violate(file, Rule::KeyFileMode, detail),
+        _ => report.warnings.push(format!(
+            "{}: {}: {detail}",
+            file.display(),
+            Rule::KeyFileMode
+        )),
+    }
+}
+
+#[cfg(unix)]
+fn file_mode(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| m.permissions().mode() & 0o777)
+}
+
+#[cfg(not(unix))]
+fn file_mode(_path: &Path) -> Option<u32> {
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::SystemTime;
+
+    use crate::check::tests::{Case, only, pass};
+    use crate::check::{Rule, check, load_and_check};
+    use crate::error::CertError;
+    use crate::load::load;
+    use crate::policy::{KeyFileMode, Policy};
+    use crate::source::CertSource;
+    use crate::testutil::{Alg, Ca, Leaf, fixture, names, set_mode, trust, write_pem};
+
+    #[test]
+    fn key_match_rule() {
+        let ca = Ca::root(Alg::P256);
+        let anchors = trust(&[&ca.der]);
+        let case = Case::new(&ca, &Leaf::new(&["app.example.org"], Alg::Rsa), &[]);
+        pass(&case.check(&["app.example.org"], &Policy::default(), &anchors));
+        // replace the key with the key of another certificate
+        std::fs::write(
+            case.key_file(),
+            crate::testutil::key(Alg::Rsa2).serialize_pem(),
+        )
+        .unwrap();
+        let report = case.check(&["app.example.org"], &Policy::default(), &anchors);
+        let v = only(&report, Rule::KeyMatch);
+        assert_eq!(v.file, case.key_file());
+        assert_eq!(
+            v.detail,
+            "the private key does not belong to the leaf certificate CN=app.example.org"
+        );
+        assert!(matches!(
+            load(&case.source).unwrap().certified_key(),
+            Err(CertError::KeyMismatch)
+        ));
+
+        // an EC key with an RSA certificate
+        std::fs::write(
+            case.key_file(),
+            crate::testutil::key(Alg::P256).serialize_pem(),
+        )
+        .unwrap();
+        let report = case.check(&["app.example.org"], &Policy::default(), &anchors);
+        only(&report, Rule::KeyMatch);
+    }
+
+    #[test]
+    fn key_match_hints_at_a_reversed_chain() {
+        let root = Ca::root(Alg::P256);
+        let inter = root.intermediate(Alg::P256);
+        let dir = tempfile::tempdir().unwrap();
+        let (leaf, key) = inter.issue(&Leaf::new(&["app.example.org"], Alg::P256));
+        let source = write_pem(dir.path(), "host", &[&inter.der, &leaf], &key);
+        let bundle = load(&source).unwrap();
+        let report = check(
+            &names(&["app.example.org"]),
+            &source,
+            &bundle,
+            &Policy::default(),
+            &trust(&[&root.der]),
+            SystemTime::now(),
+        );
+        let v = report
+            .violations
+            .iter()
+            .find(|v| v.rule == Rule::KeyMatch)
+            .unwrap();
+        let hint = format!(
+            "it is the key of certificate #2 in {}: put the leaf first",
+            dir.path().join("host.pem").display()
+        );
+        assert!(v.detail.ends_with(&hint), "{}", v.detail);
+    }
+
+    #[test]
+    fn pkcs1_and_sec1_keys_match_their_certificates() {
+        let ca = crate::load::read_certificates(&fixture("ca.pem"), None).unwrap();
+        let policy = Policy {
+            key_file_mode: KeyFileMode::Ignore,
+            ..Policy::default()
+        };
+        for (cert, key, host) in [
+            ("good.pem", "good-key-pkcs1.pem", "good.example.org"),
+            ("good.pem", "good-key.pem", "good.example.org"),
+            ("ec.pem", "ec-key.pem", "ec.example.org"),
+        ] {
+            let source = CertSource::Pem {
+                cert: fixture(cert),
+                key: fixture(key),
+            };
+            let bundle = load(&source).unwrap();
+            pass(&check(
+                &names(&[host]),
+                &source,
+                &bundle,
+                &policy,
+                &trust(&[&ca[0]]),
+                SystemTime::now(),
+            ));
+            bundle.certified_key().unwrap();
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn key_file_mode_rule() {
+        let ca = Ca::root(Alg::P256);
+        let anchors = trust(&[&ca.der]);
+        let case = Case::new(&ca, &Leaf::new(&["app.example.org"], Alg::P256), &[]);
+        let refuse = Policy {
+            key_file_mode: KeyFileMode::Refuse,
+            ..Policy::default()
+        };
+        pass(&case.check(&["app.example.org"], &refuse, &anchors));
+
+        set_mode(&case.key_file(), 0o644);
+        let report = case.check(&["app.example.org"], &refuse, &anchors);
+        let v = only(&report, Rule::KeyFileMode);
+        assert_eq!(v.file, case.key_file());
+        assert_eq!(
+            v.detail,
+            "mode 0644 lets group or others read the private key, policy requires 0600 or stricter (chmod 600)"
+        );
+
+        let report = case.check(&["app.example.org"], &Policy::default(), &anchors);
+        pass(&report);
+        assert_eq!(report.warnings.len(), 1);
+        assert!(
+            report.warnings[0].contains("key file mode: mode 0644"),
+            "{}",
+            report.warnings[0]
+        );
+
+        let ignore = Policy {
+            key_file_mode: KeyFileMode::Ignore,
+            ..Policy::default()
+        };
+        let report = case.check(&["app.example.org"], &ignore, &anchors);
+        assert!(report.violations.is_empty() && report.warnings.is_empty());
+    }
+
+    #[test]
+    fn pfx_violations_name_the_pfx() {
+        let ca = Ca::root(Alg::P256);
+        let (cert, key) = ca.issue(&Leaf::new(&["tablet.example.org"], Alg::Rsa));
+        let dir = tempfile::tempdir().unwrap();
+        let pfx = crate::testutil::write_pfx(
+            dir.path(),
+            &[&cert],
+            &key,
+            "pw",
+            p12_keystore::EncryptionAlgorithm::PbeWithHmacSha256AndAes256,
+        );
+        let pw_file = dir.path().join("pw.txt");
+        std::fs::write(&pw_file, "pw\n").unwrap();
+        let source = CertSource::Pfx {
+            path: pfx.clone(),
+            password: crate::source::PasswordSource::File(pw_file),
+        };
+        set_mode(&pfx, 0o644);
+        let refuse = Policy {
+            key_file_mode: KeyFileMode::Refuse,
+            ..Policy::default()
+        };
+        let (_, report) = load_and_check(
+            &names(&["app.example.org"]),
+            &source,
+            &refuse,
+            &trust(&[&ca.der]),
+            SystemTime::now(),
+        )
+        .unwrap();
+        let files: Vec<&Path> = report.violations.iter().map(|v| v.file.as_path()).collect();
+        let expected: Vec<&Path> = if cfg!(unix) {
+            vec![&pfx, &pfx]
+        } else {
+            vec![&pfx]
+        };
+        assert_eq!(files, expected, "{:#?}", report.violations);
+    }
+}
