@@ -71,3 +71,51 @@ impl TrustAnchors {
         self.roots.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{Alg, Ca, fixture, pem_chain};
+
+    #[test]
+    fn files_with_several_roots_and_der() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (
+            Ca::root(Alg::P256),
+            Ca::root(Alg::P384),
+            Ca::root(Alg::P256),
+        );
+        let pem = dir.path().join("roots.pem");
+        std::fs::write(&pem, pem_chain(&[&a.der, &b.der])).unwrap();
+        let der = dir.path().join("root.cer");
+        std::fs::write(&der, c.der.as_ref()).unwrap();
+        let anchors = TrustAnchors::new(false, &[pem, der], &[fixture_root()]).unwrap();
+        assert_eq!(anchors.len(), 4);
+        assert_eq!(anchors.roots().len(), 4);
+    }
+
+    fn fixture_root() -> CertificateDer<'static> {
+        read_certificates(&fixture("ca.pem"), None)
+            .unwrap()
+            .remove(0)
+    }
+
+    #[test]
+    fn a_bad_trust_file_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "").unwrap();
+        let err = TrustAnchors::new(false, std::slice::from_ref(&empty), &[]).unwrap_err();
+        assert_eq!(err.path(), Some(empty.as_path()));
+        let missing = dir.path().join("missing.pem");
+        let err = TrustAnchors::new(false, std::slice::from_ref(&missing), &[]).unwrap_err();
+        assert_eq!(err.path(), Some(missing.as_path()));
+    }
+
+    #[test]
+    fn the_system_store_loads_without_failing() {
+        // what the machine holds varies; loading must simply not fail
+        let anchors = TrustAnchors::new(true, &[], &[]).unwrap();
+        assert!(anchors.len() < 100_000);
+    }
+}
