@@ -14,6 +14,14 @@ fn mode(path: &Path) -> u32 {
 }
 
 #[test]
+fn shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<InternalCa>();
+    assert_send_sync::<crate::trust::TrustAnchors>();
+    assert_send_sync::<crate::load::CertBundle>();
+}
+
+#[test]
 fn created_once_and_reused() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");

@@ -32,9 +32,14 @@ pub(super) fn check_chain(
     let Some(leaf) = bundle.chain.first() else {
         return;
     };
-    let at = unix_seconds(now)
-        .clamp(info.not_before, info.not_after)
-        .max(0);
+    let now_s = unix_seconds(now);
+    // (`clamp` panics on an inverted range, which a broken certificate can carry)
+    let at = if info.not_before <= info.not_after {
+        now_s.clamp(info.not_before, info.not_after)
+    } else {
+        now_s
+    }
+    .max(0);
     let at = UnixTime::since_unix_epoch(Duration::from_secs(at.unsigned_abs()));
     let result = ParsedCertificate::try_from(leaf).and_then(|parsed| {
         verify_server_cert_signed_by_trust_anchor(

@@ -142,4 +142,21 @@ mod tests {
         assert!(info.days_left(SystemTime::now()) > 2_900_000);
         assert_eq!(date(info.not_after), "9999-12-31");
     }
+
+    #[test]
+    fn inverted_validity_does_not_panic() {
+        let ca = Ca::root(Alg::P256);
+        let mut leaf = Leaf::new(&["app.example.org"], Alg::P256);
+        std::mem::swap(&mut leaf.not_before, &mut leaf.not_after);
+        let report = Case::new(&ca, &leaf, &[]).check(
+            &["app.example.org"],
+            &Policy::default(),
+            &trust(&[&ca.der]),
+        );
+        assert!(
+            report.violations.iter().any(|v| v.rule == Rule::Validity),
+            "{:#?}",
+            report.violations
+        );
+    }
 }
