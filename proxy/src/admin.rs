@@ -10,6 +10,13 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use certfront_certs::CertSource;
+use certfront_certs::store::ReloadResult;
+use serde_json::{Value, json};
+
+use crate::commands::fmt_time;
 use crate::conn::App;
 
 /// Answers one admin request.
@@ -29,12 +36,89 @@ pub async fn handle(
                 text(StatusCode::OK, "ready\n")
             }
         }
+        "/metrics" => {
+            let mut resp = Response::new(Full::new(Bytes::from(app.metrics.render())));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            resp
+        }
+        "/certs" => {
+            let body = serde_json::to_vec_pretty(&inventory(&app)).expect("JSON of plain data");
+            let mut resp = Response::new(Full::new(Bytes::from(body)));
+            resp.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            resp
+        }
         _ => text(
             StatusCode::NOT_FOUND,
             "not found: try /healthz /readyz /metrics /certs\n",
         ),
     };
     Ok(resp)
+}
+
+/// `/certs`: per host, what is served and how the last reload went.
+fn inventory(app: &App) -> Value {
+    let now = SystemTime::now();
+    let hosts: Vec<Value> = app
+        .table
+        .sites()
+        .iter()
+        .map(|site| {
+            let slot = &site.cert;
+            let served = slot.load();
+            let status = slot.status();
+            let files: Vec<String> = slot
+                .source
+                .files()
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect();
+            let info = &served.info;
+            json!({
+                "host": site.fqdn,
+                "names": slot.names,
+                "source": match &slot.source {
+                    CertSource::Pem { .. } => "pem",
+                    CertSource::Pfx { .. } => "pfx",
+                    CertSource::Internal => "internal",
+                },
+                "files": files,
+                "subject": info.subject,
+                "sans": info.sans,
+                "issuer": info.issuer,
+                "serial": info.serial,
+                "not_before": fmt_time(info.not_before),
+                "not_after": fmt_time(info.not_after),
+                "days_left": info.days_left(now),
+                "key_type": info.key_type.to_string(),
+                "key_bits": info.key_bits,
+                "signature_algorithm": info.signature_algorithm,
+                "sha1_thumbprint": info.sha1_thumbprint,
+                "sha256_fingerprint": info.sha256_fingerprint,
+                "loaded_at": fmt_time(unix(served.loaded_at)),
+                "last_reload": {
+                    "result": status.last_result.map(|r| match r {
+                        ReloadResult::Success => "success",
+                        ReloadResult::Failure => "failure",
+                    }),
+                    "at": status.last_attempt.map(|t| fmt_time(unix(t))),
+                    "error": status.last_error,
+                },
+            })
+        })
+        .collect();
+    json!({ "hosts": hosts })
+}
+
+fn unix(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
 }
 
 fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {

@@ -15,6 +15,7 @@ use tokio::sync::watch;
 use tracing::debug;
 
 use crate::forward;
+use crate::metrics::Metrics;
 use crate::sites::{Site, SiteTable};
 use crate::tls;
 use crate::tracker::Tracker;
@@ -29,6 +30,7 @@ pub struct App {
     /// Flips to `true` when a drain starts.
     pub shutdown: watch::Receiver<bool>,
     pub tracker: Tracker,
+    pub metrics: Arc<Metrics>,
 }
 
 impl App {
@@ -38,6 +40,7 @@ impl App {
         access_log: bool,
         shutdown: watch::Receiver<bool>,
         tracker: Tracker,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let mut h1 = http1::Builder::new();
         h1.timer(TokioTimer::new())
@@ -58,7 +61,25 @@ impl App {
             http2: h2,
             shutdown,
             tracker,
+            metrics,
         }
+    }
+}
+
+/// Keeps `certfront_connections_open` right however a connection ends.
+struct OpenConnection(prometheus::IntGauge);
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+fn version_label(v: Option<rustls::ProtocolVersion>) -> &'static str {
+    match v {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "1.3",
+        Some(rustls::ProtocolVersion::TLSv1_2) => "1.2",
+        _ => "none",
     }
 }
 
@@ -96,17 +117,35 @@ macro_rules! drive {
 }
 
 /// Serves one TLS client connection to its end.
-pub async fn serve_tls(app: Arc<App>, tcp: TcpStream, peer: SocketAddr) {
+pub async fn serve_tls(app: Arc<App>, tcp: TcpStream, peer: SocketAddr, listener: Arc<str>) {
     let _live = app.tracker.track();
+    let gauge = app
+        .metrics
+        .connections_open
+        .with_label_values(&[&*listener]);
+    gauge.inc();
+    let _open = OpenConnection(gauge);
     let _ = tcp.set_nodelay(true);
     let accepted = match tls::accept(tcp, &app.table, app.limits.handshake_timeout).await {
         Ok(accepted) => accepted,
         Err((site, e)) => {
             let host = site.as_ref().map(|s| s.fqdn.as_str()).unwrap_or("unknown");
             debug!(%peer, host, "TLS handshake failed: {e}");
+            app.metrics
+                .tls_handshakes
+                .with_label_values(&[host, "none", e.reason()])
+                .inc();
             return;
         }
     };
+    app.metrics
+        .tls_handshakes
+        .with_label_values(&[
+            accepted.site.fqdn.as_str(),
+            version_label(accepted.version),
+            "success",
+        ])
+        .inc();
     let ctx = Arc::new(ConnCtx {
         peer_ip: HeaderValue::try_from(peer.ip().to_string()).expect("an IP is a header value"),
         app: app.clone(),

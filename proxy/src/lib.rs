@@ -12,14 +12,16 @@ pub mod commands;
 pub mod conn;
 pub mod error;
 pub mod forward;
+pub mod metrics;
 pub mod prepare;
 pub mod redirect;
+pub mod reload;
 pub mod server;
 pub mod sites;
-pub mod store;
 pub mod tls;
 pub mod tracker;
 
 pub use error::ProxyError;
+pub use metrics::Metrics;
 pub use prepare::{Prepared, prepare};
 pub use server::{Running, start};

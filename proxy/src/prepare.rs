@@ -8,7 +8,7 @@ use certfront_certs::inspect::CertInfo;
 use certfront_certs::{CertSource, InternalCa, TrustAnchors, check};
 use certfront_config::Config;
 
-use crate::store::Served;
+use certfront_certs::store::Served;
 
 /// Everything `run` needs, loaded and checked; nothing is bound yet.
 pub struct Prepared {

@@ -13,19 +13,20 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use rustls::{ClientConfig, RootCertStore};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
-use tracing::{debug, error, info};
+use tracing::{debug, error, info, warn};
 
 use crate::conn::{self, App};
 use crate::error::ProxyError;
 use crate::forward::upstream::Upstreams;
+use crate::metrics::Metrics;
 use crate::prepare::Prepared;
 use crate::sites::{Route, Site, SiteTable};
-use crate::store::CertSlot;
 use crate::tls::TlsShared;
 use crate::tracker::Tracker;
-use crate::{admin, redirect};
+use crate::{admin, redirect, reload};
+use certfront_certs::store::CertSlot;
 
 /// A started certfront: its bound addresses and the handle that drains it.
 pub struct Running {
@@ -35,6 +36,9 @@ pub struct Running {
     pub app: Arc<App>,
     shutdown: watch::Sender<bool>,
     accept_loops: Vec<JoinHandle<()>>,
+    reload: mpsc::UnboundedSender<reload::Request>,
+    /// Keeps the file watches alive (None when the OS refused them; the re-scan still runs).
+    _watcher: Option<certfront_certs::watch::Watcher>,
 }
 
 impl Running {
@@ -46,6 +50,11 @@ impl Running {
             .iter()
             .map(|s| s.cert.clone())
             .collect()
+    }
+
+    /// Re-reads every host's certificate files now (what SIGHUP does).
+    pub fn reload_all(&self) {
+        let _ = self.reload.send(reload::Request::All);
     }
 
     /// Stops accepting, lets open requests and tunnels finish for up to `limit`.
@@ -83,7 +92,7 @@ fn upstream_tls(roots: &RootCertStore, host: &Host) -> Result<Arc<ClientConfig>,
     Ok(Arc::new(config))
 }
 
-fn build_sites(prepared: Prepared) -> Result<(SiteTable, Prepared), ProxyError> {
+fn build_sites(prepared: Prepared, metrics: &Metrics) -> Result<(SiteTable, Prepared), ProxyError> {
     let mut prepared = prepared;
     let config = &prepared.config;
     let shared = TlsShared::new(config)?;
@@ -91,6 +100,8 @@ fn build_sites(prepared: Prepared) -> Result<(SiteTable, Prepared), ProxyError> 
     let served = std::mem::take(&mut prepared.served);
     let mut sites = Vec::with_capacity(config.hosts.len());
     for (host, served) in config.hosts.iter().zip(served) {
+        metrics.host(&host.fqdn);
+        metrics.cert_served(&host.fqdn, &served.info, served.loaded_at);
         let slot = Arc::new(CertSlot::new(
             host.fqdn.clone(),
             host.names(),
@@ -127,6 +138,9 @@ fn build_sites(prepared: Prepared) -> Result<(SiteTable, Prepared), ProxyError> 
             tls,
             route,
             upstream_host,
+            duration: metrics
+                .http_request_duration
+                .with_label_values(&[host.fqdn.as_str()]),
         }));
     }
     let table = SiteTable::new(
@@ -148,8 +162,8 @@ fn local(listener: &TcpListener, fallback: SocketAddr) -> SocketAddr {
 }
 
 /// Binds every listener and starts serving. Nothing is served unless all binds succeed.
-pub async fn start(prepared: Prepared) -> Result<Running, ProxyError> {
-    let (table, prepared) = build_sites(prepared)?;
+pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running, ProxyError> {
+    let (table, prepared) = build_sites(prepared, &metrics)?;
     let config = &prepared.config;
 
     let mut tls_listeners = Vec::new();
@@ -172,7 +186,9 @@ pub async fn start(prepared: Prepared) -> Result<Running, ProxyError> {
         config.server.access_log,
         shutdown_rx,
         Tracker::default(),
+        metrics.clone(),
     ));
+    let (reload_tx, watcher) = start_reloader(&prepared, &app, metrics);
     let permits = Arc::new(Semaphore::new(config.limits.max_connections));
 
     let tls_addrs: Vec<SocketAddr> = tls_listeners
@@ -181,17 +197,23 @@ pub async fn start(prepared: Prepared) -> Result<Running, ProxyError> {
         .map(|(l, a)| local(l, *a))
         .collect();
     let mut accept_loops = Vec::new();
-    for (listener, addr) in tls_listeners.into_iter().zip(&tls_addrs) {
+    for ((listener, addr), configured) in tls_listeners
+        .into_iter()
+        .zip(&tls_addrs)
+        .zip(&config.server.listen)
+    {
         info!("listening for TLS on {addr}");
         let app = app.clone();
         let permits = permits.clone();
+        let label: Arc<str> = Arc::from(configured.to_string());
         accept_loops.push(tokio::spawn(accept_loop(
             listener,
             app.shutdown.clone(),
             permits,
             move |tcp, peer| {
                 let app = app.clone();
-                async move { conn::serve_tls(app, tcp, peer).await }
+                let label = label.clone();
+                async move { conn::serve_tls(app, tcp, peer, label).await }
             },
         )));
     }
@@ -257,7 +279,58 @@ pub async fn start(prepared: Prepared) -> Result<Running, ProxyError> {
         app,
         shutdown: shutdown_tx,
         accept_loops,
+        reload: reload_tx,
+        _watcher: watcher,
     })
+}
+
+/// Starts the reloader: file watches on every host's directories, debounced reloads,
+/// the periodic re-scan, and a channel for SIGHUP.
+fn start_reloader(
+    prepared: &Prepared,
+    app: &App,
+    metrics: Arc<Metrics>,
+) -> (
+    mpsc::UnboundedSender<reload::Request>,
+    Option<certfront_certs::watch::Watcher>,
+) {
+    let slots: Vec<Arc<CertSlot>> = app.table.sites().iter().map(|s| s.cert.clone()).collect();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let files = reload::watched_files(&slots);
+    let events = tx.clone();
+    let watcher = if files.is_empty() {
+        None
+    } else {
+        match certfront_certs::watch::watch(&files, move |ids| {
+            let _ = events.send(reload::Request::Changed(ids.to_vec()));
+        }) {
+            Ok(w) => {
+                info!(
+                    "watching {} director(ies) for certificate changes",
+                    w.dirs.len()
+                );
+                Some(w)
+            }
+            Err(e) => {
+                warn!(
+                    "{e}; certificate changes are picked up by the periodic re-scan and SIGHUP only"
+                );
+                None
+            }
+        }
+    };
+    let ctx = Arc::new(reload::ReloadCtx {
+        policy: prepared.config.policy.clone(),
+        trust: prepared.trust.clone(),
+        ca: prepared.ca.clone(),
+        metrics,
+    });
+    let rescan = match prepared.config.server.rescan_seconds {
+        0 => None,
+        s => Some(Duration::from_secs(s)),
+    };
+    tokio::spawn(reload::run(slots, ctx, rx, rescan));
+    (tx, watcher)
 }
 
 async fn serve_plain<S>(tcp: TcpStream, peer: SocketAddr, svc: S)

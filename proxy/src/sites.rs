@@ -13,7 +13,7 @@ use http::{HeaderValue, StatusCode};
 use rustls::ServerConfig;
 
 use crate::forward::upstream::Upstreams;
-use crate::store::CertSlot;
+use certfront_certs::store::CertSlot;
 
 /// What a host does with a request whose Host it accepts.
 pub enum Route {
@@ -31,6 +31,8 @@ pub struct Site {
     pub route: Route,
     /// `upstream_host`, when the backend wants another Host than the client's.
     pub upstream_host: Option<HeaderValue>,
+    /// This host's request-duration histogram, resolved once instead of per request.
+    pub duration: prometheus::Histogram,
 }
 
 impl Site {

@@ -19,7 +19,7 @@ use tokio_rustls::StartHandshake;
 use tokio_rustls::server::TlsStream;
 
 use crate::sites::{Lookup, Site, SiteTable};
-use crate::store::{CertSlot, SlotResolver};
+use certfront_certs::store::{CertSlot, SlotResolver};
 
 static TLS13_ONLY: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
 
@@ -97,6 +97,22 @@ pub enum AcceptError {
     Io(#[from] io::Error),
     #[error("{0}")]
     Tls(#[from] rustls::Error),
+}
+
+impl AcceptError {
+    /// The `result` label of `certfront_tls_handshakes_total`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AcceptError::UnknownSni(_) => "unknown_sni",
+            AcceptError::NoSni => "no_sni",
+            AcceptError::Timeout => "timeout",
+            AcceptError::Io(e) if e.get_ref().is_some_and(|i| i.is::<rustls::Error>()) => {
+                "tls_error"
+            }
+            AcceptError::Eof | AcceptError::Io(_) => "closed",
+            AcceptError::Tls(_) => "tls_error",
+        }
+    }
 }
 
 /// A finished handshake.

@@ -119,8 +119,15 @@ async fn sigterm_lets_a_slow_request_finish_then_exits_zero() {
     );
     proc.signal("TERM");
     let admin = proc.admin.expect("admin");
-    let ready = client::plain_get(admin, "x", "/readyz").await;
-    assert_eq!(ready.status(), 503, "/readyz says draining");
+    let mut draining = false;
+    for _ in 0..250 {
+        if client::plain_get(admin, "x", "/readyz").await.status() == 503 {
+            draining = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(draining, "/readyz says 503 while draining");
     // New connections are refused while draining.
     assert!(
         crate::support::eventually(Duration::from_secs(5), || std::net::TcpStream::connect(

@@ -80,7 +80,15 @@ async fn serve(prepared: crate::Prepared) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let running = match start(prepared).await {
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(h) => h,
+        Err(e) => {
+            error!("cannot install the SIGHUP handler: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let metrics = std::sync::Arc::new(crate::Metrics::new());
+    let running = match start(prepared, metrics).await {
         Ok(r) => r,
         Err(e) => {
             error!("{e}");
@@ -89,9 +97,21 @@ async fn serve(prepared: crate::Prepared) -> ExitCode {
         }
     };
     info!("certfront {} ready", env!("CARGO_PKG_VERSION"));
-    tokio::select! {
-        _ = term.recv() => info!("SIGTERM: draining for up to {}s", drain.as_secs()),
-        _ = int.recv() => info!("SIGINT: draining for up to {}s", drain.as_secs()),
+    loop {
+        tokio::select! {
+            _ = hup.recv() => {
+                info!("SIGHUP: re-reading every certificate");
+                running.reload_all();
+            }
+            _ = term.recv() => {
+                info!("SIGTERM: draining for up to {}s", drain.as_secs());
+                break;
+            }
+            _ = int.recv() => {
+                info!("SIGINT: draining for up to {}s", drain.as_secs());
+                break;
+            }
+        }
     }
     if running.drain(drain).await {
         info!("drained; bye");

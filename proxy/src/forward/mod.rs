@@ -82,6 +82,13 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnCtx>) -> Response<Body>
             }
         },
     };
+    let site = &ctx.site;
+    ctx.app
+        .metrics
+        .http_requests
+        .with_label_values(&[site.fqdn.as_str(), resp.status().as_str()])
+        .inc();
+    site.duration.observe(started.elapsed().as_secs_f64());
     if ctx.app.access_log {
         info!(
             target: "certfront::access",
@@ -144,7 +151,10 @@ async fn forward(
 
     let limit = ctx.app.limits.upstream_response_timeout;
     let mut resp = match tokio::time::timeout(limit, ups.client.request(req)).await {
-        Err(_) => return short(StatusCode::GATEWAY_TIMEOUT, "504 Gateway Timeout\n"),
+        Err(_) => {
+            upstream_failed(ctx, "timeout");
+            return short(StatusCode::GATEWAY_TIMEOUT, "504 Gateway Timeout\n");
+        }
         Ok(Err(e)) => return upstream_error(&e, ctx),
         Ok(Ok(resp)) => resp,
     };
@@ -203,6 +213,14 @@ fn upstream_error(err: &hyper_util::client::legacy::Error, ctx: &ConnCtx) -> Res
     while let Some(cause) = source {
         if let Some(ce) = cause.downcast_ref::<ConnectError>() {
             tracing::warn!(host = %ctx.site.fqdn, "upstream: {ce}");
+            upstream_failed(
+                ctx,
+                match ce {
+                    ConnectError::Timeout { .. } => "timeout",
+                    ConnectError::Tls { .. } => "tls",
+                    ConnectError::AllDown | ConnectError::Connect { .. } => "connect",
+                },
+            );
             return match ce {
                 ConnectError::AllDown => {
                     short(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable\n")
@@ -216,5 +234,14 @@ fn upstream_error(err: &hyper_util::client::legacy::Error, ctx: &ConnCtx) -> Res
         source = cause.source();
     }
     tracing::warn!(host = %ctx.site.fqdn, "upstream: {err}: {:?}", err.source());
+    upstream_failed(ctx, "protocol");
     short(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n")
+}
+
+fn upstream_failed(ctx: &ConnCtx, kind: &str) {
+    ctx.app
+        .metrics
+        .upstream_errors
+        .with_label_values(&[ctx.site.fqdn.as_str(), kind])
+        .inc();
 }

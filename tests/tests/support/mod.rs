@@ -19,7 +19,9 @@ pub async fn start(toml: &str, dir: &Path) -> Running {
     let config = certfront_config::parse(toml, dir).unwrap_or_else(|e| panic!("config: {e}"));
     let prepared = certfront::prepare(config)
         .unwrap_or_else(|errors| panic!("certificates refused:\n{}", errors.join("\n")));
-    certfront::start(prepared).await.expect("start")
+    certfront::start(prepared, std::sync::Arc::new(certfront::Metrics::new()))
+        .await
+        .expect("start")
 }
 
 /// The certfront binary built for these tests.

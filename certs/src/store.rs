@@ -7,9 +7,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use crate::inspect::CertInfo;
+use crate::source::CertSource;
 use arc_swap::ArcSwap;
-use certfront_certs::CertSource;
-use certfront_certs::inspect::CertInfo;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 

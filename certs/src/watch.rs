@@ -1,0 +1,154 @@
+//! File-change detection for hot reload: watch the *directory* of every file a host uses.
+//!
+//! Watching the file itself goes silent after the first rename, `rm` + re-create, or a
+//! Kubernetes Secret update (whose events name `..data`, never `tls.crt`), so every event in
+//! a watched directory marks every host with a file there as possibly changed. The reloader
+//! then compares content hashes, so unrelated churn in a directory costs a read, not a swap.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use notify::{Event, RecommendedWatcher, RecursiveMode, Watcher as _};
+use tracing::warn;
+
+use crate::error::CertError;
+
+/// Keeps the OS watches alive; dropping it stops them.
+pub struct Watcher {
+    _inner: RecommendedWatcher,
+    /// The directories watched, for logs.
+    pub dirs: Vec<PathBuf>,
+}
+
+/// The directory that holds `file`, made absolute and canonical (events name canonical paths).
+fn watched_dir(file: &Path) -> Option<PathBuf> {
+    let dir = match file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::canonicalize(&dir).ok()
+}
+
+/// Watches the directories of `files` (each tagged with its owner, e.g. a host index) and
+/// calls `notify` with the owners of a directory whenever anything in it changes.
+/// `notify` runs on the watcher's thread: keep it short (send to a channel).
+pub fn watch<F>(files: &[(usize, PathBuf)], notify: F) -> Result<Watcher, CertError>
+where
+    F: Fn(&[usize]) + Send + 'static,
+{
+    let mut owners: HashMap<PathBuf, Vec<usize>> = HashMap::new();
+    for (owner, file) in files {
+        match watched_dir(file) {
+            Some(dir) => {
+                let list = owners.entry(dir).or_default();
+                if !list.contains(owner) {
+                    list.push(*owner);
+                }
+            }
+            None => warn!(
+                "cannot watch the directory of {}: it does not exist; the periodic re-scan still covers it",
+                file.display()
+            ),
+        }
+    }
+    let dirs: Vec<PathBuf> = owners.keys().cloned().collect();
+    let handler = {
+        let owners = owners.clone();
+        move |res: notify::Result<Event>| match res {
+            Ok(event) => {
+                for path in &event.paths {
+                    let dir = if owners.contains_key(path) {
+                        Some(path.as_path())
+                    } else {
+                        path.parent()
+                    };
+                    if let Some(ids) = dir.and_then(|d| owners.get(d)) {
+                        notify(ids);
+                    }
+                }
+            }
+            Err(e) => warn!("file watcher: {e}; the periodic re-scan still covers changes"),
+        }
+    };
+    let mut inner = notify::recommended_watcher(handler).map_err(|source| CertError::Watch {
+        path: PathBuf::from("."),
+        source,
+    })?;
+    for dir in &dirs {
+        inner
+            .watch(dir, RecursiveMode::NonRecursive)
+            .map_err(|source| CertError::Watch {
+                path: dir.clone(),
+                source,
+            })?;
+    }
+    Ok(Watcher {
+        _inner: inner,
+        dirs,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    fn expect_owner(rx: &mpsc::Receiver<Vec<usize>>, owner: usize) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(ids) if ids.contains(&owner) => return,
+                Ok(_) => continue,
+                Err(_) => break,
+            }
+        }
+        panic!("no event for owner {owner}");
+    }
+
+    fn drain(rx: &mpsc::Receiver<Vec<usize>>) {
+        while rx.recv_timeout(Duration::from_millis(100)).is_ok() {}
+    }
+
+    #[test]
+    fn sees_rewrite_rename_recreate_and_symlink_swap_every_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let cert = d.join("tls.crt");
+        std::fs::write(&cert, "v0").unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let _w = watch(
+            &[(7, cert.clone()), (9, other.path().join("x.pem"))],
+            move |ids| {
+                let _ = tx.send(ids.to_vec());
+            },
+        )
+        .unwrap();
+        for round in 0..2 {
+            std::fs::write(&cert, format!("in place {round}")).unwrap();
+            expect_owner(&rx, 7);
+            drain(&rx);
+            let tmp = d.join(".tls.crt.tmp");
+            std::fs::write(&tmp, format!("renamed {round}")).unwrap();
+            std::fs::rename(&tmp, &cert).unwrap();
+            expect_owner(&rx, 7);
+            drain(&rx);
+            std::fs::remove_file(&cert).unwrap();
+            std::fs::write(&cert, format!("re-created {round}")).unwrap();
+            expect_owner(&rx, 7);
+            drain(&rx);
+        }
+        // Kubernetes: ..data -> ..2026_11_22_xx, swapped by renaming a new symlink over it.
+        for round in 0..2 {
+            let ts = d.join(format!("..ts{round}"));
+            std::fs::create_dir(&ts).unwrap();
+            std::fs::write(ts.join("tls.key"), "k").unwrap();
+            let tmp_link = d.join("..data_tmp");
+            std::os::unix::fs::symlink(&ts, &tmp_link).unwrap();
+            std::fs::rename(&tmp_link, d.join("..data")).unwrap();
+            expect_owner(&rx, 7);
+            drain(&rx);
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Prometheus metrics (DESIGN "Admin listener and metrics"). One registry, created by
+//! `start` and passed down, never the global default. Label values come only from the
+//! config and the certificates, so no client can add series.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use certfront_certs::inspect::CertInfo;
+use prometheus::{
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// Every metric certfront exports.
+pub struct Metrics {
+    registry: Registry,
+    cert_not_after: GaugeVec,
+    cert_not_before: GaugeVec,
+    pub cert_reloads: IntCounterVec,
+    pub cert_reload_failing: IntGaugeVec,
+    pub cert_last_reload_success: GaugeVec,
+    pub tls_handshakes: IntCounterVec,
+    pub connections_open: IntGaugeVec,
+    pub http_requests: IntCounterVec,
+    pub http_request_duration: HistogramVec,
+    pub upstream_errors: IntCounterVec,
+    pub client_cert_rejections: IntCounterVec,
+    /// The certificate labels exported per host, so a rotation can remove the old series.
+    cert_series: Mutex<HashMap<String, [String; 3]>>,
+}
+
+fn unix(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let cert = ["host", "serial", "thumbprint", "issuer"];
+        let m = Metrics {
+            cert_not_after: GaugeVec::new(
+                Opts::new("certfront_cert_not_after_timestamp_seconds", "notAfter of the certificate served for a host, as a Unix timestamp."),
+                &cert,
+            ).expect("metric"),
+            cert_not_before: GaugeVec::new(
+                Opts::new("certfront_cert_not_before_timestamp_seconds", "notBefore of the certificate served for a host, as a Unix timestamp."),
+                &cert,
+            ).expect("metric"),
+            cert_reloads: IntCounterVec::new(
+                Opts::new("certfront_cert_reloads_total", "Certificate reloads that read changed files, by result."),
+                &["host", "result"],
+            ).expect("metric"),
+            cert_reload_failing: IntGaugeVec::new(
+                Opts::new("certfront_cert_reload_failing", "1 while a host's files on disk are bad and its last good certificate is still served."),
+                &["host"],
+            ).expect("metric"),
+            cert_last_reload_success: GaugeVec::new(
+                Opts::new("certfront_cert_last_reload_success_timestamp_seconds", "When a host's certificate was last loaded successfully (start or reload), as a Unix timestamp."),
+                &["host"],
+            ).expect("metric"),
+            tls_handshakes: IntCounterVec::new(
+                Opts::new("certfront_tls_handshakes_total", "TLS handshakes by host (\"unknown\" for names no host serves), protocol version and result."),
+                &["host", "version", "result"],
+            ).expect("metric"),
+            connections_open: IntGaugeVec::new(
+                Opts::new("certfront_connections_open", "Client connections open, by listener."),
+                &["listener"],
+            ).expect("metric"),
+            http_requests: IntCounterVec::new(
+                Opts::new("certfront_http_requests_total", "HTTP requests answered, by host and status code."),
+                &["host", "code"],
+            ).expect("metric"),
+            http_request_duration: HistogramVec::new(
+                HistogramOpts::new("certfront_http_request_duration_seconds", "Time from request to response headers, by host.")
+                    .buckets(vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0]),
+                &["host"],
+            ).expect("metric"),
+            upstream_errors: IntCounterVec::new(
+                Opts::new("certfront_upstream_errors_total", "Failed exchanges with upstreams, by host and kind (connect, timeout, tls, protocol)."),
+                &["host", "kind"],
+            ).expect("metric"),
+            client_cert_rejections: IntCounterVec::new(
+                Opts::new("certfront_client_cert_rejections_total", "Client certificates refused, by host and reason."),
+                &["host", "reason"],
+            ).expect("metric"),
+            cert_series: Mutex::new(HashMap::new()),
+            registry,
+        };
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "certfront_build_info",
+                "Always 1; the version label says which certfront runs.",
+            ),
+            &["version"],
+        )
+        .expect("metric");
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        for c in [
+            Box::new(m.cert_not_after.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(m.cert_not_before.clone()),
+            Box::new(m.cert_reloads.clone()),
+            Box::new(m.cert_reload_failing.clone()),
+            Box::new(m.cert_last_reload_success.clone()),
+            Box::new(m.tls_handshakes.clone()),
+            Box::new(m.connections_open.clone()),
+            Box::new(m.http_requests.clone()),
+            Box::new(m.http_request_duration.clone()),
+            Box::new(m.upstream_errors.clone()),
+            Box::new(m.client_cert_rejections.clone()),
+            Box::new(build_info),
+        ] {
+            m.registry.register(c).expect("unique metric names");
+        }
+        m
+    }
+
+    /// Exports `info` as what `host` serves, replacing the series of what it served before.
+    pub fn cert_served(&self, host: &str, info: &CertInfo, loaded_at: SystemTime) {
+        let labels = [
+            info.serial.clone(),
+            info.sha1_thumbprint.clone(),
+            info.issuer.clone(),
+        ];
+        let mut series = self.cert_series.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(old) = series.get(host) {
+            if *old != labels {
+                let old = [host, old[0].as_str(), old[1].as_str(), old[2].as_str()];
+                let _ = self.cert_not_after.remove_label_values(&old);
+                let _ = self.cert_not_before.remove_label_values(&old);
+            }
+        }
+        let values = [
+            host,
+            labels[0].as_str(),
+            labels[1].as_str(),
+            labels[2].as_str(),
+        ];
+        self.cert_not_after
+            .with_label_values(&values)
+            .set(info.not_after as f64);
+        self.cert_not_before
+            .with_label_values(&values)
+            .set(info.not_before as f64);
+        series.insert(host.to_owned(), labels);
+        drop(series);
+        self.cert_last_reload_success
+            .with_label_values(&[host])
+            .set(unix(loaded_at));
+        self.cert_reload_failing.with_label_values(&[host]).set(0);
+    }
+
+    /// A reload of changed files: counted by result; a failure raises the failing gauge.
+    pub fn reload_result(&self, host: &str, success: bool) {
+        let result = if success { "success" } else { "failure" };
+        self.cert_reloads.with_label_values(&[host, result]).inc();
+        if !success {
+            self.cert_reload_failing.with_label_values(&[host]).set(1);
+        }
+    }
+
+    /// Registers a host with zeroed counters so that its series exist before any event.
+    pub fn host(&self, host: &str) {
+        self.cert_reloads.with_label_values(&[host, "success"]);
+        self.cert_reloads.with_label_values(&[host, "failure"]);
+        self.cert_reload_failing.with_label_values(&[host]).set(0);
+    }
+
+    /// The text exposition format that Prometheus scrapes.
+    pub fn render(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(8192);
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
