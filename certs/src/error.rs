@@ -26,6 +26,13 @@ pub enum CertError {
     #[error("{}: already exists; refusing to overwrite it", path.display())]
     Exists { path: PathBuf },
 
+    #[error("{}: cannot watch for changes: {source}", path.display())]
+    Watch {
+        path: PathBuf,
+        #[source]
+        source: notify::Error,
+    },
+
     #[error("{}: file is empty", path.display())]
     Empty { path: PathBuf },
 
@@ -137,6 +144,7 @@ impl CertError {
             Read { path, .. }
             | Write { path, .. }
             | Exists { path }
+            | Watch { path, .. }
             | Empty { path }
             | NoCertificate { path }
             | Pem { path, .. }

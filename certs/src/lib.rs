@@ -15,7 +15,9 @@ pub mod names;
 mod pfx;
 pub mod policy;
 pub mod source;
+pub mod store;
 pub mod trust;
+pub mod watch;
 
 #[cfg(test)]
 mod testutil;
