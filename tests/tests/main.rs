@@ -3,6 +3,7 @@
 
 mod support;
 
+mod cert_reload;
 mod cli;
 mod forward_http;
 mod shutdown;
