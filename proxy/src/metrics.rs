@@ -127,12 +127,10 @@ impl Metrics {
             info.issuer.clone(),
         ];
         let mut series = self.cert_series.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(old) = series.get(host) {
-            if *old != labels {
-                let old = [host, old[0].as_str(), old[1].as_str(), old[2].as_str()];
-                let _ = self.cert_not_after.remove_label_values(&old);
-                let _ = self.cert_not_before.remove_label_values(&old);
-            }
+        if let Some(old) = series.get(host).filter(|old| **old != labels) {
+            let old = [host, old[0].as_str(), old[1].as_str(), old[2].as_str()];
+            let _ = self.cert_not_after.remove_label_values(&old);
+            let _ = self.cert_not_before.remove_label_values(&old);
         }
         let values = [
             host,

@@ -120,11 +120,11 @@ fn build_sites(prepared: Prepared, metrics: &Metrics) -> Result<(SiteTable, Prep
                 } else {
                     None
                 };
-                Route::Upstream(Upstreams::new(
+                Route::Upstream(Box::new(Upstreams::new(
                     list,
                     tls,
                     config.limits.upstream_connect_timeout,
-                ))
+                )))
             }
         };
         let upstream_host = host

@@ -18,7 +18,7 @@ use certfront_certs::store::CertSlot;
 /// What a host does with a request whose Host it accepts.
 pub enum Route {
     Respond { status: StatusCode, body: Bytes },
-    Upstream(Upstreams),
+    Upstream(Box<Upstreams>),
 }
 
 /// One `[[host]]` at run time.
