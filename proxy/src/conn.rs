@@ -16,6 +16,7 @@ use tracing::debug;
 
 use crate::forward;
 use crate::metrics::Metrics;
+use crate::mtls::ClientCert;
 use crate::sites::{Site, SiteTable};
 use crate::tls;
 use crate::tracker::Tracker;
@@ -90,13 +91,17 @@ pub struct ConnCtx {
     pub peer: SocketAddr,
     /// The client's address as it goes into X-Forwarded-For, rendered once per connection.
     pub peer_ip: HeaderValue,
+    /// The verified client certificate (mutual TLS hosts only).
+    pub client_cert: Option<ClientCert>,
 }
 
 /// Drives a hyper connection until it ends; on drain, asks it to finish and close.
 macro_rules! drive {
-    ($conn:expr, $shutdown:expr, $peer:expr) => {{
+    ($conn:expr, $shutdown:expr, $revoked:expr, $peer:expr) => {{
         let conn = $conn;
         tokio::pin!(conn);
+        let revoked = $revoked;
+        tokio::pin!(revoked);
         let mut shutdown = $shutdown;
         let result = if *shutdown.borrow_and_update() {
             conn.as_mut().graceful_shutdown();
@@ -107,6 +112,13 @@ macro_rules! drive {
                 _ = shutdown.changed() => {
                     conn.as_mut().graceful_shutdown();
                     conn.await
+                }
+                _ = revoked.as_mut() => {
+                    tracing::info!(
+                        peer = %$peer,
+                        "closing connection: its client certificate is now on the deny list"
+                    );
+                    return;
                 }
             }
         };
@@ -131,6 +143,12 @@ pub async fn serve_tls(app: Arc<App>, tcp: TcpStream, peer: SocketAddr, listener
         Err((site, e)) => {
             let host = site.as_ref().map(|s| s.fqdn.as_str()).unwrap_or("unknown");
             debug!(%peer, host, "TLS handshake failed: {e}");
+            if let (Some(site), true) = (&site, e.no_client_cert()) {
+                app.metrics
+                    .client_cert_rejections
+                    .with_label_values(&[site.fqdn.as_str(), "missing"])
+                    .inc();
+            }
             app.metrics
                 .tls_handshakes
                 .with_label_values(&[host, "none", e.reason()])
@@ -146,7 +164,38 @@ pub async fn serve_tls(app: Arc<App>, tcp: TcpStream, peer: SocketAddr, listener
             "success",
         ])
         .inc();
+    let client_cert = match &accepted.site.client_auth {
+        Some(_) => accepted
+            .stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .map(ClientCert::from_leaf),
+        None => None,
+    };
+    let leaf = client_cert.as_ref().map(|c| c.leaf.clone());
+    let auth = accepted.site.client_auth.clone();
+    // A resumed session skips certificate verification, so the deny list is checked here too.
+    if let (Some(auth), Some(leaf)) = (&auth, &leaf) {
+        if auth.is_denied(leaf) {
+            debug!(%peer, host = %accepted.site.fqdn, "resumed session of a denied client certificate refused");
+            app.metrics
+                .client_cert_rejections
+                .with_label_values(&[accepted.site.fqdn.as_str(), "denied"])
+                .inc();
+            return;
+        }
+    }
+    // Resolves when a reloaded deny list names this connection's certificate.
+    let revoked = async move {
+        match (auth, leaf) {
+            (Some(auth), Some(leaf)) => auth.revoked(&leaf).await,
+            _ => std::future::pending().await,
+        }
+    };
     let ctx = Arc::new(ConnCtx {
+        client_cert,
         peer_ip: HeaderValue::try_from(peer.ip().to_string()).expect("an IP is a header value"),
         app: app.clone(),
         site: accepted.site,
@@ -159,11 +208,17 @@ pub async fn serve_tls(app: Arc<App>, tcp: TcpStream, peer: SocketAddr, listener
     let io = TokioIo::new(accepted.stream);
     let shutdown = app.shutdown.clone();
     if accepted.h2 {
-        drive!(app.http2.serve_connection(io, service), shutdown, peer);
+        drive!(
+            app.http2.serve_connection(io, service),
+            shutdown,
+            revoked,
+            peer
+        );
     } else {
         drive!(
             app.http1.serve_connection(io, service).with_upgrades(),
             shutdown,
+            revoked,
             peer
         );
     }

@@ -21,4 +21,6 @@ pub enum ProxyError {
     },
     #[error(transparent)]
     Cert(#[from] certfront_certs::CertError),
+    #[error("{0}")]
+    ClientAuth(String),
 }

@@ -13,6 +13,7 @@ pub mod conn;
 pub mod error;
 pub mod forward;
 pub mod metrics;
+pub mod mtls;
 pub mod prepare;
 pub mod redirect;
 pub mod reload;

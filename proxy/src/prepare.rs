@@ -118,8 +118,35 @@ pub fn verdicts(
     config
         .hosts
         .iter()
-        .map(|h| load_host(&h.fqdn, &h.names(), &h.source, config, ca, trust, now))
+        .map(|h| {
+            let mut verdict = load_host(&h.fqdn, &h.names(), &h.source, config, ca, trust, now);
+            verdict.violations.extend(client_auth_problems(h));
+            verdict
+        })
         .collect()
+}
+
+/// The files of `[host.client_auth]`: a CA that loads, and a deny list that parses.
+fn client_auth_problems(host: &certfront_config::Host) -> Vec<String> {
+    let Some(auth) = &host.client_auth else {
+        return Vec::new();
+    };
+    let mut problems = Vec::new();
+    match TrustAnchors::new(false, std::slice::from_ref(&auth.ca), &[]) {
+        Ok(anchors) if anchors.is_empty() => problems.push(format!(
+            "host {:?}: {}: client_auth.ca holds no CA certificate",
+            host.fqdn,
+            auth.ca.display()
+        )),
+        Ok(_) => {}
+        Err(e) => problems.push(format!("host {:?}: client_auth.ca: {e}", host.fqdn)),
+    }
+    if let Some(deny) = &auth.deny {
+        if let Err(e) = crate::mtls::read_deny_list(deny) {
+            problems.push(format!("host {:?}: client_auth.deny: {e}", host.fqdn));
+        }
+    }
+    problems
 }
 
 /// Loads and checks everything; `Err` holds every violation of every host, one a line.

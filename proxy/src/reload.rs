@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime};
 use certfront_certs::store::{CertSlot, ReloadResult, Served};
 
 use crate::metrics::Metrics;
+use crate::mtls::ClientAuthState;
 use certfront_certs::{CertSource, InternalCa, Policy, Rule, TrustAnchors, check};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -157,6 +158,7 @@ pub enum Request {
 /// Runs reloads: debounces watcher events, re-reads everything on request and every `rescan`.
 pub async fn run(
     slots: Vec<Arc<CertSlot>>,
+    deny: Vec<Option<Arc<ClientAuthState>>>,
     ctx: Arc<ReloadCtx>,
     mut requests: mpsc::UnboundedReceiver<Request>,
     rescan: Option<Duration>,
@@ -181,6 +183,7 @@ pub async fn run(
                 Some(Request::All) => {
                     info!("re-reading every certificate (SIGHUP)");
                     dirty.clear();
+                    deny.iter().flatten().for_each(|d| reload_deny(d));
                     reload_all(&slots, &ctx, (0..slots.len()).collect(), Trigger::Signal).await;
                 }
             },
@@ -188,10 +191,17 @@ pub async fn run(
                 if Instant::now() >= next_rescan {
                     next_rescan = Instant::now() + rescan.unwrap_or(far);
                     dirty.clear();
+                    deny.iter().flatten().for_each(|d| reload_deny(d));
                     reload_all(&slots, &ctx, (0..slots.len()).collect(), Trigger::Rescan).await;
                 } else if !dirty.is_empty() && Instant::now() >= quiet_at {
-                    let ids = std::mem::take(&mut dirty).into_iter().collect();
-                    reload_all(&slots, &ctx, ids, Trigger::Event).await;
+                    let (certs, lists): (Vec<usize>, Vec<usize>) =
+                        std::mem::take(&mut dirty).into_iter().partition(|i| *i < slots.len());
+                    for i in lists {
+                        if let Some(Some(d)) = deny.get(i - slots.len()) {
+                            reload_deny(d);
+                        }
+                    }
+                    reload_all(&slots, &ctx, certs, Trigger::Event).await;
                 }
             }
         }
@@ -218,15 +228,29 @@ async fn reload_all(
 }
 
 /// The files to watch: every host's certificate, key, .pfx and password file.
-pub fn watched_files(slots: &[Arc<CertSlot>]) -> Vec<(usize, PathBuf)> {
-    slots
-        .iter()
-        .enumerate()
-        .flat_map(|(i, s)| {
-            s.source
-                .files()
-                .into_iter()
-                .map(move |f| (i, f.to_path_buf()))
-        })
-        .collect()
+/// Deny lists are owned by `slots.len() + host index`, so one watcher serves both.
+pub fn watched_files(
+    slots: &[Arc<CertSlot>],
+    deny: &[Option<Arc<ClientAuthState>>],
+) -> Vec<(usize, PathBuf)> {
+    let certs = slots.iter().enumerate().flat_map(|(i, s)| {
+        s.source
+            .files()
+            .into_iter()
+            .map(move |f| (i, f.to_path_buf()))
+    });
+    let lists = deny.iter().enumerate().filter_map(|(i, d)| {
+        let path = d.as_ref()?.deny_path.clone()?;
+        Some((slots.len() + i, path))
+    });
+    certs.chain(lists).collect()
+}
+
+/// Re-reads a host's deny list; a bad list keeps the old one.
+fn reload_deny(state: &ClientAuthState) {
+    match state.reload() {
+        Ok(true) => info!(host = state.host, "client certificate deny list reloaded"),
+        Ok(false) => {}
+        Err(e) => error!(host = state.host, "{e}; keeping the previous deny list"),
+    }
 }

@@ -92,7 +92,10 @@ fn upstream_tls(roots: &RootCertStore, host: &Host) -> Result<Arc<ClientConfig>,
     Ok(Arc::new(config))
 }
 
-fn build_sites(prepared: Prepared, metrics: &Metrics) -> Result<(SiteTable, Prepared), ProxyError> {
+fn build_sites(
+    prepared: Prepared,
+    metrics: &Arc<Metrics>,
+) -> Result<(SiteTable, Prepared), ProxyError> {
     let mut prepared = prepared;
     let config = &prepared.config;
     let shared = TlsShared::new(config)?;
@@ -108,7 +111,15 @@ fn build_sites(prepared: Prepared, metrics: &Metrics) -> Result<(SiteTable, Prep
             host.source.clone(),
             served,
         ));
-        let tls = shared.host_config(slot.clone(), None)?;
+        let (verifier, client_auth) = match &host.client_auth {
+            Some(auth) => {
+                let (v, state) = crate::mtls::build(&host.fqdn, auth, metrics.clone())
+                    .map_err(ProxyError::ClientAuth)?;
+                (Some(v), Some(state))
+            }
+            None => (None, None),
+        };
+        let tls = shared.host_config(slot.clone(), verifier)?;
         let route = match &host.action {
             Action::Respond { status, body } => Route::Respond {
                 status: StatusCode::from_u16(*status).unwrap_or(StatusCode::OK),
@@ -138,6 +149,7 @@ fn build_sites(prepared: Prepared, metrics: &Metrics) -> Result<(SiteTable, Prep
             tls,
             route,
             upstream_host,
+            client_auth,
             duration: metrics
                 .http_request_duration
                 .with_label_values(&[host.fqdn.as_str()]),
@@ -295,8 +307,14 @@ fn start_reloader(
     Option<certfront_certs::watch::Watcher>,
 ) {
     let slots: Vec<Arc<CertSlot>> = app.table.sites().iter().map(|s| s.cert.clone()).collect();
+    let deny: Vec<_> = app
+        .table
+        .sites()
+        .iter()
+        .map(|s| s.client_auth.clone())
+        .collect();
     let (tx, rx) = mpsc::unbounded_channel();
-    let files = reload::watched_files(&slots);
+    let files = reload::watched_files(&slots, &deny);
     let events = tx.clone();
     let watcher = if files.is_empty() {
         None
@@ -329,7 +347,7 @@ fn start_reloader(
         0 => None,
         s => Some(Duration::from_secs(s)),
     };
-    tokio::spawn(reload::run(slots, ctx, rx, rescan));
+    tokio::spawn(reload::run(slots, deny, ctx, rx, rescan));
     (tx, watcher)
 }
 

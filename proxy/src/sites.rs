@@ -31,6 +31,8 @@ pub struct Site {
     pub route: Route,
     /// `upstream_host`, when the backend wants another Host than the client's.
     pub upstream_host: Option<HeaderValue>,
+    /// Mutual TLS settings, when `[host.client_auth]` is set.
+    pub client_auth: Option<Arc<crate::mtls::ClientAuthState>>,
     /// This host's request-duration histogram, resolved once instead of per request.
     pub duration: prometheus::Histogram,
 }

@@ -100,6 +100,16 @@ pub enum AcceptError {
 }
 
 impl AcceptError {
+    /// Whether a mutual-TLS host refused a client that sent no certificate.
+    pub fn no_client_cert(&self) -> bool {
+        let rustls_error = match self {
+            AcceptError::Tls(e) => Some(e),
+            AcceptError::Io(e) => e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
+            _ => None,
+        };
+        matches!(rustls_error, Some(rustls::Error::NoCertificatesPresented))
+    }
+
     /// The `result` label of `certfront_tls_handshakes_total`.
     pub fn reason(&self) -> &'static str {
         match self {

@@ -7,5 +7,6 @@ mod admin_metrics;
 mod cert_reload;
 mod cli;
 mod forward_http;
+mod mtls;
 mod shutdown;
 mod tls_sni;

@@ -142,6 +142,10 @@ async fn forward(
     let headers = req.headers_mut();
     headers::strip_hop_by_hop(headers);
     headers::strip_client_cert(headers);
+    if let Some(cert) = &ctx.client_cert {
+        headers.insert(&headers::X_CLIENT_CERT, cert.der_b64.clone());
+        headers.insert(&headers::X_CLIENT_CERT_THUMBPRINT, cert.thumbprint.clone());
+    }
     headers::add_forwarded(headers, &ctx.peer_ip, &host);
     headers.insert(header::HOST, sent_host);
     if websocket {
