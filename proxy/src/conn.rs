@@ -177,15 +177,15 @@ pub async fn serve_tls(app: Arc<App>, tcp: TcpStream, peer: SocketAddr, listener
     let leaf = client_cert.as_ref().map(|c| c.leaf.clone());
     let auth = accepted.site.client_auth.clone();
     // A resumed session skips certificate verification, so the deny list is checked here too.
-    if let (Some(auth), Some(leaf)) = (&auth, &leaf) {
-        if auth.is_denied(leaf) {
-            debug!(%peer, host = %accepted.site.fqdn, "resumed session of a denied client certificate refused");
-            app.metrics
-                .client_cert_rejections
-                .with_label_values(&[accepted.site.fqdn.as_str(), "denied"])
-                .inc();
-            return;
-        }
+    if let (Some(auth), Some(leaf)) = (&auth, &leaf)
+        && auth.is_denied(leaf)
+    {
+        debug!(%peer, host = %accepted.site.fqdn, "resumed session of a denied client certificate refused");
+        app.metrics
+            .client_cert_rejections
+            .with_label_values(&[accepted.site.fqdn.as_str(), "denied"])
+            .inc();
+        return;
     }
     // Resolves when a reloaded deny list names this connection's certificate.
     let revoked = async move {

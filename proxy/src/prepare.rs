@@ -141,10 +141,10 @@ fn client_auth_problems(host: &certfront_config::Host) -> Vec<String> {
         Ok(_) => {}
         Err(e) => problems.push(format!("host {:?}: client_auth.ca: {e}", host.fqdn)),
     }
-    if let Some(deny) = &auth.deny {
-        if let Err(e) = crate::mtls::read_deny_list(deny) {
-            problems.push(format!("host {:?}: client_auth.deny: {e}", host.fqdn));
-        }
+    if let Some(deny) = &auth.deny
+        && let Err(e) = crate::mtls::read_deny_list(deny)
+    {
+        problems.push(format!("host {:?}: client_auth.deny: {e}", host.fqdn));
     }
     problems
 }
