@@ -27,6 +27,7 @@ fn setup() -> Setup {
     let app = ca.leaf(&["app.test"]);
     app.write(dir.path(), "app");
     ca.leaf(&["api.test"]).write(dir.path(), "api");
+    ca.leaf(&["down.test"]).write(dir.path(), "down");
     let cfg = client_config(&[&ca.der], &[b"http/1.1"]);
     Setup { dir, ca, app, cfg }
 }
@@ -36,8 +37,16 @@ fn toml(upstream: &str) -> String {
         "[server]\nlisten = [\"127.0.0.1:0\"]\nadmin = \"127.0.0.1:0\"\n[tls]\ntrust = [\"root.pem\"]\n\
          [limits]\nupstream_response_timeout_seconds = 1\n\
          [[host]]\nfqdn = \"app.test\"\ncert = \"app.pem\"\nkey = \"app-key.pem\"\nrespond = {{ body = \"ok\" }}\n\
-         [[host]]\nfqdn = \"api.test\"\ncert = \"api.pem\"\nkey = \"api-key.pem\"\nupstream = \"{upstream}\"\n"
+         [[host]]\nfqdn = \"api.test\"\ncert = \"api.pem\"\nkey = \"api-key.pem\"\nupstream = \"{upstream}\"\n\
+         [[host]]\nfqdn = \"down.test\"\ncert = \"down.pem\"\nkey = \"down-key.pem\"\nupstream = \"http://127.0.0.1:{}\"\n",
+        refused_port()
     )
+}
+
+/// A port on which nothing listens: bound, then released.
+fn refused_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
 }
 
 async fn scrape(admin: std::net::SocketAddr) -> String {
@@ -205,6 +214,21 @@ async fn traffic_counters_and_no_series_from_client_input() {
     let (status, _) =
         client::fetch(addr, "app.test", s.cfg.clone(), get("api.test", "/", false)).await;
     assert_eq!(status, 421);
+    let (status, _) = client::fetch(
+        addr,
+        "down.test",
+        s.cfg.clone(),
+        get("down.test", "/", false),
+    )
+    .await;
+    assert_eq!(status, 502);
+    assert_eq!(
+        value(
+            &scrape(admin).await,
+            "certfront_upstream_errors_total{host=\"down.test\",kind=\"connect\"}"
+        ),
+        Some(1.0)
+    );
 
     let before = scrape(admin)
         .await

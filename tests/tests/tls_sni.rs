@@ -34,7 +34,7 @@ fn setup() -> Setup {
 
 fn config(s: &Setup, tls_extra: &str) -> String {
     let mut toml = format!(
-        "[server]\nlisten = [\"127.0.0.1:0\"]\n\n[tls]\ntrust = [\"root.pem\"]\n{tls_extra}\n"
+        "[server]\nlisten = [\"127.0.0.1:0\", \"[::1]:0\"]\n\n[tls]\ntrust = [\"root.pem\"]\n{tls_extra}\n"
     );
     for (name, _) in &s.leaves {
         let stem = name.replace('*', "wild");
@@ -77,6 +77,12 @@ async fn each_host_gets_its_own_certificate_and_wildcards_match_one_label() {
         )),
         "{err}"
     );
+    // Every listener serves, IPv6 included.
+    assert!(running.tls_addrs[1].is_ipv6());
+    let tls = connect(running.tls_addrs[1], "portal.test", cfg.clone())
+        .await
+        .expect("IPv6 listener");
+    assert_eq!(peer_leaf(&tls), s.leaves[2].1.der);
     // And the proxy answers HTTP with the host chosen by SNI.
     let (status, body) = client::fetch(
         addr,
