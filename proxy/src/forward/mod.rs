@@ -49,8 +49,11 @@ fn request_host(req: &Request<Incoming>) -> Option<HeaderValue> {
 /// Handles one request; never fails (errors become short responses).
 pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnCtx>) -> Response<Body> {
     let started = Instant::now();
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
+    // Kept for the request log only; a `Uri` clone shares the parsed bytes, no copy.
+    let logged = ctx
+        .app
+        .access_log
+        .then(|| (req.method().clone(), req.uri().clone()));
     let host = request_host(&req);
     let (resp, upstream) = match &host {
         None => (
@@ -89,13 +92,13 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnCtx>) -> Response<Body>
         .with_label_values(&[site.fqdn.as_str(), resp.status().as_str()])
         .inc();
     site.duration.observe(started.elapsed().as_secs_f64());
-    if ctx.app.access_log {
+    if let Some((method, uri)) = logged {
         info!(
             target: "certfront::access",
             peer = %ctx.peer.ip(),
             method = %method,
             host = host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("-"),
-            path = %path,
+            path = uri.path(),
             status = resp.status().as_u16(),
             upstream = upstream.as_ref().map(|u| &*u.0).unwrap_or("-"),
             ms = started.elapsed().as_millis() as u64,
