@@ -8,7 +8,8 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use notify::{Event, RecommendedWatcher, RecursiveMode, Watcher as _};
+use notify::event::{AccessKind, AccessMode};
+use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
 use tracing::warn;
 
 use crate::error::CertError;
@@ -27,6 +28,16 @@ fn watched_dir(file: &Path) -> Option<PathBuf> {
         _ => PathBuf::from("."),
     };
     std::fs::canonicalize(&dir).ok()
+}
+
+/// Whether an event can mean new content: writes, creates, removes, renames, mode
+/// changes and a close after writing; not opens, reads or a close after reading.
+fn changes_content(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
 }
 
 /// Watches the directories of `files` (each tagged with its owner, e.g. a host index) and
@@ -55,6 +66,9 @@ where
     let handler = {
         let owners = owners.clone();
         move |res: notify::Result<Event>| match res {
+            // Opening and reading a file (the reloader itself does) is no change; a
+            // close after writing is the moment a copy is complete.
+            Ok(event) if !changes_content(&event.kind) => {}
             Ok(event) => {
                 for path in &event.paths {
                     let dir = if owners.contains_key(path) {
@@ -139,6 +153,14 @@ mod tests {
             expect_owner(&rx, 7);
             drain(&rx);
         }
+        // Reading (what the reloader does after every event) must not look like a change,
+        // or every reload would trigger the next one.
+        drain(&rx);
+        let _ = std::fs::read(&cert).unwrap();
+        assert!(
+            rx.recv_timeout(Duration::from_millis(300)).is_err(),
+            "a read was reported as a change"
+        );
         // Kubernetes: ..data -> ..2026_11_22_xx, swapped by renaming a new symlink over it.
         for round in 0..2 {
             let ts = d.join(format!("..ts{round}"));

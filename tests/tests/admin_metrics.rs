@@ -134,6 +134,17 @@ async fn certificate_gauges_follow_what_is_served() {
         ),
         Some(1.0)
     );
+    // Reading the bad files must not trigger the next reload: the count stays at one.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let text = scrape(admin).await;
+    assert_eq!(
+        value(
+            &text,
+            "certfront_cert_reloads_total{host=\"app.test\",result=\"failure\"}"
+        ),
+        Some(1.0),
+        "reloads feed on their own file reads"
+    );
     assert!(
         text.contains(&tp),
         "the old certificate is still served and exported"

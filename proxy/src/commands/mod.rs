@@ -82,6 +82,11 @@ pub fn inspect(file: &Path, password_env: Option<&str>, json: bool) -> ExitCode 
         Ok(certs) => certs,
         Err(e) => {
             eprintln!("error: {e}");
+            if matches!(e, certfront_certs::CertError::PfxNeedsPassword { .. }) {
+                eprintln!(
+                    "hint: put the password in an environment variable and pass --password-env VAR"
+                );
+            }
             return ExitCode::from(1);
         }
     };

@@ -49,7 +49,10 @@ pub fn run(path: &Path) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(serve(prepared))
+    let code = runtime.block_on(serve(prepared));
+    // Connections still open after the drain are closed now, not waited for.
+    runtime.shutdown_timeout(Duration::from_millis(100));
+    code
 }
 
 async fn serve(prepared: crate::Prepared) -> ExitCode {
@@ -64,10 +67,11 @@ async fn serve(prepared: crate::Prepared) -> ExitCode {
         );
     }
     if let Some(ca) = &prepared.ca {
+        let root = std::fs::canonicalize(ca.root_path()).unwrap_or_else(|_| ca.root_path());
         info!(
             "internal CA root: {} (clients trust it with e.g. curl --cacert {})",
-            ca.root_path().display(),
-            ca.root_path().display()
+            root.display(),
+            root.display()
         );
     }
     let (mut term, mut int) = match (
@@ -91,8 +95,8 @@ async fn serve(prepared: crate::Prepared) -> ExitCode {
     let running = match start(prepared, metrics).await {
         Ok(r) => r,
         Err(e) => {
-            error!("{e}");
-            eprintln!("certfront refuses to start: {e}");
+            eprintln!("error: {e}");
+            eprintln!("certfront refuses to start: nothing is served");
             return ExitCode::from(REFUSED);
         }
     };
