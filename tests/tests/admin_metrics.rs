@@ -39,14 +39,8 @@ fn toml(upstream: &str) -> String {
          [[host]]\nfqdn = \"app.test\"\ncert = \"app.pem\"\nkey = \"app-key.pem\"\nrespond = {{ body = \"ok\" }}\n\
          [[host]]\nfqdn = \"api.test\"\ncert = \"api.pem\"\nkey = \"api-key.pem\"\nupstream = \"{upstream}\"\n\
          [[host]]\nfqdn = \"down.test\"\ncert = \"down.pem\"\nkey = \"down-key.pem\"\nupstream = \"http://127.0.0.1:{}\"\n",
-        refused_port()
+        crate::support::refused_port()
     )
-}
-
-/// A port on which nothing listens: bound, then released.
-fn refused_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
 }
 
 async fn scrape(admin: std::net::SocketAddr) -> String {

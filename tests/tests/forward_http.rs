@@ -297,12 +297,6 @@ async fn websocket_upgrade_then_bytes_both_ways() {
     assert!(echo["headers"].get("http2-settings").is_none(), "{echo}");
 }
 
-/// A port on which nothing listens: bound, then released.
-fn refused_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    l.local_addr().expect("addr").port()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_upstream_is_verified_against_upstream_ca() {
     let (dir, ca) = certs(&["app.test", "wrong.test"]);
@@ -341,7 +335,7 @@ async fn failover_skips_a_refusing_upstream() {
     let backend = Backend::start("second").await;
     let up = format!(
         "upstream = [\"http://127.0.0.1:{}\", \"{}\"]",
-        refused_port(),
+        crate::support::refused_port(),
         backend.url()
     );
     let toml = head("") + &host("app.test", &up);
@@ -365,7 +359,10 @@ async fn refused_then_marked_down_then_slow_give_502_503_504() {
     let toml = head("upstream_response_timeout_seconds = 1")
         + &host(
             "down.test",
-            &format!("upstream = \"http://127.0.0.1:{}\"", refused_port()),
+            &format!(
+                "upstream = \"http://127.0.0.1:{}\"",
+                crate::support::refused_port()
+            ),
         )
         + &host("slow.test", &format!("upstream = \"{}\"", backend.url()));
     let running = start(&toml, dir.path()).await;

@@ -159,3 +159,9 @@ pub async fn eventually<F: FnMut() -> bool>(limit: Duration, mut cond: F) -> boo
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// A port on which nothing listens: bound, then released.
+pub fn refused_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    l.local_addr().expect("addr").port()
+}
