@@ -14,13 +14,15 @@ pub fn normalize(name: &str) -> String {
 /// wildcard `*.rest` standing for exactly one whole leftmost label (`*.example.org`
 /// covers `a.example.org`, never `example.org` nor `a.b.example.org`). Case-insensitive;
 /// a trailing dot on either side is ignored.
+///
+/// Allocation-free: it runs on every proxied request (the Host check).
 pub fn covers(pattern: &str, name: &str) -> bool {
-    let pattern = normalize(pattern);
-    let name = normalize(name);
+    let pattern = pattern.strip_suffix('.').unwrap_or(pattern);
+    let name = name.strip_suffix('.').unwrap_or(name);
     if pattern.is_empty() || name.is_empty() {
         return false;
     }
-    if pattern == name {
+    if pattern.eq_ignore_ascii_case(name) {
         return true;
     }
     let Some(rest) = pattern.strip_prefix("*.") else {
@@ -31,7 +33,9 @@ pub fn covers(pattern: &str, name: &str) -> bool {
         return false;
     }
     match name.split_once('.') {
-        Some((first, name_rest)) => !first.is_empty() && !first.contains('*') && name_rest == rest,
+        Some((first, name_rest)) => {
+            !first.is_empty() && !first.contains('*') && name_rest.eq_ignore_ascii_case(rest)
+        }
         None => false,
     }
 }
