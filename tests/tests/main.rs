@@ -7,6 +7,7 @@ mod admin_metrics;
 mod cert_reload;
 mod cli;
 mod forward_http;
+mod hardening;
 mod mtls;
 mod shutdown;
 mod tls_sni;

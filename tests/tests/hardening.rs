@@ -1,0 +1,100 @@
+//! Limits that protect the proxy from clients: header size, slow headers, connection count.
+
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::support::client::{client_config, connect};
+use crate::support::pki::TestCa;
+use crate::support::start;
+
+async fn setup(limits: &str) -> (tempfile::TempDir, TestCa, certfront::Running) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::new("limits root");
+    std::fs::write(dir.path().join("root.pem"), &ca.pem).expect("root");
+    ca.leaf(&["app.test"]).write(dir.path(), "app");
+    let toml = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[tls]\ntrust = [\"root.pem\"]\n[limits]\n{limits}\n\
+         [[host]]\nfqdn = \"app.test\"\ncert = \"app.pem\"\nkey = \"app-key.pem\"\nrespond = {{ body = \"ok\" }}\n"
+    );
+    let running = start(&toml, dir.path()).await;
+    (dir, ca, running)
+}
+
+/// Reads until the peer closes (or `limit` passes); returns what arrived.
+async fn read_to_close<R: AsyncReadExt + Unpin>(r: &mut R, limit: Duration) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(limit, async {
+        loop {
+            match r.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .ok()
+    .map(|_| out)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_headers_are_refused() {
+    let (_dir, ca, running) = setup("max_header_bytes = 8192").await;
+    let cfg = client_config(&[&ca.der], &[b"http/1.1"]);
+    let mut tls = connect(running.tls_addrs[0], "app.test", cfg)
+        .await
+        .expect("tls");
+    let big = "a".repeat(20_000);
+    tls.write_all(format!("GET / HTTP/1.1\r\nHost: app.test\r\nX-Big: {big}\r\n\r\n").as_bytes())
+        .await
+        .expect("write");
+    let reply = read_to_close(&mut tls, Duration::from_secs(10))
+        .await
+        .expect("closed");
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 431"), "{reply}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_headers_are_cut_off() {
+    let (_dir, ca, running) = setup("header_read_timeout_seconds = 1").await;
+    let cfg = client_config(&[&ca.der], &[b"http/1.1"]);
+    let mut tls = connect(running.tls_addrs[0], "app.test", cfg)
+        .await
+        .expect("tls");
+    tls.write_all(b"GET / HTTP/1.1\r\nHost: app")
+        .await
+        .expect("write");
+    // The header never completes; the proxy closes the connection (bounded wait).
+    assert!(
+        read_to_close(&mut tls, Duration::from_secs(10))
+            .await
+            .is_some(),
+        "still open"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_max_wait_for_a_free_slot() {
+    let (_dir, ca, running) = setup("max_connections = 2").await;
+    let addr = running.tls_addrs[0];
+    let cfg = client_config(&[&ca.der], &[b"http/1.1"]);
+    let first = connect(addr, "app.test", cfg.clone()).await.expect("first");
+    let _second = connect(addr, "app.test", cfg.clone())
+        .await
+        .expect("second");
+    // The third waits in the listen backlog: no handshake while both slots are taken.
+    let third = tokio::spawn(connect(addr, "app.test", cfg));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !third.is_finished(),
+        "a third connection was served beyond max_connections"
+    );
+    drop(first);
+    let third = tokio::time::timeout(Duration::from_secs(10), third)
+        .await
+        .expect("served once a slot is free")
+        .expect("join");
+    assert!(third.is_ok());
+}
