@@ -7,7 +7,9 @@
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use crate::error::CertError;
 use crate::inspect::CertInfo;
+use crate::load::CertBundle;
 use crate::source::CertSource;
 use arc_swap::ArcSwap;
 use rustls::server::{ClientHello, ResolvesServerCert};
@@ -46,6 +48,18 @@ pub struct CertSlot {
     pub source: CertSource,
     served: ArcSwap<Served>,
     status: Mutex<ReloadStatus>,
+}
+
+impl Served {
+    /// What a checked bundle serves: its rustls key and its leaf's facts, loaded now.
+    pub fn from_bundle(bundle: &CertBundle) -> Result<Served, CertError> {
+        Ok(Served {
+            key: bundle.certified_key()?,
+            info: bundle.leaf_info()?,
+            content_hash: bundle.content_hash,
+            loaded_at: SystemTime::now(),
+        })
+    }
 }
 
 impl CertSlot {

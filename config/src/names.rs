@@ -1,16 +1,12 @@
 //! DNS name syntax for `fqdn`, `aliases` and upstream hosts.
 //!
-//! certfront-certs will own the canonical name helpers (`names::normalize`,
-//! `names::is_valid_dns_name`); this small copy keeps the config crate free of
-//! anything but the certs crate's policy types, and its messages say *why* a
-//! name is refused, which a yes/no helper cannot.
+//! Names are compared in `certfront_certs::names::normalize` form (re-exported
+//! here). The syntax checks are the config's own: unlike the certs crate's yes/no
+//! `is_valid_dns_name`, their messages say *why* a name is refused.
 
 use std::net::IpAddr;
 
-/// Lower-case and drop one trailing dot: the form names are compared in.
-pub(crate) fn normalize(name: &str) -> String {
-    name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase()
-}
+pub(crate) use certfront_certs::names::normalize;
 
 /// Checks a normalized host name: labels of 1-63 letters, digits and `-` (no
 /// leading or trailing `-`), at most 253 characters, optionally a leading `*.`

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use certfront_certs::inspect::CertInfo;
-use certfront_certs::{CertSource, InternalCa, TrustAnchors, check};
+use certfront_certs::{CertBundle, CertSource, InternalCa, Policy, TrustAnchors, check};
 use certfront_config::Config;
 
 use certfront_certs::store::Served;
@@ -49,55 +49,59 @@ pub fn anchors(config: &Config) -> Result<(Option<Arc<InternalCa>>, TrustAnchors
     Ok((ca, trust))
 }
 
-/// Loads and checks one host's certificate; `Err` holds every violation, formatted.
+/// Reads a host's certificate: its files, or the internal CA's leaf for its names.
+/// Start, `check` and every reload read through here.
+pub fn load_source(
+    fqdn: &str,
+    names: &[String],
+    source: &CertSource,
+    ca: Option<&InternalCa>,
+) -> Result<CertBundle, String> {
+    match source {
+        CertSource::Internal => match ca {
+            Some(ca) => ca.issue(fqdn, names).map_err(|e| e.to_string()),
+            None => Err("internal CA is not available".to_owned()),
+        },
+        other => certfront_certs::load(other).map_err(|e| e.to_string()),
+    }
+}
+
+/// Loads and checks one host's certificate; the verdict holds every violation, formatted.
 pub fn load_host(
     fqdn: &str,
     names: &[String],
     source: &CertSource,
-    config: &Config,
+    policy: &Policy,
     ca: Option<&InternalCa>,
     trust: &TrustAnchors,
     now: SystemTime,
 ) -> HostVerdict {
     let prefix = |line: &dyn std::fmt::Display| format!("host {fqdn:?}: {line}");
-    let loaded = match source {
-        CertSource::Internal => match ca {
-            Some(ca) => ca.issue(fqdn, names).map_err(|e| prefix(&e)),
-            None => Err(prefix(&"internal CA is not available")),
-        },
-        other => certfront_certs::load(other).map_err(|e| prefix(&e)),
-    };
-    let bundle = match loaded {
+    let bundle = match load_source(fqdn, names, source, ca) {
         Ok(bundle) => bundle,
-        Err(line) => {
+        Err(e) => {
             return HostVerdict {
                 fqdn: fqdn.to_owned(),
                 served: None,
                 info: None,
-                violations: vec![line],
+                violations: vec![prefix(&e)],
                 warnings: Vec::new(),
             };
         }
     };
-    let info = bundle.leaf_info().ok();
-    let report = check::check(names, source, &bundle, &config.policy, trust, now);
+    let report = check::check(names, source, &bundle, policy, trust, now);
     let mut violations: Vec<String> = report.violations.iter().map(|v| prefix(v)).collect();
     let warnings = report.warnings.iter().map(|w| prefix(w)).collect();
-    let served = if violations.is_empty() {
-        match (bundle.certified_key(), bundle.leaf_info()) {
-            (Ok(key), Ok(leaf)) => Some(Served {
-                key,
-                info: leaf,
-                content_hash: bundle.content_hash,
-                loaded_at: SystemTime::now(),
-            }),
-            (Err(e), _) | (_, Err(e)) => {
-                violations.push(prefix(&e));
-                None
-            }
+    let mut served = None;
+    if violations.is_empty() {
+        match Served::from_bundle(&bundle) {
+            Ok(s) => served = Some(s),
+            Err(e) => violations.push(prefix(&e)),
         }
-    } else {
-        None
+    }
+    let info = match &served {
+        Some(s) => Some(s.info.clone()),
+        None => bundle.leaf_info().ok(),
     };
     HostVerdict {
         fqdn: fqdn.to_owned(),
@@ -119,7 +123,15 @@ pub fn verdicts(
         .hosts
         .iter()
         .map(|h| {
-            let mut verdict = load_host(&h.fqdn, &h.names(), &h.source, config, ca, trust, now);
+            let mut verdict = load_host(
+                &h.fqdn,
+                &h.names(),
+                &h.source,
+                &config.policy,
+                ca,
+                trust,
+                now,
+            );
             verdict.violations.extend(client_auth_problems(h));
             verdict
         })

@@ -27,9 +27,10 @@ pub async fn handle(
         .unwrap_or("");
     let known = !host.is_empty() && app.table.sites().iter().any(|s| s.accepts(host));
     if !known {
-        let mut resp = Response::new(Full::new(Bytes::from_static(b"unknown host\n")));
-        *resp.status_mut() = StatusCode::NOT_FOUND;
-        return Ok(resp);
+        return Ok(crate::forward::plain(
+            StatusCode::NOT_FOUND,
+            Bytes::from_static(b"unknown host\n"),
+        ));
     }
     let path = req
         .uri()

@@ -12,7 +12,8 @@ use certfront_certs::store::{CertSlot, ReloadResult, Served};
 
 use crate::metrics::Metrics;
 use crate::mtls::ClientAuthState;
-use certfront_certs::{CertSource, InternalCa, Policy, Rule, TrustAnchors, check};
+use crate::prepare::load_source;
+use certfront_certs::{InternalCa, Policy, Rule, TrustAnchors, check};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
@@ -52,15 +53,9 @@ pub struct ReloadCtx {
 
 /// Reloads one host (blocking: file I/O and signature checks; run off the async workers).
 pub fn reload_host(slot: &CertSlot, ctx: &ReloadCtx, trigger: Trigger) -> Outcome {
-    let loaded = match &slot.source {
-        CertSource::Internal => match &ctx.ca {
-            Some(ca) => ca.issue(&slot.fqdn, &slot.names),
-            None => return Outcome::Unchanged,
-        },
-        source => certfront_certs::load(source),
-    };
+    let loaded = load_source(&slot.fqdn, &slot.names, &slot.source, ctx.ca.as_deref());
     let outcome = match loaded {
-        Err(e) => Outcome::Failed(vec![e.to_string()]),
+        Err(e) => Outcome::Failed(vec![e]),
         Ok(bundle) if bundle.content_hash == slot.load().content_hash => Outcome::Unchanged,
         Ok(bundle) => {
             let report = check::check(
@@ -78,17 +73,12 @@ pub fn reload_host(slot: &CertSlot, ctx: &ReloadCtx, trigger: Trigger) -> Outcom
             } else if !report.violations.is_empty() {
                 Outcome::Failed(report.violations.iter().map(|v| v.to_string()).collect())
             } else {
-                match (bundle.certified_key(), bundle.leaf_info()) {
-                    (Ok(key), Ok(info)) => {
-                        slot.store(Served {
-                            key,
-                            info,
-                            content_hash: bundle.content_hash,
-                            loaded_at: SystemTime::now(),
-                        });
+                match Served::from_bundle(&bundle) {
+                    Ok(served) => {
+                        slot.store(served);
                         Outcome::Swapped
                     }
-                    (Err(e), _) | (_, Err(e)) => Outcome::Failed(vec![e.to_string()]),
+                    Err(e) => Outcome::Failed(vec![e.to_string()]),
                 }
             }
         }

@@ -102,6 +102,13 @@ fn rewrite_in_place(path: &Path, data: &[u8]) {
     f.write_all(data).expect("write");
 }
 
+/// Installs `leaf` as `app.pem` + `app-key.pem` in `dir`, key first as most tools do
+/// (so the half-way state is a certificate/key mismatch).
+fn install(dir: &Path, leaf: &Leaf, write: fn(&Path, &[u8])) {
+    write(&dir.join("app-key.pem"), leaf.key_pem.as_bytes());
+    write(&dir.join("app.pem"), leaf.cert_pem.as_bytes());
+}
+
 fn rename_into_place(path: &Path, data: &[u8]) {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, data).expect("write tmp");
@@ -132,9 +139,7 @@ async fn every_rotation_style_twice_in_a_row() {
     for (name, write) in styles {
         for round in 0..2 {
             let next = s.ca.leaf(&["app.test"]);
-            // Key first, then certificate, as most tools do; the half-way state is a mismatch.
-            write(&tls.join("app-key.pem"), next.key_pem.as_bytes());
-            write(&tls.join("app.pem"), next.cert_pem.as_bytes());
+            install(&tls, &next, write);
             wait_served(addr, "app.test", &s.cfg, &next.der).await;
             eprintln!("{name} #{round}: picked up");
         }
@@ -329,8 +334,7 @@ async fn open_connections_survive_and_sessions_resume_across_a_swap() {
     );
 
     let next = s.ca.leaf(&["app.test"]);
-    rename_into_place(&tls.join("app-key.pem"), next.key_pem.as_bytes());
-    rename_into_place(&tls.join("app.pem"), next.cert_pem.as_bytes());
+    install(&tls, &next, rename_into_place);
     wait_served(
         addr,
         "app.test",
@@ -399,8 +403,7 @@ async fn ten_rotations_under_load_fail_no_request() {
     }
     for round in 0..10 {
         let next = s.ca.leaf(&["app.test"]);
-        rename_into_place(&tls.join("app-key.pem"), next.key_pem.as_bytes());
-        rename_into_place(&tls.join("app.pem"), next.cert_pem.as_bytes());
+        install(&tls, &next, rename_into_place);
         wait_served(addr, "app.test", &s.cfg, &next.der).await;
         eprintln!("rotation {round} served");
     }
@@ -441,8 +444,7 @@ async fn periodic_rescan_finds_what_the_watcher_missed() {
     let addr = running.tls_addrs[0];
     wait_served(addr, "app.test", &s.cfg, &first.der).await;
     let next = s.ca.leaf(&["app.test"]);
-    rewrite_in_place(&hidden.join("app-key.pem"), next.key_pem.as_bytes());
-    rewrite_in_place(&hidden.join("app.pem"), next.cert_pem.as_bytes());
+    install(&hidden, &next, rewrite_in_place);
     wait_served(addr, "app.test", &s.cfg, &next.der).await;
 }
 
@@ -463,8 +465,7 @@ async fn sighup_rereads_every_certificate() {
         Some(&first.der)
     );
     let next = s.ca.leaf(&["app.test"]);
-    rewrite_in_place(&hidden.join("app-key.pem"), next.key_pem.as_bytes());
-    rewrite_in_place(&hidden.join("app.pem"), next.cert_pem.as_bytes());
+    install(&hidden, &next, rewrite_in_place);
     still_served(addr, "app.test", &s.cfg, &first.der).await;
     proc.signal("HUP");
     wait_served(addr, "app.test", &s.cfg, &next.der).await;

@@ -45,6 +45,17 @@ fn config(s: &Setup, tls_extra: &str) -> String {
     toml
 }
 
+/// The handshake failed with the server's `unrecognized_name` alert.
+fn assert_unrecognized_name(err: &std::io::Error) {
+    assert_eq!(
+        rustls_error(err),
+        Some(&rustls::Error::AlertReceived(
+            AlertDescription::UnrecognisedName
+        )),
+        "{err}"
+    );
+}
+
 fn rustls_error(e: &std::io::Error) -> Option<&rustls::Error> {
     e.get_ref()
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
@@ -70,13 +81,7 @@ async fn each_host_gets_its_own_certificate_and_wildcards_match_one_label() {
     let err = connect(addr, "a.b.agency.test", cfg.clone())
         .await
         .unwrap_err();
-    assert_eq!(
-        rustls_error(&err),
-        Some(&rustls::Error::AlertReceived(
-            AlertDescription::UnrecognisedName
-        )),
-        "{err}"
-    );
+    assert_unrecognized_name(&err);
     // Every listener serves, IPv6 included.
     assert!(running.tls_addrs[1].is_ipv6());
     let tls = connect(running.tls_addrs[1], "portal.test", cfg.clone())
@@ -103,13 +108,7 @@ async fn unknown_sni_is_refused_with_unrecognized_name() {
     let err = connect(running.tls_addrs[0], "nobody.test", cfg)
         .await
         .unwrap_err();
-    assert_eq!(
-        rustls_error(&err),
-        Some(&rustls::Error::AlertReceived(
-            AlertDescription::UnrecognisedName
-        )),
-        "{err}"
-    );
+    assert_unrecognized_name(&err);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -26,9 +26,13 @@ pub type Body = Either<Incoming, Full<Bytes>>;
 
 /// Builds a short plain-text response; error bodies never name an internal address.
 pub fn short(status: StatusCode, text: &'static str) -> Response<Body> {
-    let mut resp = Response::new(Either::Right(Full::new(Bytes::from_static(
-        text.as_bytes(),
-    ))));
+    plain(status, Bytes::from_static(text.as_bytes())).map(Either::Right)
+}
+
+/// A plain-text response: every answer certfront writes itself (errors, `respond`,
+/// the admin and redirect listeners) goes through here.
+pub fn plain(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(body));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -69,13 +73,7 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnCtx>) -> Response<Body>
         ),
         Some(h) => match &ctx.site.route {
             Route::Respond { status, body } => {
-                let mut resp = Response::new(Either::Right(Full::new(body.clone())));
-                *resp.status_mut() = *status;
-                resp.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/plain; charset=utf-8"),
-                );
-                (resp, None)
+                (plain(*status, body.clone()).map(Either::Right), None)
             }
             Route::Upstream(ups) => {
                 let host = h.clone();

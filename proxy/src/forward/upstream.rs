@@ -49,6 +49,8 @@ pub enum ConnectError {
 
 struct Target {
     upstream: Upstream,
+    /// The upstream as configured, shared into each connection for the request log.
+    label: Arc<str>,
     server_name: ServerName<'static>,
     /// Milliseconds since `Group::epoch` until which this upstream is skipped.
     down_until: AtomicU64,
@@ -83,6 +85,7 @@ impl Upstreams {
             .map(|u| Target {
                 server_name: ServerName::try_from(u.host.clone())
                     .unwrap_or_else(|_| ServerName::try_from("invalid.invalid").expect("valid")),
+                label: Arc::from(u.original.as_str()),
                 upstream: u.clone(),
                 down_until: AtomicU64::new(0),
             })
@@ -145,7 +148,7 @@ impl Group {
 
     async fn connect_one(&self, target: &Target) -> Result<UpstreamIo, ConnectError> {
         let up = &target.upstream;
-        let label: Arc<str> = Arc::from(up.original.as_str());
+        let label = target.label.clone();
         let tcp = tokio::time::timeout(
             self.connect_timeout,
             TcpStream::connect((up.host.as_str(), up.port)),
