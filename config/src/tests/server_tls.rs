@@ -43,6 +43,14 @@ fn defaults() {
     assert_eq!(c.limits.upstream_connect_timeout, Duration::from_secs(5));
     assert_eq!(c.limits.upstream_response_timeout, Duration::from_secs(120));
     assert_eq!(c.limits.h2_max_concurrent_streams, 100);
+    assert_eq!(c.limits.tunnel_idle_timeout, Duration::from_secs(900));
+    assert_eq!(c.limits.max_connection_age, None);
+    assert_eq!(c.limits.max_connections_per_ip, 256);
+    assert_eq!(c.limits.redirect_max_connections, 1024);
+    assert_eq!(c.limits.upstream_max_connections, 1024);
+    assert_eq!(c.limits.upstream_max_idle_connections, 32);
+    assert_eq!(c.limits.body_timeout, Duration::from_secs(60));
+    assert!(c.server.trusted_proxies.is_empty());
 }
 
 #[test]
@@ -58,7 +66,10 @@ fn every_value_can_be_set() {
          expiry_warning_days = 0\nkey_file_mode = \"refuse\"\n\
          [limits]\nhandshake_timeout_seconds = 1\nheader_read_timeout_seconds = 2\nidle_timeout_seconds = 3\n\
          max_header_bytes = 4\nmax_connections = 5\nupstream_connect_timeout_seconds = 6\n\
-         upstream_response_timeout_seconds = 7\nh2_max_concurrent_streams = 8",
+         upstream_response_timeout_seconds = 7\nh2_max_concurrent_streams = 8\n\
+         tunnel_idle_timeout_seconds = 9\nmax_connection_age_seconds = 10\nmax_connections_per_ip = 11\n\
+         redirect_max_connections = 12\nupstream_max_connections = 13\n\
+         upstream_max_idle_connections = 14\nbody_timeout_seconds = 15",
     ));
     assert_eq!(c.server.listen, [addr("[::]:443")]);
     assert_eq!(c.server.http_redirect, Some(addr("0.0.0.0:80")));
@@ -108,6 +119,18 @@ fn every_value_can_be_set() {
         ),
         (4, 5, 8)
     );
+    assert_eq!(l.tunnel_idle_timeout, Duration::from_secs(9));
+    assert_eq!(l.max_connection_age, Some(Duration::from_secs(10)));
+    assert_eq!(
+        (
+            l.max_connections_per_ip,
+            l.redirect_max_connections,
+            l.upstream_max_connections,
+            l.upstream_max_idle_connections
+        ),
+        (11, 12, 13, 14)
+    );
+    assert_eq!(l.body_timeout, Duration::from_secs(15));
 }
 
 #[test]
@@ -285,6 +308,13 @@ fn limits_must_be_positive() {
         "upstream_connect_timeout_seconds",
         "upstream_response_timeout_seconds",
         "h2_max_concurrent_streams",
+        "tunnel_idle_timeout_seconds",
+        "max_connection_age_seconds",
+        "max_connections_per_ip",
+        "redirect_max_connections",
+        "upstream_max_connections",
+        "upstream_max_idle_connections",
+        "body_timeout_seconds",
     ];
     let body: Vec<String> = keys.iter().map(|k| format!("{k} = 0")).collect();
     let text = config(
@@ -300,4 +330,51 @@ fn limits_must_be_positive() {
             "0: must be > 0 (the default is",
         );
     }
+}
+
+#[test]
+fn trusted_proxies() {
+    let c = valid(&config(
+        "listen = [\"127.0.0.1:8443\"]\n\
+         trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\", \"fd00::/8\", \"::1\", \"10.1.2.3/16\"]",
+        "",
+    ));
+    let nets: Vec<String> = c
+        .server
+        .trusted_proxies
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(
+        nets,
+        [
+            "10.0.0.0/8",
+            "192.0.2.7/32",
+            "fd00::/8",
+            "::1/128",
+            "10.1.0.0/16"
+        ]
+    );
+    let text = config(
+        "listen = [\"127.0.0.1:8443\"]\n\
+         trusted_proxies = [\"10.0.0.0/8\", \"10.0.0.0/33\", \"proxy.corp\", \"10.0.0.1:80\", \"10.0.0/8\", \"\"]",
+        "",
+    );
+    let all = problems(&text);
+    assert_eq!(all.len(), 5, "{all:#?}");
+    expect(
+        &text,
+        "server.trusted_proxies[1]",
+        "not an IP network or address: \"10.0.0.0/33\" (the prefix length is 0 to 32",
+    );
+    expect(&text, "server.trusted_proxies[2]", "(a host name");
+    expect(&text, "server.trusted_proxies[3]", "(no port");
+    expect(&text, "server.trusted_proxies[4]", "is not an IP address");
+    expect(
+        &text,
+        "server.trusted_proxies[5]",
+        "expected a CIDR such as \"10.0.0.0/8\"",
+    );
+    let peer: std::net::IpAddr = "10.200.1.1".parse().unwrap();
+    assert!(c.server.trusted_proxies[0].contains(&peer));
 }

@@ -10,6 +10,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use certfront_certs::Policy;
+use ipnet::IpNet;
 
 use crate::error::Problem;
 use crate::model::{Config, Limits, Server, Tls, TlsVersion, UnknownSni};
@@ -104,7 +105,28 @@ impl Validator<'_> {
             drain_seconds: raw.drain_seconds.unwrap_or(30),
             rescan_seconds: raw.rescan_seconds.unwrap_or(60),
             access_log: raw.access_log.unwrap_or(true),
+            trusted_proxies: self.trusted_proxies(raw.trusted_proxies.unwrap_or_default()),
         }
+    }
+
+    /// `server.trusted_proxies`: CIDRs (`10.0.0.0/8`, `fd00::/8`) or bare addresses
+    /// (`192.0.2.7`, a /32). Host bits under the prefix (`10.1.2.3/8`) are cleared, which
+    /// is what matching a peer against the network does anyway.
+    fn trusted_proxies(&mut self, list: Vec<String>) -> Vec<IpNet> {
+        let mut nets = Vec::new();
+        for (i, text) in list.iter().enumerate() {
+            match parse_net(text) {
+                Ok(net) => nets.push(net),
+                Err(why) => self.problem(
+                    format!("server.trusted_proxies[{i}]"),
+                    format!(
+                        "not an IP network or address: {text:?}{why}; expected a CIDR such as \
+                         \"10.0.0.0/8\" or \"fd00::/8\", or an address such as \"192.0.2.7\""
+                    ),
+                ),
+            }
+        }
+        nets
     }
 
     fn addr(&mut self, at: &str, text: &str) -> Option<SocketAddr> {
@@ -311,6 +333,16 @@ impl Validator<'_> {
             raw.upstream_response_timeout_seconds,
             d.upstream_response_timeout,
         );
+        let tunnel_idle_timeout = seconds(
+            "tunnel_idle_timeout_seconds",
+            raw.tunnel_idle_timeout_seconds,
+            d.tunnel_idle_timeout,
+        );
+        let body_timeout = seconds(
+            "body_timeout_seconds",
+            raw.body_timeout_seconds,
+            d.body_timeout,
+        );
         let max_header_bytes = positive(
             "max_header_bytes",
             raw.max_header_bytes,
@@ -327,7 +359,40 @@ impl Validator<'_> {
             streams,
             d.h2_max_concurrent_streams.into(),
         );
+        let max_connection_age = raw
+            .max_connection_age_seconds
+            .map(|s| Duration::from_secs(positive("max_connection_age_seconds", Some(s), 0)));
+        let mut count = |key: &str, value: Option<u64>, default: usize| {
+            usize::try_from(positive(key, value, default as u64)).unwrap_or(usize::MAX)
+        };
+        let max_connections_per_ip = count(
+            "max_connections_per_ip",
+            raw.max_connections_per_ip,
+            d.max_connections_per_ip,
+        );
+        let redirect_max_connections = count(
+            "redirect_max_connections",
+            raw.redirect_max_connections,
+            d.redirect_max_connections,
+        );
+        let upstream_max_connections = count(
+            "upstream_max_connections",
+            raw.upstream_max_connections,
+            d.upstream_max_connections,
+        );
+        let upstream_max_idle_connections = count(
+            "upstream_max_idle_connections",
+            raw.upstream_max_idle_connections,
+            d.upstream_max_idle_connections,
+        );
         Limits {
+            tunnel_idle_timeout,
+            max_connection_age,
+            max_connections_per_ip,
+            redirect_max_connections,
+            upstream_max_connections,
+            upstream_max_idle_connections,
+            body_timeout,
             handshake_timeout,
             header_read_timeout,
             idle_timeout,
@@ -338,5 +403,28 @@ impl Validator<'_> {
             upstream_response_timeout,
             h2_max_concurrent_streams: u32::try_from(h2_max_concurrent_streams).unwrap_or(u32::MAX),
         }
+    }
+}
+
+/// One `trusted_proxies` entry; the error is a hint (with a leading space) or empty.
+fn parse_net(text: &str) -> Result<IpNet, &'static str> {
+    match text.split_once('/') {
+        Some((addr, _)) => match text.parse::<IpNet>() {
+            Ok(net) => Ok(net.trunc()),
+            Err(_) if addr.parse::<IpAddr>().is_ok() => {
+                Err(" (the prefix length is 0 to 32 for IPv4, 0 to 128 for IPv6)")
+            }
+            Err(_) => Err(" (the part before \"/\" is not an IP address)"),
+        },
+        None => match text.parse::<IpAddr>() {
+            Ok(ip) => Ok(IpNet::from(ip)),
+            Err(_) if text.parse::<SocketAddr>().is_ok() => {
+                Err(" (no port: a proxy is matched by its address alone)")
+            }
+            Err(_) if text.bytes().any(|b| b.is_ascii_alphabetic()) && !text.contains(':') => Err(
+                " (a host name: proxies are matched by the peer's IP address, write the address)",
+            ),
+            Err(_) => Err(""),
+        },
     }
 }
