@@ -317,4 +317,23 @@ fn csr_writes_a_private_key_and_a_request_for_every_name() {
         dir.path(),
     );
     assert_eq!(code, 1);
+    // The names `check` refuses, `csr` refuses too, with the same reason.
+    for (name, why) in [
+        ("*.org", "at least two labels after \"*.\""),
+        ("hc_app.corp.local", "contains '_'"),
+    ] {
+        let (code, stdout, stderr) = run_cli(
+            &["certs", "csr", "--fqdn", name, "--out", "bad"],
+            dir.path(),
+        );
+        assert_eq!(code, 1, "{name}: {stdout}{stderr}");
+        assert!(
+            stderr.contains(&format!("{name:?} is not a valid DNS name")) && stderr.contains(why),
+            "{name}: {stderr}"
+        );
+        assert!(
+            !dir.path().join("bad").exists(),
+            "nothing written for {name}"
+        );
+    }
 }
