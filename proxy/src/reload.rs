@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 use certfront_certs::store::{CertSlot, ReloadResult, Served};
 
 use crate::metrics::Metrics;
-use crate::mtls::ClientAuthState;
+use crate::mtls::{ClientAuthState, DenyFileError};
 use crate::prepare::load_source;
 use certfront_certs::{InternalCa, Policy, Rule, TrustAnchors, check};
 use tokio::sync::mpsc;
@@ -173,7 +173,7 @@ pub async fn run(
                 Some(Request::All) => {
                     info!("re-reading every certificate (SIGHUP)");
                     dirty.clear();
-                    deny.iter().flatten().for_each(|d| reload_deny(d));
+                    deny.iter().flatten().for_each(|d| reload_deny(d, &ctx.metrics));
                     reload_all(&slots, &ctx, (0..slots.len()).collect(), Trigger::Signal).await;
                 }
             },
@@ -181,14 +181,14 @@ pub async fn run(
                 if Instant::now() >= next_rescan {
                     next_rescan = Instant::now() + rescan.unwrap_or(far);
                     dirty.clear();
-                    deny.iter().flatten().for_each(|d| reload_deny(d));
+                    deny.iter().flatten().for_each(|d| reload_deny(d, &ctx.metrics));
                     reload_all(&slots, &ctx, (0..slots.len()).collect(), Trigger::Rescan).await;
                 } else if !dirty.is_empty() && Instant::now() >= quiet_at {
                     let (certs, lists): (Vec<usize>, Vec<usize>) =
                         std::mem::take(&mut dirty).into_iter().partition(|i| *i < slots.len());
                     for i in lists {
                         if let Some(Some(d)) = deny.get(i - slots.len()) {
-                            reload_deny(d);
+                            reload_deny(d, &ctx.metrics);
                         }
                     }
                     reload_all(&slots, &ctx, certs, Trigger::Event).await;
@@ -236,11 +236,42 @@ pub fn watched_files(
     certs.chain(lists).collect()
 }
 
-/// Re-reads a host's deny list; a bad list keeps the old one.
-fn reload_deny(state: &ClientAuthState) {
+/// Re-reads a host's deny list; a refused list keeps the old one, raises
+/// `certfront_deny_list_reload_failing` and says which line is wrong.
+fn reload_deny(state: &ClientAuthState, metrics: &Metrics) {
+    let host = state.host.as_str();
+    let failing = metrics.deny_list_reload_failing.with_label_values(&[host]);
     match state.reload() {
-        Ok(true) => info!(host = state.host, "client certificate deny list reloaded"),
-        Ok(false) => {}
-        Err(e) => error!(host = state.host, "{e}; keeping the previous deny list"),
+        Ok(changed) => {
+            if failing.get() != 0 {
+                info!(host, "client certificate deny list accepted again");
+            }
+            failing.set(0);
+            if changed {
+                let entries = state.deny_status().map_or(0, |s| s.entries);
+                info!(host, entries, "client certificate deny list reloaded");
+            }
+        }
+        Err(e) => {
+            failing.set(1);
+            let file = e.path().display().to_string();
+            match &e {
+                DenyFileError::Invalid { source, .. } => {
+                    let first = source.first();
+                    error!(
+                        host,
+                        file,
+                        line = first.line,
+                        reason = %first.reason,
+                        "client certificate deny list refused, the previous list stays in force: {e}"
+                    );
+                }
+                _ => error!(
+                    host,
+                    file,
+                    "client certificate deny list refused, the previous list stays in force: {e}"
+                ),
+            }
+        }
     }
 }
