@@ -21,7 +21,7 @@ use crate::error::CertError;
 use crate::files::{create_private_dir, publish_once, replace};
 use crate::keys::key_matches;
 use crate::load::{CertBundle, load, parse_certs, read};
-use crate::names::{covers, is_valid_dns_name, normalize};
+use crate::names::{Allow, check_dns_name, covers, normalize};
 use crate::source::CertSource;
 
 const KEY_FILE: &str = "ca-key.pem";
@@ -128,8 +128,11 @@ impl InternalCa {
                 all.push(name);
             }
         }
-        if let Some(bad) = all.iter().find(|n| !is_valid_dns_name(n)) {
-            return Err(CertError::InvalidName { name: bad.clone() });
+        for name in &all {
+            check_dns_name(name, Allow::HOST).map_err(|reason| CertError::InvalidName {
+                name: name.clone(),
+                reason,
+            })?;
         }
         let hosts = self.dir.join("hosts");
         create_private_dir(&hosts)?;

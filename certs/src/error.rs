@@ -129,8 +129,12 @@ pub enum CertError {
     #[error("{}: {detail}", path.display())]
     InternalCa { path: PathBuf, detail: String },
 
-    #[error("not a valid DNS name: {name:?}")]
-    InvalidName { name: String },
+    #[error("{name:?} is not a valid DNS name: {reason}")]
+    InvalidName {
+        name: String,
+        #[source]
+        reason: crate::names::NameError,
+    },
 
     #[error("the internal CA issues certificates only from InternalCa::issue, not load()")]
     InternalSource,

@@ -225,4 +225,8 @@ fn bad_names_are_refused() {
         ca.issue("../../etc/passwd", &[]),
         Err(CertError::InvalidName { .. })
     ));
+    // the config accepts no name the CA would then refuse: one validator for both
+    let err = ca.issue("*.org", &[]).unwrap_err();
+    assert!(err.to_string().contains("at least two labels"), "{err}");
+    assert!(ca.issue("*.example.org", &[]).is_ok());
 }

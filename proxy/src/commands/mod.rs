@@ -127,17 +127,11 @@ pub fn csr(names: &[String], key: &str, out: &Path) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // write_csr normalizes and validates every name (certs' one DNS-name validator)
     let names: Vec<String> = names
         .iter()
         .map(|n| certfront_certs::names::normalize(n))
         .collect();
-    if let Some(bad) = names
-        .iter()
-        .find(|n| !certfront_certs::names::is_valid_dns_name(n))
-    {
-        eprintln!("error: --fqdn {bad:?} is not a DNS name");
-        return ExitCode::from(1);
-    }
     match write_csr(&names, key, out) {
         Ok(files) => {
             println!(
