@@ -221,4 +221,6 @@ fn is_invisible(c: char) -> bool {
 }
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;

@@ -19,6 +19,8 @@ use crate::pfx::{looks_like_pkcs12, read_pfx};
 use crate::source::{CertSource, PasswordSource};
 
 #[cfg(test)]
+mod props;
+#[cfg(test)]
 mod tests;
 
 /// A host's certificate chain and key as read from disk, not yet checked against the policy.

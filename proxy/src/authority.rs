@@ -99,8 +99,15 @@ fn check_name(name: &str) -> Result<(), HostError> {
             _ => return Err(HostError::BadChar),
         }
     }
+    // Only one trailing dot was stripped: `name..` ends with an empty label.
+    if previous_dot {
+        return Err(HostError::EmptyLabel);
+    }
     Ok(())
 }
+
+#[cfg(test)]
+mod props;
 
 #[cfg(test)]
 mod tests {
@@ -139,6 +146,9 @@ mod tests {
             (".", HostError::Empty),
             ("a..b", HostError::EmptyLabel),
             (".a", HostError::EmptyLabel),
+            // found by the `host` fuzz target: a second trailing dot was accepted
+            ("app.example.org..", HostError::EmptyLabel),
+            ("a..:443", HostError::EmptyLabel),
             ("user@app.example.org", HostError::BadChar),
             ("app.example.org:", HostError::BadPort),
             ("app.example.org:65536", HostError::BadPort),

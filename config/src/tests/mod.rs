@@ -3,6 +3,7 @@
 
 mod examples;
 mod hosts;
+mod props;
 mod server_tls;
 
 use std::path::Path;

@@ -136,6 +136,9 @@ pub fn sanitize_request(headers: &mut HeaderMap) {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -318,6 +318,9 @@ fn upstream_failed(ctx: &ConnCtx, kind: &str) {
 }
 
 #[cfg(test)]
+mod props;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

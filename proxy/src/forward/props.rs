@@ -1,0 +1,168 @@
+//! Property tests (the `host` fuzz target's admission checks, on stable, in seconds): a
+//! request is admitted to a host only when a reference router (exact names first, then a
+//! one-label wildcard) sends its name there, and only for a name the request carries; the
+//! redirect listener's `Location` is always `https://` + a served name, normalized.
+
+use std::path::Path;
+use std::sync::{Arc, LazyLock};
+
+use certfront_certs::store::{CertSlot, Served};
+use certfront_certs::{CertSource, load};
+use certfront_config::UnknownSni;
+use proptest::prelude::*;
+
+use super::*;
+use crate::redirect::location;
+use crate::sites::{Route, Site, SiteTable};
+
+/// An exact host under a wildcard host (the client-auth bypass case), and one with an alias.
+const SITES: [&[&str]; 3] = [
+    &["admin.wild.test"],
+    &["*.wild.test"],
+    &["app.example.org", "app.internal.example.org"],
+];
+
+static TABLE: LazyLock<SiteTable> = LazyLock::new(|| {
+    let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("../certs/testdata");
+    let source = CertSource::Pem {
+        cert: testdata.join("good.pem"),
+        key: testdata.join("good-key.pem"),
+    };
+    let bundle = load(&source).unwrap();
+    let tls = Arc::new(
+        rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(bundle.chain.clone(), bundle.key.clone_key())
+            .unwrap(),
+    );
+    let sites = SITES
+        .iter()
+        .map(|names| {
+            let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+            let served = Served::from_bundle(&bundle).unwrap();
+            let opts = prometheus::HistogramOpts::new("props_duration", "unused");
+            Arc::new(Site {
+                fqdn: names[0].clone(),
+                cert: Arc::new(CertSlot::new(
+                    names[0].clone(),
+                    names.clone(),
+                    source.clone(),
+                    served,
+                )),
+                names: names.into_boxed_slice(),
+                tls: tls.clone(),
+                route: Route::Respond {
+                    status: StatusCode::OK,
+                    body: Bytes::new(),
+                },
+                upstream_host: None,
+                client_auth: None,
+                duration: prometheus::Histogram::with_opts(opts).unwrap(),
+            })
+        })
+        .collect();
+    SiteTable::new(sites, Some("app.example.org"), UnknownSni::Reject)
+});
+
+/// The reference router: which of [`SITES`] serves `name` (no port).
+fn reference_route(name: &str) -> Option<usize> {
+    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
+    if let Some(i) = SITES
+        .iter()
+        .position(|names| names.contains(&name.as_str()))
+    {
+        return Some(i);
+    }
+    match name.split_once('.') {
+        Some((label, "wild.test")) if !label.is_empty() => Some(1),
+        _ => None,
+    }
+}
+
+/// Host values near the served names: case, trailing dots, ports, other labels.
+fn host_value() -> impl Strategy<Value = String> {
+    let base = proptest::sample::select(vec![
+        "admin.wild.test",
+        "x.wild.test",
+        "a.b.wild.test",
+        "wild.test",
+        ".wild.test",
+        "app.example.org",
+        "app.internal.example.org",
+        "example.org",
+        "10.0.0.1",
+        "[::1]",
+    ]);
+    let case = any::<bool>();
+    let dot = proptest::sample::select(vec!["", ".", ".."]);
+    let port = proptest::sample::select(vec!["", ":443", ":8443", ":", ":99999", ":0443"]);
+    prop_oneof![
+        4 => (base, case, dot, port).prop_map(|(b, upper, dot, port)| {
+            let b = if upper { b.to_ascii_uppercase() } else { b.to_owned() };
+            format!("{b}{dot}{port}")
+        }),
+        1 => "[a-zA-Z0-9._:\\[\\]@*-]{0,30}",
+    ]
+}
+
+fn request() -> impl Strategy<Value = (Method, Uri, Version, HeaderMap)> {
+    let method = proptest::sample::select(vec![
+        Method::GET,
+        Method::POST,
+        Method::CONNECT,
+        Method::TRACE,
+        Method::OPTIONS,
+    ]);
+    let uri = prop_oneof![
+        2 => Just("/".to_owned()),
+        1 => host_value().prop_map(|h| format!("https://{h}/Service.svc")),
+    ];
+    let version = prop_oneof![Just(Version::HTTP_11), Just(Version::HTTP_2)];
+    let hosts = proptest::collection::vec(host_value(), 0..3);
+    (method, uri, version, hosts).prop_filter_map("a URI http accepts", |(m, u, v, hosts)| {
+        let uri: Uri = u.parse().ok()?;
+        let mut headers = HeaderMap::new();
+        for h in hosts {
+            headers.append(header::HOST, HeaderValue::from_str(&h).ok()?);
+        }
+        Some((m, uri, v, headers))
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn a_request_reaches_only_the_host_its_name_selects(
+        (method, uri, version, headers) in request(),
+    ) {
+        for (i, site) in TABLE.sites().iter().enumerate() {
+            let Ok(raw) = admit(&TABLE, site, &method, version, &uri, &headers) else {
+                continue;
+            };
+            prop_assert!(method != Method::CONNECT && method != Method::TRACE);
+            let host = parse_host(raw).unwrap();
+            prop_assert_eq!(reference_route(host.name), Some(i), "{:?} to {}", host.name, site.fqdn);
+            let from_uri = uri.authority().map(|a| a.as_str().as_bytes());
+            let from_header = headers.get(header::HOST).map(|h| h.as_bytes());
+            prop_assert!(from_uri == Some(raw) || (from_uri.is_none() && from_header == Some(raw)));
+        }
+    }
+
+    #[test]
+    fn redirects_go_to_a_served_name_only(host in host_value(), https_port in any::<u16>()) {
+        let Ok(value) = HeaderValue::from_str(&host) else { return Ok(()) };
+        let Some(loc) = location(&TABLE, Some(&value), "/x?y=1", https_port) else {
+            return Ok(());
+        };
+        let parsed = parse_host(value.as_bytes()).unwrap();
+        prop_assert!(!parsed.ip);
+        prop_assert!(reference_route(parsed.name).is_some());
+        let name = parsed.name.strip_suffix('.').unwrap_or(parsed.name).to_ascii_lowercase();
+        let expected = match https_port {
+            443 => format!("https://{name}/x?y=1"),
+            p => format!("https://{name}:{p}/x?y=1"),
+        };
+        prop_assert_eq!(loc, expected);
+    }
+}
