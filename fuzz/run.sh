@@ -21,7 +21,9 @@ sanitizer=${SANITIZER:-none}
 cd "$(dirname "$0")"
 targets=${TARGETS:-$(cargo +nightly fuzz list)}
 
-cargo +nightly fuzz build --sanitizer "$sanitizer" $targets
+for t in $targets; do
+    cargo +nightly fuzz build --sanitizer "$sanitizer" "$t"
+done
 
 mkdir -p work/logs
 run_one() {
