@@ -146,7 +146,11 @@ pub fn write_csr(names: &[String], key: CsrKey, out_dir: &Path) -> Result<CsrFil
         })?;
 
     create_private_dir(out_dir)?;
-    write_new(&files.key, key_pair.serialize_pem().as_bytes(), 0o600)?;
+    write_new(
+        &files.key,
+        zeroize::Zeroizing::new(key_pair.serialize_pem()).as_bytes(),
+        0o600,
+    )?;
     write_new(&files.csr, csr.as_bytes(), 0o644)?;
     Ok(files)
 }

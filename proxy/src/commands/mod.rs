@@ -70,7 +70,8 @@ pub fn print_config_error(e: &certfront_config::ConfigError) {
 pub fn inspect(file: &Path, password_env: Option<&str>, json: bool) -> ExitCode {
     let password = match password_env {
         Some(var) => match std::env::var(var) {
-            Ok(p) => Some(p),
+            // wiped when inspect returns
+            Ok(p) => Some(zeroize::Zeroizing::new(p)),
             Err(_) => {
                 eprintln!("error: environment variable {var} is not set");
                 return ExitCode::from(1);
@@ -78,7 +79,10 @@ pub fn inspect(file: &Path, password_env: Option<&str>, json: bool) -> ExitCode 
         },
         None => None,
     };
-    let certs = match certfront_certs::read_certificates(file, password.as_deref()) {
+    let certs = match certfront_certs::read_certificates(
+        file,
+        password.as_ref().map(|p| p.as_str()),
+    ) {
         Ok(certs) => certs,
         Err(e) => {
             eprintln!("error: {e}");
