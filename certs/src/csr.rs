@@ -12,7 +12,7 @@ use rcgen::{
 
 use crate::error::CertError;
 use crate::files::{create_private_dir, write_new};
-use crate::names::{is_valid_dns_name, normalize};
+use crate::names::{Allow, NameError, check_dns_name, normalize};
 
 /// The key to generate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -94,10 +94,14 @@ pub fn write_csr(names: &[String], key: CsrKey, out_dir: &Path) -> Result<CsrFil
     let Some(first) = names.first() else {
         return Err(CertError::InvalidName {
             name: String::new(),
+            reason: NameError::Empty,
         });
     };
-    if let Some(bad) = names.iter().find(|n| !is_valid_dns_name(n)) {
-        return Err(CertError::InvalidName { name: bad.clone() });
+    for name in &names {
+        check_dns_name(name, Allow::HOST).map_err(|reason| CertError::InvalidName {
+            name: name.clone(),
+            reason,
+        })?;
     }
     let stem = first.replace('*', "wildcard");
     let files = CsrFiles {
@@ -142,7 +146,11 @@ pub fn write_csr(names: &[String], key: CsrKey, out_dir: &Path) -> Result<CsrFil
         })?;
 
     create_private_dir(out_dir)?;
-    write_new(&files.key, key_pair.serialize_pem().as_bytes(), 0o600)?;
+    write_new(
+        &files.key,
+        zeroize::Zeroizing::new(key_pair.serialize_pem()).as_bytes(),
+        0o600,
+    )?;
     write_new(&files.csr, csr.as_bytes(), 0o644)?;
     Ok(files)
 }
@@ -234,7 +242,15 @@ mod tests {
             dir.path(),
         )
         .unwrap_err();
-        assert!(err.to_string().contains("bad name"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("\"bad name\" is not a valid DNS name: label \"bad name\" contains ' '"),
+            "{err}"
+        );
+        let err = write_csr(&names(&["*.org"]), CsrKey::P256, dir.path()).unwrap_err();
+        assert!(err.to_string().contains("at least two labels"), "{err}");
+        let err = write_csr(&names(&["hc_app.corp.local"]), CsrKey::P256, dir.path()).unwrap_err();
+        assert!(err.to_string().contains("underscores"), "{err}");
         assert!(write_csr(&[], CsrKey::P256, dir.path()).is_err());
     }
 }

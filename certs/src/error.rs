@@ -129,8 +129,25 @@ pub enum CertError {
     #[error("{}: {detail}", path.display())]
     InternalCa { path: PathBuf, detail: String },
 
-    #[error("not a valid DNS name: {name:?}")]
-    InvalidName { name: String },
+    #[error(
+        "{}: {name:?} is outside the internal CA's name constraints (it issues only for {} and names under them), so clients that trust this root would refuse the certificate; to add the name, move ca.pem and ca-key.pem out of {} so that certfront creates a new CA for every configured name (clients must then import the new ca.pem), or give this host a certificate from another CA",
+        path.display(),
+        permitted.join(", "),
+        path.parent().unwrap_or(Path::new(".")).display()
+    )]
+    CaNameConstraint {
+        /// The root, `state_dir/ca.pem`.
+        path: PathBuf,
+        name: String,
+        permitted: Vec<String>,
+    },
+
+    #[error("{name:?} is not a valid DNS name: {reason}")]
+    InvalidName {
+        name: String,
+        #[source]
+        reason: crate::names::NameError,
+    },
 
     #[error("the internal CA issues certificates only from InternalCa::issue, not load()")]
     InternalSource,
@@ -160,7 +177,8 @@ impl CertError {
             | PasswordEnv { path, .. }
             | BadTrustAnchor { path, .. }
             | Generate { path, .. }
-            | InternalCa { path, .. } => Some(path),
+            | InternalCa { path, .. }
+            | CaNameConstraint { path, .. } => Some(path),
             Parse { .. }
             | KeyUnusable { .. }
             | KeyMismatch

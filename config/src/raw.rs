@@ -128,7 +128,7 @@ pub struct RawLimits {
     pub max_connections: Option<u64>,
     pub upstream_connect_timeout_seconds: Option<u64>,
     pub upstream_response_timeout_seconds: Option<u64>,
-    pub h2_max_concurrent_streams: Option<u32>,
+    pub h2_max_concurrent_streams: Option<u64>,
     pub tunnel_idle_timeout_seconds: Option<u64>,
     pub max_connection_age_seconds: Option<u64>,
     pub max_connections_per_ip: Option<u64>,

@@ -316,15 +316,16 @@ fn start_reloader(
         .iter()
         .map(|s| s.client_auth.clone())
         .collect();
+    // SIGHUP requests: one per signal, and tokio coalesces signals. Watcher events go
+    // through `Changes`, which is bounded by the number of watched files.
     let (tx, rx) = mpsc::unbounded_channel();
+    let changes = Arc::new(reload::Changes::default());
     let files = reload::watched_files(&slots, &deny);
-    let events = tx.clone();
+    let marks = changes.clone();
     let watcher = if files.is_empty() {
         None
     } else {
-        match certfront_certs::watch::watch(&files, move |ids| {
-            let _ = events.send(reload::Request::Changed(ids.to_vec()));
-        }) {
+        match certfront_certs::watch::watch(&files, move |ids| marks.mark(ids)) {
             Ok(w) => {
                 info!(
                     "watching {} director(ies) for certificate changes",
@@ -346,11 +347,12 @@ fn start_reloader(
         ca: prepared.ca.clone(),
         metrics,
     });
+    // The config allows at most a day; the clamp keeps that promise here too.
     let rescan = match prepared.config.server.rescan_seconds {
         0 => None,
-        s => Some(Duration::from_secs(s)),
+        s => Some(Duration::from_secs(s.min(86_400))),
     };
-    tokio::spawn(reload::run(slots, deny, ctx, rx, rescan));
+    tokio::spawn(reload::run(slots, deny, ctx, changes, rx, rescan));
     (tx, watcher)
 }
 

@@ -3,18 +3,18 @@
 
 mod cross;
 mod host;
+pub(crate) mod limits;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::Duration;
 
 use certfront_certs::Policy;
 use ipnet::IpNet;
 
 use crate::error::Problem;
-use crate::model::{Config, Limits, Server, Tls, TlsVersion, UnknownSni};
-use crate::raw::{OneOrMany, RawConfig, RawLimits, RawPolicy, RawServer, RawTls};
+use crate::model::{Config, Server, Tls, TlsVersion, UnknownSni};
+use crate::raw::{OneOrMany, RawConfig, RawPolicy, RawServer, RawTls};
 
 impl RawConfig {
     /// Checks everything and builds the [`Config`], or returns every problem
@@ -102,8 +102,12 @@ impl Validator<'_> {
             http_redirect,
             admin,
             state_dir,
-            drain_seconds: raw.drain_seconds.unwrap_or(30),
-            rescan_seconds: raw.rescan_seconds.unwrap_or(60),
+            drain_seconds: self.ranged("server.drain_seconds", raw.drain_seconds, &limits::DRAIN),
+            rescan_seconds: self.ranged(
+                "server.rescan_seconds",
+                raw.rescan_seconds,
+                &limits::RESCAN,
+            ),
             access_log: raw.access_log.unwrap_or(true),
             trusted_proxies: self.trusted_proxies(raw.trusted_proxies.unwrap_or_default()),
         }
@@ -292,117 +296,6 @@ impl Validator<'_> {
             values.extend(self.parsed(&format!("{at}[{i}]"), Some(text)));
         }
         values
-    }
-
-    fn limits(&mut self, raw: RawLimits) -> Limits {
-        let d = Limits::default();
-        let mut positive = |key: &str, value: Option<u64>, default: u64| match value {
-            Some(0) => {
-                let message = format!("0: must be > 0 (the default is {default})");
-                self.problem(format!("limits.{key}"), message);
-                default
-            }
-            Some(n) => n,
-            None => default,
-        };
-        let mut seconds = |key: &str, value: Option<u64>, default: Duration| {
-            Duration::from_secs(positive(key, value, default.as_secs()))
-        };
-        let handshake_timeout = seconds(
-            "handshake_timeout_seconds",
-            raw.handshake_timeout_seconds,
-            d.handshake_timeout,
-        );
-        let header_read_timeout = seconds(
-            "header_read_timeout_seconds",
-            raw.header_read_timeout_seconds,
-            d.header_read_timeout,
-        );
-        let idle_timeout = seconds(
-            "idle_timeout_seconds",
-            raw.idle_timeout_seconds,
-            d.idle_timeout,
-        );
-        let upstream_connect_timeout = seconds(
-            "upstream_connect_timeout_seconds",
-            raw.upstream_connect_timeout_seconds,
-            d.upstream_connect_timeout,
-        );
-        let upstream_response_timeout = seconds(
-            "upstream_response_timeout_seconds",
-            raw.upstream_response_timeout_seconds,
-            d.upstream_response_timeout,
-        );
-        let tunnel_idle_timeout = seconds(
-            "tunnel_idle_timeout_seconds",
-            raw.tunnel_idle_timeout_seconds,
-            d.tunnel_idle_timeout,
-        );
-        let body_timeout = seconds(
-            "body_timeout_seconds",
-            raw.body_timeout_seconds,
-            d.body_timeout,
-        );
-        let max_header_bytes = positive(
-            "max_header_bytes",
-            raw.max_header_bytes,
-            d.max_header_bytes as u64,
-        );
-        let max_connections = positive(
-            "max_connections",
-            raw.max_connections,
-            d.max_connections as u64,
-        );
-        let streams = raw.h2_max_concurrent_streams.map(u64::from);
-        let h2_max_concurrent_streams = positive(
-            "h2_max_concurrent_streams",
-            streams,
-            d.h2_max_concurrent_streams.into(),
-        );
-        let max_connection_age = raw
-            .max_connection_age_seconds
-            .map(|s| Duration::from_secs(positive("max_connection_age_seconds", Some(s), 0)));
-        let mut count = |key: &str, value: Option<u64>, default: usize| {
-            usize::try_from(positive(key, value, default as u64)).unwrap_or(usize::MAX)
-        };
-        let max_connections_per_ip = count(
-            "max_connections_per_ip",
-            raw.max_connections_per_ip,
-            d.max_connections_per_ip,
-        );
-        let redirect_max_connections = count(
-            "redirect_max_connections",
-            raw.redirect_max_connections,
-            d.redirect_max_connections,
-        );
-        let upstream_max_connections = count(
-            "upstream_max_connections",
-            raw.upstream_max_connections,
-            d.upstream_max_connections,
-        );
-        let upstream_max_idle_connections = count(
-            "upstream_max_idle_connections",
-            raw.upstream_max_idle_connections,
-            d.upstream_max_idle_connections,
-        );
-        Limits {
-            tunnel_idle_timeout,
-            max_connection_age,
-            max_connections_per_ip,
-            redirect_max_connections,
-            upstream_max_connections,
-            upstream_max_idle_connections,
-            body_timeout,
-            handshake_timeout,
-            header_read_timeout,
-            idle_timeout,
-            // usize is 64 bits on every target certfront builds for.
-            max_header_bytes: usize::try_from(max_header_bytes).unwrap_or(usize::MAX),
-            max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
-            upstream_connect_timeout,
-            upstream_response_timeout,
-            h2_max_concurrent_streams: u32::try_from(h2_max_concurrent_streams).unwrap_or(u32::MAX),
-        }
     }
 }
 

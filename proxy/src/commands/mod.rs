@@ -70,7 +70,8 @@ pub fn print_config_error(e: &certfront_config::ConfigError) {
 pub fn inspect(file: &Path, password_env: Option<&str>, json: bool) -> ExitCode {
     let password = match password_env {
         Some(var) => match std::env::var(var) {
-            Ok(p) => Some(p),
+            // wiped when inspect returns
+            Ok(p) => Some(zeroize::Zeroizing::new(p)),
             Err(_) => {
                 eprintln!("error: environment variable {var} is not set");
                 return ExitCode::from(1);
@@ -78,7 +79,10 @@ pub fn inspect(file: &Path, password_env: Option<&str>, json: bool) -> ExitCode 
         },
         None => None,
     };
-    let certs = match certfront_certs::read_certificates(file, password.as_deref()) {
+    let certs = match certfront_certs::read_certificates(
+        file,
+        password.as_ref().map(|p| p.as_str()),
+    ) {
         Ok(certs) => certs,
         Err(e) => {
             eprintln!("error: {e}");
@@ -127,17 +131,11 @@ pub fn csr(names: &[String], key: &str, out: &Path) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    // write_csr normalizes and validates every name (certs' one DNS-name validator)
     let names: Vec<String> = names
         .iter()
         .map(|n| certfront_certs::names::normalize(n))
         .collect();
-    if let Some(bad) = names
-        .iter()
-        .find(|n| !certfront_certs::names::is_valid_dns_name(n))
-    {
-        eprintln!("error: --fqdn {bad:?} is not a DNS name");
-        return ExitCode::from(1);
-    }
     match write_csr(&names, key, out) {
         Ok(files) => {
             println!(
