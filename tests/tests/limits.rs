@@ -222,6 +222,59 @@ async fn an_idle_http2_client_that_answers_pings_is_closed() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_connections_are_closed_and_redirect_clients_take_no_tls_slot() {
+    let s = setup(
+        "http_redirect = \"127.0.0.1:0\"",
+        "max_connections = 1\nmax_connection_age_seconds = 1",
+        "",
+    )
+    .await;
+    // Idle plain-HTTP clients on the redirect listener: the one TLS slot stays free.
+    let redirect = s.running.redirect_addr.expect("redirect");
+    let _idle_plain: Vec<_> = hold_open(redirect, 3).await;
+    let tls = tokio::time::timeout(
+        Duration::from_secs(5),
+        connect(
+            s.running.tls_addrs[0],
+            "app.test",
+            client_config(&[&s.ca.der], &[b"http/1.1"]),
+        ),
+    )
+    .await
+    .expect("a TLS client waited behind idle redirect clients")
+    .expect("tls");
+    let mut sender = crate::support::client::Sender::over(tls).await;
+    let resp = sender
+        .send(crate::support::client::get("app.test", "/", false))
+        .await
+        .expect("response");
+    assert_eq!(resp.status(), 200);
+    // Past max_connection_age the keep-alive connection is closed.
+    let mut closed = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if sender
+            .send(crate::support::client::get("app.test", "/", false))
+            .await
+            .is_err()
+        {
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed, "a connection outlived max_connection_age_seconds");
+}
+
+/// `n` plain TCP connections to `addr`, held open and silent.
+async fn hold_open(addr: std::net::SocketAddr, n: usize) -> Vec<tokio::net::TcpStream> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(tokio::net::TcpStream::connect(addr).await.expect("connect"));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_address_cannot_take_every_slot() {
     let s = setup("", "max_connections_per_ip = 2", "").await;
     let addr = s.running.tls_addrs[0];

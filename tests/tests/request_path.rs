@@ -361,3 +361,36 @@ async fn an_https_http2_upstream_is_told_https() {
         "one shared h2 connection"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_back_from_failure_is_found_during_its_cool_down() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let ca = TestCa::new("recovery root");
+    std::fs::write(d.join("root.pem"), &ca.pem).expect("root");
+    ca.leaf(&["app.test"]).write(d, "app");
+    let port = crate::support::refused_port();
+    let toml = HEAD.to_owned()
+        + &site(
+            "app.test",
+            "app",
+            &format!("upstream = \"http://127.0.0.1:{port}\""),
+        );
+    let running = start(&toml, d).await;
+    let tls = connect(
+        running.tls_addrs[0],
+        "app.test",
+        client_config(&[&ca.der], &[b"http/1.1"]),
+    )
+    .await
+    .expect("tls");
+    let mut s = Sender::over(tls).await;
+    let resp = s.send(get("app.test", "/", false)).await.expect("response");
+    assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
+    // The only upstream is now cooling down for 10 s; it comes back at once.
+    let backend = Backend::start_on("back", format!("127.0.0.1:{port}").parse().unwrap()).await;
+    let resp = s.send(get("app.test", "/", false)).await.expect("response");
+    assert_eq!(resp.status(), 200, "a recovered upstream was not tried");
+    assert_eq!(body_json(resp).await["backend"], "back");
+    assert_eq!(backend.hits.load(Ordering::SeqCst), 1);
+}

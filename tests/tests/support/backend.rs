@@ -52,6 +52,12 @@ impl Backend {
         Self::serve(listener, name, None).await
     }
 
+    /// A plain HTTP/1.1 backend on a given address (e.g. one that refused a moment ago).
+    pub async fn start_on(name: &'static str, addr: SocketAddr) -> Backend {
+        let listener = TcpListener::bind(addr).await.expect("bind backend");
+        Self::serve(listener, name, None).await
+    }
+
     /// An HTTPS backend presenting `cert_pem`/`key_pem`, HTTP/1.1 only.
     pub async fn start_tls(name: &'static str, cert_pem: &str, key_pem: &str) -> Backend {
         Self::start_tls_alpn(name, cert_pem, key_pem, &[]).await
