@@ -7,6 +7,8 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod admission;
+pub mod authority;
 pub mod cli;
 pub mod commands;
 pub mod conn;
@@ -21,6 +23,7 @@ pub mod server;
 pub mod sites;
 pub mod tls;
 pub mod tracker;
+mod tunnel;
 
 pub use error::ProxyError;
 pub use metrics::Metrics;

@@ -8,6 +8,8 @@ mod cert_reload;
 mod cli;
 mod forward_http;
 mod hardening;
+mod limits;
 mod mtls;
+mod request_path;
 mod shutdown;
 mod tls_sni;
