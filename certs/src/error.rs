@@ -132,6 +132,14 @@ pub enum CertError {
     #[error("not a valid DNS name: {name:?}")]
     InvalidName { name: String },
 
+    /// A CSR subject field (`--org`, `--country`...) a CA would refuse.
+    #[error("--{field} {value:?}: expected {expected}")]
+    InvalidSubject {
+        field: &'static str,
+        value: String,
+        expected: String,
+    },
+
     #[error("the internal CA issues certificates only from InternalCa::issue, not load()")]
     InternalSource,
 }
@@ -165,6 +173,7 @@ impl CertError {
             | KeyUnusable { .. }
             | KeyMismatch
             | InvalidName { .. }
+            | InvalidSubject { .. }
             | InternalSource => None,
         }
     }

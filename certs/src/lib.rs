@@ -24,7 +24,7 @@ mod testutil;
 
 pub use ca::InternalCa;
 pub use check::{Report, Rule, Violation, check, load_and_check};
-pub use csr::{CsrFiles, CsrKey, write_csr};
+pub use csr::{CsrFiles, CsrKey, CsrRequest, CsrSubject, write_csr};
 pub use error::CertError;
 pub use inspect::{CertInfo, KeyType, inspect, sha1_hex, sha256_hex};
 pub use load::{CertBundle, load, read_certificates};

@@ -55,17 +55,40 @@ pub enum CertsCommand {
         json: bool,
     },
     /// Write a new private key (mode 0600) and a certificate signing request that meets the policy.
-    Csr {
-        /// A name the certificate must cover (repeat for more; the first is the subject CN).
-        #[arg(long = "fqdn", required = true, value_name = "NAME")]
-        fqdn: Vec<String>,
-        /// Key type.
-        #[arg(long, default_value = "p256", value_parser = ["p256", "p384", "rsa2048", "rsa3072", "rsa4096"])]
-        key: String,
-        /// Directory to write `<fqdn>.key` and `<fqdn>.csr` into.
-        #[arg(long, value_name = "DIR")]
-        out: PathBuf,
-    },
+    Csr(CsrArgs),
+}
+
+/// `certs csr`: names and subject fields are written into the request as typed.
+#[derive(Debug, clap::Args)]
+pub struct CsrArgs {
+    /// A name the certificate must cover (repeat for more; the first is the subject CN).
+    #[arg(long = "fqdn", required = true, value_name = "NAME")]
+    pub fqdn: Vec<String>,
+    /// Key type.
+    #[arg(long, default_value = "p256", value_parser = ["p256", "p384", "rsa2048", "rsa3072", "rsa4096"])]
+    pub key: String,
+    /// A purpose to request besides server_auth (always requested), e.g. client_auth
+    /// where a vendor guide asks for Server and Client Authentication. Repeat or separate with commas.
+    #[arg(long = "eku", value_name = "PURPOSE", value_delimiter = ',')]
+    pub eku: Vec<String>,
+    /// Organization (O), e.g. "Example Home Care, Inc."
+    #[arg(long, value_name = "TEXT")]
+    pub org: Option<String>,
+    /// Organizational unit (OU), e.g. "IT".
+    #[arg(long, value_name = "TEXT")]
+    pub ou: Option<String>,
+    /// City (L).
+    #[arg(long, value_name = "TEXT")]
+    pub locality: Option<String>,
+    /// State or province (ST), spelled out.
+    #[arg(long, value_name = "TEXT")]
+    pub state: Option<String>,
+    /// Country (C), two letters, e.g. US.
+    #[arg(long, value_name = "CC")]
+    pub country: Option<String>,
+    /// Directory to write `<fqdn>.key` and `<fqdn>.csr` into.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 /// Parses the command line and runs the command; the process exit code comes from here.
@@ -80,7 +103,7 @@ pub fn main() -> ExitCode {
             password_env,
             json,
         }) => commands::inspect(&file, password_env.as_deref(), json),
-        Command::Certs(CertsCommand::Csr { fqdn, key, out }) => commands::csr(&fqdn, &key, &out),
+        Command::Certs(CertsCommand::Csr(args)) => commands::csr(&args),
     }
 }
 

@@ -49,17 +49,18 @@ pub fn anchors(config: &Config) -> Result<(Option<Arc<InternalCa>>, TrustAnchors
     Ok((ca, trust))
 }
 
-/// Reads a host's certificate: its files, or the internal CA's leaf for its names.
-/// Start, `check` and every reload read through here.
+/// Reads a host's certificate: its files, or the internal CA's leaf for its names,
+/// issued to meet the host's `policy`. Start, `check` and every reload read through here.
 pub fn load_source(
     fqdn: &str,
     names: &[String],
     source: &CertSource,
+    policy: &Policy,
     ca: Option<&InternalCa>,
 ) -> Result<CertBundle, String> {
     match source {
         CertSource::Internal => match ca {
-            Some(ca) => ca.issue(fqdn, names).map_err(|e| e.to_string()),
+            Some(ca) => ca.issue_for(fqdn, names, policy).map_err(|e| e.to_string()),
             None => Err("internal CA is not available".to_owned()),
         },
         other => certfront_certs::load(other).map_err(|e| e.to_string()),
@@ -77,7 +78,7 @@ pub fn load_host(
     now: SystemTime,
 ) -> HostVerdict {
     let prefix = |line: &dyn std::fmt::Display| format!("host {fqdn:?}: {line}");
-    let bundle = match load_source(fqdn, names, source, ca) {
+    let bundle = match load_source(fqdn, names, source, policy, ca) {
         Ok(bundle) => bundle,
         Err(e) => {
             return HostVerdict {
@@ -123,15 +124,7 @@ pub fn verdicts(
         .hosts
         .iter()
         .map(|h| {
-            let mut verdict = load_host(
-                &h.fqdn,
-                &h.names(),
-                &h.source,
-                &config.policy,
-                ca,
-                trust,
-                now,
-            );
+            let mut verdict = load_host(&h.fqdn, &h.names(), &h.source, &h.policy, ca, trust, now);
             verdict.violations.extend(client_auth_problems(h));
             verdict
         })

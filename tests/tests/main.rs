@@ -11,3 +11,4 @@ mod hardening;
 mod mtls;
 mod shutdown;
 mod tls_sni;
+mod upstream_tls;

@@ -7,8 +7,10 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use certfront_certs::csr::{CsrKey, write_csr};
+use certfront_certs::csr::{CsrKey, CsrRequest, CsrSubject, write_csr};
+use certfront_certs::policy::ExtKeyUsage;
 
+use crate::cli::CsrArgs;
 use crate::prepare;
 pub use inventory::{fmt_time, print_info};
 pub use run::run;
@@ -22,6 +24,9 @@ pub fn check(path: &Path) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    for w in &config.warnings {
+        eprintln!("warning: {}: {w}", config.source.display());
+    }
     let (ca, trust) = match prepare::anchors(&config) {
         Ok(v) => v,
         Err(e) => {
@@ -119,33 +124,46 @@ pub fn inspect(file: &Path, password_env: Option<&str>, json: bool) -> ExitCode 
 }
 
 /// `certfront certs csr`.
-pub fn csr(names: &[String], key: &str, out: &Path) -> ExitCode {
-    let key: CsrKey = match key.parse() {
+pub fn csr(args: &CsrArgs) -> ExitCode {
+    let key: CsrKey = match args.key.parse() {
         Ok(k) => k,
         Err(e) => {
             eprintln!("error: --key: {e}");
             return ExitCode::from(1);
         }
     };
-    let names: Vec<String> = names
-        .iter()
-        .map(|n| certfront_certs::names::normalize(n))
-        .collect();
-    if let Some(bad) = names
-        .iter()
-        .find(|n| !certfront_certs::names::is_valid_dns_name(n))
-    {
-        eprintln!("error: --fqdn {bad:?} is not a DNS name");
-        return ExitCode::from(1);
+    let mut extended_key_usage = Vec::new();
+    for text in &args.eku {
+        match text.trim().parse::<ExtKeyUsage>() {
+            Ok(eku) => extended_key_usage.push(eku),
+            Err(e) => {
+                eprintln!("error: --eku: {e}");
+                return ExitCode::from(1);
+            }
+        }
     }
-    match write_csr(&names, key, out) {
+    let request = CsrRequest {
+        names: args.fqdn.clone(),
+        key,
+        extended_key_usage,
+        subject: CsrSubject {
+            organization: args.org.clone(),
+            organizational_unit: args.ou.clone(),
+            locality: args.locality.clone(),
+            state: args.state.clone(),
+            country: args.country.clone(),
+        },
+    };
+    match write_csr(&request, &args.out) {
         Ok(files) => {
             println!(
                 "private key: {} (mode 0600, keep it secret)",
                 files.key.display()
             );
             println!("request:     {}", files.csr.display());
-            println!("names:       {}", names.join(", "));
+            println!("names:       {}", args.fqdn.join(", "));
+            let purposes: Vec<&str> = request.purposes().iter().map(|p| p.as_str()).collect();
+            println!("purposes:    {}", purposes.join(", "));
             println!(
                 "send the request to your CA; install the certificate it returns with the key."
             );
