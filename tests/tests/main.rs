@@ -8,6 +8,7 @@ mod cert_reload;
 mod cli;
 mod forward_http;
 mod hardening;
+mod host_policy;
 mod mtls;
 mod shutdown;
 mod tls_sni;
