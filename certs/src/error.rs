@@ -92,6 +92,9 @@ pub enum CertError {
         source: p12_keystore::error::Error,
     },
 
+    #[error("{}: {detail}", path.display())]
+    Pkcs7 { path: PathBuf, detail: String },
+
     #[error("{}: the PKCS#12 file holds no private key (export it with its private key)", path.display())]
     PfxNoKey { path: PathBuf },
 
@@ -163,6 +166,7 @@ impl CertError {
             | NotPfx { path }
             | PfxNeedsPassword { path }
             | Pfx { path, .. }
+            | Pkcs7 { path, .. }
             | PfxNoKey { path }
             | PfxNoCertificate { path }
             | PasswordEnv { path, .. }

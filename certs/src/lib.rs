@@ -13,6 +13,7 @@ mod keys;
 pub mod load;
 pub mod names;
 mod pfx;
+mod pkcs7;
 pub mod policy;
 pub mod source;
 pub mod store;
