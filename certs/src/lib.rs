@@ -24,11 +24,11 @@ pub mod watch;
 mod testutil;
 
 pub use ca::InternalCa;
-pub use check::{Report, Rule, Violation, check, load_and_check};
+pub use check::{Report, Rule, Violation, check, check_certificate, load_and_check};
 pub use csr::{CsrFiles, CsrKey, CsrRequest, CsrSubject, write_csr};
 pub use error::CertError;
 pub use inspect::{CertInfo, KeyType, inspect, sha1_hex, sha256_hex};
-pub use load::{CertBundle, load, read_certificates};
+pub use load::{CertBundle, is_pfx, load, load_pfx, read_certificates};
 pub use policy::{ExtKeyUsage, HashAlg, KeyFileMode, KeyUsage, Policy};
 pub use source::{CertSource, PasswordSource};
 pub use trust::TrustAnchors;

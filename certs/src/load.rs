@@ -115,6 +115,24 @@ pub fn load(source: &CertSource) -> Result<CertBundle, CertError> {
     }
 }
 
+/// A .pfx file's chain and key with a password given directly (`certs inspect --check`,
+/// where it may come from a prompt).
+pub fn load_pfx(path: &Path, password: &str) -> Result<CertBundle, CertError> {
+    let bytes = read(path)?;
+    let (chain, key) = read_pfx(path, &bytes, password)?;
+    Ok(CertBundle {
+        chain,
+        key,
+        content_hash: content_hash(&[&bytes]),
+    })
+}
+
+/// Whether a file is PKCS#12 (.pfx/.p12), by content: the password is then needed.
+pub fn is_pfx(path: &Path) -> Result<bool, CertError> {
+    let bytes = read(path)?;
+    Ok(!is_pem(&bytes) && looks_like_pkcs12(&bytes))
+}
+
 /// Every certificate in a file, for `certs inspect`: PEM (any number), DER (one) or
 /// PKCS#12 (leaf and chain; needs the password), recognised by content, not by name.
 pub fn read_certificates(

@@ -5,6 +5,7 @@ mod support;
 
 mod admin_metrics;
 mod cert_reload;
+mod cert_tools;
 mod cli;
 mod forward_http;
 mod hardening;

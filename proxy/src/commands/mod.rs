@@ -1,5 +1,7 @@
 //! What each subcommand does, with the exit codes of DESIGN "Command line".
 
+mod health;
+mod inspect;
 mod inventory;
 mod run;
 
@@ -12,6 +14,8 @@ use certfront_certs::policy::ExtKeyUsage;
 
 use crate::cli::CsrArgs;
 use crate::prepare;
+pub use health::health;
+pub use inspect::inspect;
 pub use inventory::{fmt_time, print_info};
 pub use run::run;
 
@@ -69,58 +73,6 @@ pub fn print_config_error(e: &certfront_config::ConfigError) {
     for line in e.to_string().lines() {
         eprintln!("error: {line}");
     }
-}
-
-/// `certfront certs inspect FILE`.
-pub fn inspect(file: &Path, password_env: Option<&str>, json: bool) -> ExitCode {
-    let password = match password_env {
-        Some(var) => match std::env::var(var) {
-            Ok(p) => Some(p),
-            Err(_) => {
-                eprintln!("error: environment variable {var} is not set");
-                return ExitCode::from(1);
-            }
-        },
-        None => None,
-    };
-    let certs = match certfront_certs::read_certificates(file, password.as_deref()) {
-        Ok(certs) => certs,
-        Err(e) => {
-            eprintln!("error: {e}");
-            if matches!(e, certfront_certs::CertError::PfxNeedsPassword { .. }) {
-                eprintln!(
-                    "hint: put the password in an environment variable and pass --password-env VAR"
-                );
-            }
-            return ExitCode::from(1);
-        }
-    };
-    let mut infos = Vec::with_capacity(certs.len());
-    for der in &certs {
-        match certfront_certs::inspect(der) {
-            Ok(info) => infos.push(info),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(1);
-            }
-        }
-    }
-    let now = SystemTime::now();
-    if json {
-        let out: Vec<_> = infos.iter().map(|i| inventory::info_json(i, now)).collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&out).expect("JSON of plain data")
-        );
-    } else {
-        for (i, info) in infos.iter().enumerate() {
-            if infos.len() > 1 {
-                println!("certificate {} of {}:", i + 1, infos.len());
-            }
-            print_info(info, now);
-        }
-    }
-    ExitCode::SUCCESS
 }
 
 /// `certfront certs csr`.
