@@ -19,6 +19,7 @@ pub mod redirect;
 pub mod reload;
 pub mod server;
 pub mod sites;
+pub mod tickets;
 pub mod tls;
 pub mod tracker;
 

@@ -154,12 +154,43 @@ fn client_auth_problems(host: &certfront_config::Host) -> Vec<String> {
     problems
 }
 
+/// `tls.ticket_key_file`: problems (the file is unusable) and warnings (it is readable by
+/// others, who could then decrypt the tickets).
+pub fn ticket_key_findings(config: &Config) -> (Vec<String>, Vec<String>) {
+    let Some(path) = config
+        .tls
+        .ticket_key_file
+        .as_ref()
+        .filter(|_| config.tls.resumption)
+    else {
+        return (Vec::new(), Vec::new());
+    };
+    if let Err(e) = crate::tickets::TicketKeys::load(path) {
+        return (vec![format!("tls.ticket_key_file: {e}")], Vec::new());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            let message = format!(
+                "tls.ticket_key_file: {}: readable by group or others (mode {:o}); whoever \
+                 reads it can decrypt session tickets: chmod 600",
+                path.display(),
+                meta.permissions().mode() & 0o777
+            );
+            return (Vec::new(), vec![message]);
+        }
+    }
+    (Vec::new(), Vec::new())
+}
+
 /// Loads and checks everything; `Err` holds every violation of every host, one a line.
 pub fn prepare(config: Config) -> Result<Prepared, Vec<String>> {
     let (ca, trust) = anchors(&config).map_err(|e| vec![e])?;
     let results = verdicts(&config, ca.as_deref(), &trust, SystemTime::now());
-    let mut errors = Vec::new();
-    let mut warnings = Vec::new();
+    let (mut errors, mut warnings) = ticket_key_findings(&config);
     let mut served = Vec::with_capacity(results.len());
     for verdict in results {
         errors.extend(verdict.violations);

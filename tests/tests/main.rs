@@ -12,5 +12,6 @@ mod hardening;
 mod host_policy;
 mod mtls;
 mod shutdown;
+mod ticket_keys;
 mod tls_sni;
 mod upstream_tls;

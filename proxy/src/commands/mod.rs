@@ -45,6 +45,14 @@ pub fn check(path: &Path) -> ExitCode {
         inventory::print_host(host, verdict, now);
         problems += verdict.violations.len();
     }
+    let (ticket_errors, ticket_warnings) = prepare::ticket_key_findings(&config);
+    for w in &ticket_warnings {
+        eprintln!("warning: {w}");
+    }
+    for e in &ticket_errors {
+        eprintln!("error: {e}");
+    }
+    problems += ticket_errors.len();
     for verdict in &verdicts {
         for w in &verdict.warnings {
             eprintln!("warning: {w}");
