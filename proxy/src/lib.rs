@@ -21,6 +21,7 @@ pub mod redirect;
 pub mod reload;
 pub mod server;
 pub mod sites;
+pub mod tickets;
 pub mod tls;
 pub mod tracker;
 mod tunnel;

@@ -3,7 +3,7 @@
 //! served, hold the pair to every rule, and swap it in with one atomic store. Bad files keep
 //! the last good certificate in service; a half-finished rotation waits for the next event.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -45,15 +45,39 @@ pub enum Outcome {
 
 /// What a reload needs besides the slot: the rules and the anchors they are checked against.
 pub struct ReloadCtx {
-    pub policy: Policy,
+    /// Each host's policy (`[policy]` with its `[host.policy]`), by fqdn.
+    pub policies: HashMap<String, Policy>,
     pub trust: TrustAnchors,
     pub ca: Option<Arc<InternalCa>>,
     pub metrics: Arc<Metrics>,
 }
 
+/// Every host's policy by fqdn, for [`ReloadCtx::policies`].
+pub fn policies(config: &certfront_config::Config) -> HashMap<String, Policy> {
+    config
+        .hosts
+        .iter()
+        .map(|h| (h.fqdn.clone(), h.policy.clone()))
+        .collect()
+}
+
 /// Reloads one host (blocking: file I/O and signature checks; run off the async workers).
 pub fn reload_host(slot: &CertSlot, ctx: &ReloadCtx, trigger: Trigger) -> Outcome {
-    let loaded = load_source(&slot.fqdn, &slot.names, &slot.source, ctx.ca.as_deref());
+    let default_policy;
+    let policy = match ctx.policies.get(&slot.fqdn) {
+        Some(p) => p,
+        None => {
+            default_policy = Policy::default();
+            &default_policy
+        }
+    };
+    let loaded = load_source(
+        &slot.fqdn,
+        &slot.names,
+        &slot.source,
+        policy,
+        ctx.ca.as_deref(),
+    );
     let outcome = match loaded {
         Err(e) => Outcome::Failed(vec![e]),
         Ok(bundle) if bundle.content_hash == slot.load().content_hash => Outcome::Unchanged,
@@ -62,7 +86,7 @@ pub fn reload_host(slot: &CertSlot, ctx: &ReloadCtx, trigger: Trigger) -> Outcom
                 &slot.names,
                 &slot.source,
                 &bundle,
-                &ctx.policy,
+                policy,
                 &ctx.trust,
                 SystemTime::now(),
             );

@@ -342,7 +342,7 @@ fn start_reloader(
         }
     };
     let ctx = Arc::new(reload::ReloadCtx {
-        policy: prepared.config.policy.clone(),
+        policies: reload::policies(&prepared.config),
         trust: prepared.trust.clone(),
         ca: prepared.ca.clone(),
         metrics,

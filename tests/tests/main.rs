@@ -5,11 +5,15 @@ mod support;
 
 mod admin_metrics;
 mod cert_reload;
+mod cert_tools;
 mod cli;
 mod forward_http;
 mod hardening;
+mod host_policy;
 mod limits;
 mod mtls;
 mod request_path;
 mod shutdown;
+mod ticket_keys;
 mod tls_sni;
+mod upstream_tls;
