@@ -61,7 +61,8 @@ pub async fn handle(
     Ok(resp)
 }
 
-/// `/certs`: per host, what is served and how the last reload went.
+/// `/certs`: per host, what is served and how the last reload went; then every CA
+/// certificate depended on (see [`crate::dependents`]), soonest expiry first per role.
 fn inventory(app: &App) -> Value {
     let now = SystemTime::now();
     let hosts: Vec<Value> = app
@@ -123,7 +124,22 @@ fn inventory(app: &App) -> Value {
             })
         })
         .collect();
-    json!({ "hosts": hosts })
+    let cas: Vec<Value> = app
+        .metrics
+        .cas()
+        .iter()
+        .map(|ca| {
+            json!({
+                "role": ca.role.as_str(),
+                "subject": ca.subject,
+                "thumbprint": ca.thumbprint,
+                "not_after": fmt_time(ca.not_after),
+                "days_left": ca.days_left(now),
+                "origins": ca.origins,
+            })
+        })
+        .collect();
+    json!({ "hosts": hosts, "cas": cas })
 }
 
 fn result_name(result: ReloadResult) -> &'static str {

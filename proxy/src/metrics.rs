@@ -2,10 +2,11 @@
 //! `start` and passed down, never the global default. Label values come only from the
 //! config and the certificates, so no client can add series.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use certfront_certs::DependedCa;
 use certfront_certs::inspect::CertInfo;
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
@@ -29,6 +30,13 @@ pub struct Metrics {
     pub deny_list_reload_failing: IntGaugeVec,
     /// The certificate labels exported per host, so a rotation can remove the old series.
     cert_series: Mutex<HashMap<String, [String; 3]>>,
+    ca_not_after: GaugeVec,
+    /// The CA certificates exported now (see [`crate::dependents`]), for `/certs` and so that
+    /// the next set can remove the series of those no longer depended on.
+    cas: Mutex<Vec<DependedCa>>,
+    /// What [`crate::dependents`] last gathered; kept here because every writer (start,
+    /// the reloader) holds the metrics.
+    pub(crate) ca_inputs: crate::dependents::Inputs,
 }
 
 fn unix(t: SystemTime) -> f64 {
@@ -92,6 +100,12 @@ impl Metrics {
                 &["host"],
             ).expect("metric"),
             cert_series: Mutex::new(HashMap::new()),
+            ca_not_after: GaugeVec::new(
+                Opts::new("certfront_ca_not_after_timestamp_seconds", "notAfter of a CA certificate certfront depends on (role: intermediate, trust, client_ca, upstream_ca, internal_ca), as a Unix timestamp."),
+                &["role", "subject", "thumbprint"],
+            ).expect("metric"),
+            cas: Mutex::new(Vec::new()),
+            ca_inputs: crate::dependents::Inputs::default(),
             registry,
         };
         let build_info = IntGaugeVec::new(
@@ -118,6 +132,7 @@ impl Metrics {
             Box::new(m.upstream_errors.clone()),
             Box::new(m.client_cert_rejections.clone()),
             Box::new(m.deny_list_reload_failing.clone()),
+            Box::new(m.ca_not_after.clone()),
             Box::new(build_info),
         ] {
             m.registry.register(c).expect("unique metric names");
@@ -174,6 +189,27 @@ impl Metrics {
         self.cert_reload_failing.with_label_values(&[host]).set(0);
     }
 
+    /// Exports `cas` as the whole set of CA certificates depended on: the series of any CA
+    /// not in it any more disappear.
+    pub fn set_cas(&self, cas: Vec<DependedCa>) {
+        let mut current = self.cas.lock().unwrap_or_else(|e| e.into_inner());
+        let keep: HashSet<[&str; 3]> = cas.iter().map(ca_labels).collect();
+        for old in current.iter().map(ca_labels).filter(|l| !keep.contains(l)) {
+            let _ = self.ca_not_after.remove_label_values(&old);
+        }
+        for ca in &cas {
+            self.ca_not_after
+                .with_label_values(&ca_labels(ca))
+                .set(ca.not_after as f64);
+        }
+        *current = cas;
+    }
+
+    /// The CA certificates exported now, as the last [`Metrics::set_cas`] gave them.
+    pub fn cas(&self) -> Vec<DependedCa> {
+        self.cas.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// The text exposition format that Prometheus scrapes.
     pub fn render(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(8192);
@@ -186,4 +222,9 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
     }
+}
+
+/// The labels of a CA's series: role, subject, thumbprint.
+fn ca_labels(c: &DependedCa) -> [&str; 3] {
+    [c.role.as_str(), c.subject.as_str(), c.thumbprint.as_str()]
 }

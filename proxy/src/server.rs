@@ -209,6 +209,7 @@ pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running,
         Tracker::default(),
         metrics.clone(),
     ));
+    crate::dependents::refresh_sites(&metrics, config, prepared.ca.as_deref(), app.table.sites());
     let (reload_tx, watcher) = start_reloader(&prepared, &app, metrics.clone());
     let permits = Arc::new(Semaphore::new(config.limits.max_connections));
 
