@@ -3,7 +3,7 @@
 //! [`certfront_certs::depended_cas`], exported as `certfront_ca_not_after_timestamp_seconds`
 //! and in `/certs`.
 //!
-//! Call [`refresh`] (or [`refresh_sites`]) whenever the configuration is (re)applied, and
+//! Call [`refresh_runtime`] whenever a runtime snapshot is put in force, and
 //! [`chain_served`] when one host's certificate is swapped. Label values come only from
 //! these files, never from clients.
 
@@ -18,7 +18,7 @@ use rustls_pki_types::CertificateDer;
 use tracing::warn;
 
 use crate::metrics::Metrics;
-use crate::sites::Site;
+use crate::runtime::Runtime;
 
 /// Where CA certificates were found.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -108,21 +108,19 @@ pub fn refresh<'a>(
     export(metrics, &inputs);
 }
 
-/// [`refresh`] with the chains the sites serve right now.
-pub fn refresh_sites(
-    metrics: &Metrics,
-    config: &Config,
-    ca: Option<&InternalCa>,
-    sites: &[Arc<Site>],
-) {
-    let served: Vec<(&str, Arc<Served>)> = sites
+/// [`refresh`] for a runtime snapshot: its config, its internal CA, and the chains its
+/// sites serve right now. Call it when a snapshot is put in force.
+pub fn refresh_runtime(metrics: &Metrics, rt: &Runtime) {
+    let served: Vec<(&str, Arc<Served>)> = rt
+        .table
+        .sites()
         .iter()
         .map(|s| (s.fqdn.as_str(), arc_swap::Guard::into_inner(s.cert.load())))
         .collect();
     refresh(
         metrics,
-        config,
-        ca,
+        &rt.config,
+        rt.ca.as_deref(),
         served
             .iter()
             .map(|(host, s)| (*host, s.key.cert.as_slice())),

@@ -164,3 +164,51 @@ async fn every_ca_depended_on_is_exported_and_follows_a_rotation() {
         "{series:?}"
     );
 }
+
+/// A CA file edited on a running certfront (here `client_auth.ca`, renewed) reloads the
+/// configuration, and the series follow: the new CA's appears, the old one's goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewed_client_ca_replaces_the_old_series_on_config_reload() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let root = TestCa::with("Root", valid_for(3000));
+    let old = TestCa::with("Clients 2024", valid_for(20));
+    let new = TestCa::with("Clients 2025", valid_for(700));
+    std::fs::write(d.join("root.pem"), &root.pem).expect("root");
+    std::fs::write(d.join("clients.pem"), &old.pem).expect("clients");
+    root.leaf(&["app.test"]).write(d, "app");
+    let path = d.join("certfront.toml");
+    std::fs::write(
+        &path,
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nadmin = \"127.0.0.1:0\"\n\
+         [tls]\ntrust = [\"root.pem\"]\n\
+         [[host]]\nfqdn = \"app.test\"\ncert = \"app.pem\"\nkey = \"app-key.pem\"\n\
+         respond = { body = \"ok\" }\n\
+         [host.client_auth]\nmode = \"optional\"\nca = \"clients.pem\"\n",
+    )
+    .expect("config");
+    let config = certfront_config::load(&path).expect("config");
+    let prepared = certfront::prepare(config).unwrap_or_else(|e| panic!("{}", e.join("\n")));
+    let running = certfront::start(prepared, std::sync::Arc::new(certfront::Metrics::new()))
+        .await
+        .expect("start");
+    let admin = running.admin_addr.expect("admin");
+    let before = vec![
+        entry("client_ca", "Clients 2024", &old.der),
+        entry("trust", "Root", &root.der),
+    ];
+    assert_eq!(ca_series(&scrape(admin).await), before);
+
+    std::fs::write(d.join("clients.pem"), &new.pem).expect("renewed CA");
+    let after = vec![
+        entry("client_ca", "Clients 2025", &new.der),
+        entry("trust", "Root", &root.der),
+    ];
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut series = ca_series(&scrape(admin).await);
+    while series != after && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        series = ca_series(&scrape(admin).await);
+    }
+    assert_eq!(series, after, "the renewed CA replaces the old one");
+}
