@@ -8,6 +8,7 @@ mod ca_expiry;
 mod cert_reload;
 mod cert_tools;
 mod cli;
+mod config_reload;
 mod forward_http;
 mod hardening;
 mod host_policy;
