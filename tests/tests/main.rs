@@ -4,6 +4,7 @@
 mod support;
 
 mod admin_metrics;
+mod ca_expiry;
 mod cert_reload;
 mod cert_tools;
 mod cli;

@@ -352,6 +352,7 @@ impl Reloader {
             .filter(|f| after.contains(*f))
             .collect();
         self.app.runtime.store(new.clone());
+        crate::dependents::refresh_runtime(&self.metrics, &new);
         for site in &built.retired {
             site.retire();
         }
