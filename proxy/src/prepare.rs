@@ -97,7 +97,7 @@ pub fn load_host(
             };
         }
     };
-    let report = check::check(names, source, &bundle, policy, trust, now);
+    let report = check(names, source, &bundle, policy, trust, now);
     let mut violations: Vec<String> = report.violations.iter().map(|v| prefix(v)).collect();
     let warnings = report.warnings.iter().map(|w| prefix(w)).collect();
     let mut served = None;
