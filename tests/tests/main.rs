@@ -7,6 +7,7 @@ mod admin_metrics;
 mod cert_reload;
 mod cert_tools;
 mod cli;
+mod deploy;
 mod forward_http;
 mod hardening;
 mod host_policy;
