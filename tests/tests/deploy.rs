@@ -279,6 +279,10 @@ fn the_kubernetes_manifests_fit_together() {
         &public["metadata"]["labels"]
     ));
     assert_eq!(monitor["spec"]["endpoints"][0]["port"], "admin");
+    // the job label CertfrontDown matches (up{job="certfront"})
+    let job_label = monitor["spec"]["jobLabel"].as_str().expect("jobLabel");
+    assert_eq!(admin["metadata"]["labels"][job_label], "certfront");
+    assert!(read("config/prometheus/alerts.yml").contains("up{job=\"certfront\"}"));
     assert_eq!(monitor["spec"]["endpoints"][0]["path"], "/metrics");
     let pdb = find(&all, "PodDisruptionBudget", "certfront");
     assert!(selects(
