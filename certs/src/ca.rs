@@ -1,5 +1,9 @@
 //! certfront's internal CA: one root in `state_dir`, created once and reused, issuing
 //! leaf certificates that pass the default policy (for local and development hosts).
+//! The root carries name constraints for the configured domains (see `constraints`), and
+//! its key is refused when group or others can read it.
+
+mod constraints;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -16,6 +20,8 @@ use rustls::crypto::aws_lc_rs::default_provider;
 use rustls::server::ParsedCertificate;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
 use time::{Duration, OffsetDateTime};
+use tracing::warn;
+use zeroize::Zeroizing;
 
 use crate::check::check;
 use crate::csr::{eku_purpose, ku_purpose};
@@ -23,10 +29,11 @@ use crate::error::CertError;
 use crate::files::{create_private_dir, publish_once, replace};
 use crate::keys::key_matches;
 use crate::load::{CertBundle, load, parse_certs, read};
-use crate::names::{covers, is_valid_dns_name, normalize};
+use crate::names::{Allow, check_dns_name, covers, normalize};
 use crate::policy::{HashAlg, KeyUsage, Policy};
 use crate::source::CertSource;
 use crate::trust::TrustAnchors;
+use constraints::within;
 
 const KEY_FILE: &str = "ca-key.pem";
 const ROOT_FILE: &str = "ca.pem";
@@ -39,6 +46,9 @@ pub struct InternalCa {
     dir: PathBuf,
     root: CertificateDer<'static>,
     key: KeyPair,
+    /// The root's permitted DNS subtrees; `None` for a root made before certfront set
+    /// name constraints (it may issue for any name).
+    permitted: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for InternalCa {
@@ -51,10 +61,12 @@ impl std::fmt::Debug for InternalCa {
 
 impl InternalCa {
     /// Loads the CA of `state_dir`, creating it on first use: `state_dir` (mode 0700),
-    /// `ca-key.pem` (ECDSA P-256, mode 0600), `ca.pem` (self-signed, 10 years). Each file
-    /// is published with an exclusive link, so two processes starting together end up
-    /// with the same single CA.
-    pub fn load_or_create(state_dir: &Path) -> Result<Self, CertError> {
+    /// `ca-key.pem` (ECDSA P-256, mode 0600), `ca.pem` (self-signed, 10 years, name
+    /// constraints permitting the domains of `names`, every name of every internal host).
+    /// Each file is published with an exclusive link, so two processes starting together
+    /// end up with the same single CA. An existing `ca-key.pem` that group or others can
+    /// read is refused: whoever reads it can issue certificates clients trust.
+    pub fn load_or_create(state_dir: &Path, names: &[String]) -> Result<Self, CertError> {
         create_private_dir(state_dir)?;
         let key_path = state_dir.join(KEY_FILE);
         let root_path = state_dir.join(ROOT_FILE);
@@ -67,7 +79,11 @@ impl InternalCa {
                     source,
                 }
             })?;
-            created_key = publish_once(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
+            let pem = Zeroizing::new(key.serialize_pem());
+            created_key = publish_once(&key_path, pem.as_bytes(), 0o600)?;
+        }
+        if !created_key {
+            check_key_mode(&key_path)?;
         }
         let key = read_key(&key_path)?;
 
@@ -83,7 +99,17 @@ impl InternalCa {
         if !root_path.exists() {
             // Also the way back from a crash between the two files: the key is kept, so
             // leaves issued before still chain to the new root (same name, same key).
-            let root = self_signed_root(&key).map_err(|source| CertError::Generate {
+            let names: Vec<String> = names.iter().map(|n| normalize(n)).collect();
+            let subtrees = constraints::subtrees_for(&names);
+            if subtrees.is_empty() {
+                return Err(CertError::InternalCa {
+                    path: root_path,
+                    detail:
+                        "no host name to constrain a new root to (an internal host needs an fqdn)"
+                            .into(),
+                });
+            }
+            let root = self_signed_root(&key, &subtrees).map_err(|source| CertError::Generate {
                 path: root_path.clone(),
                 source,
             })?;
@@ -91,7 +117,9 @@ impl InternalCa {
         }
         let root = parse_certs(&root_path, &read(&root_path)?)?.remove(0);
 
-        let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        let key_der = Zeroizing::new(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+            key.serialize_der(),
+        )));
         let (_, parsed) =
             x509_parser::parse_x509_certificate(&root).map_err(|e| CertError::InternalCa {
                 path: root_path.clone(),
@@ -105,16 +133,29 @@ impl InternalCa {
                 ),
             });
         }
+        let permitted = constraints::permitted(&parsed);
+        if permitted.is_none() {
+            warn!(
+                "{}: the internal CA's root has no name constraints (made by an older certfront), so its key could issue for any name; move ca.pem and ca-key.pem away to create a constrained one (clients must then import the new ca.pem)",
+                root_path.display()
+            );
+        }
         Ok(InternalCa {
             dir: state_dir.to_owned(),
             root,
             key,
+            permitted,
         })
     }
 
     /// `state_dir/ca.pem`: what clients import to trust the internal hosts.
     pub fn root_path(&self) -> PathBuf {
         self.dir.join(ROOT_FILE)
+    }
+
+    /// The DNS subtrees the root may issue for (`None`: unconstrained, an older root).
+    pub fn permitted_subtrees(&self) -> Option<&[String]> {
+        self.permitted.as_deref()
     }
 
     /// The root certificate, to add to the trust anchors.
@@ -144,8 +185,20 @@ impl InternalCa {
                 all.push(name);
             }
         }
-        if let Some(bad) = all.iter().find(|n| !is_valid_dns_name(n)) {
-            return Err(CertError::InvalidName { name: bad.clone() });
+        for name in &all {
+            check_dns_name(name, Allow::HOST).map_err(|reason| CertError::InvalidName {
+                name: name.clone(),
+                reason,
+            })?;
+            if let Some(permitted) = &self.permitted
+                && !permitted.iter().any(|subtree| within(name, subtree))
+            {
+                return Err(CertError::CaNameConstraint {
+                    path: self.root_path(),
+                    name: name.clone(),
+                    permitted: permitted.clone(),
+                });
+            }
         }
         let profile = LeafProfile::for_policy(policy).map_err(|detail| CertError::InternalCa {
             path: self.dir.clone(),
@@ -179,7 +232,11 @@ impl InternalCa {
                 source,
             })?;
         // key first: a reader that sees the new cert with the old key retries (half rotation)
-        replace(&key, leaf_key.serialize_pem().as_bytes(), 0o600)?;
+        replace(
+            &key,
+            Zeroizing::new(leaf_key.serialize_pem()).as_bytes(),
+            0o600,
+        )?;
         replace(&cert, leaf.pem().as_bytes(), 0o644)?;
         load(&source)
     }
@@ -321,13 +378,17 @@ impl LeafProfile {
     }
 }
 
-fn self_signed_root(key: &KeyPair) -> Result<rcgen::Certificate, rcgen::Error> {
+fn self_signed_root(
+    key: &KeyPair,
+    subtrees: &[String],
+) -> Result<rcgen::Certificate, rcgen::Error> {
     let mut params = CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
     params
         .distinguished_name
         .push(DnType::CommonName, COMMON_NAME);
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.name_constraints = Some(constraints::extension(subtrees));
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,
@@ -355,11 +416,42 @@ fn random_serial() -> SerialNumber {
     SerialNumber::from(bytes.to_vec())
 }
 
+/// Refuses a CA key that group or others can read (whatever `policy.key_file_mode` says:
+/// this key issues certificates that clients trust).
+#[cfg(unix)]
+fn check_key_mode(path: &Path) -> Result<(), CertError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(path)
+        .map_err(|source| CertError::Read {
+            path: path.to_owned(),
+            source,
+        })?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    Err(CertError::InternalCa {
+        path: path.to_owned(),
+        detail: format!(
+            "mode {mode:04o} lets group or others read the internal CA's private key, which can issue certificates your clients trust; the CA key must be readable by certfront's user only: chmod 600 {}",
+            path.display()
+        ),
+    })
+}
+
+#[cfg(not(unix))]
+fn check_key_mode(_path: &Path) -> Result<(), CertError> {
+    Ok(())
+}
+
 fn read_key(path: &Path) -> Result<KeyPair, CertError> {
     let text = fs::read_to_string(path).map_err(|source| CertError::Read {
         path: path.to_owned(),
         source,
     })?;
+    let text = Zeroizing::new(text);
     KeyPair::from_pem(&text).map_err(|e| CertError::InternalCa {
         path: path.to_owned(),
         detail: format!("not a private key certfront can use: {e}"),

@@ -13,7 +13,7 @@ use crate::inspect::{CertInfo, KeyType, info_of, signature_facts};
 use crate::load::{CertBundle, load};
 use crate::names::covers;
 use crate::policy::{HashAlg, Policy};
-use crate::source::CertSource;
+use crate::source::{CertSource, PasswordSource};
 use crate::trust::TrustAnchors;
 
 mod chain;
@@ -135,10 +135,27 @@ pub fn check(
         trust,
         now,
     };
-    if rules.run(&mut report, key)
-        && let Some(key_file) = key_file
-    {
-        check_key_file_mode(&mut report, &key_file, policy.key_file_mode);
+    if rules.run(&mut report, key) {
+        if let Some(key_file) = key_file {
+            check_key_file_mode(
+                &mut report,
+                &key_file,
+                "the private key",
+                policy.key_file_mode,
+            );
+        }
+        if let CertSource::Pfx {
+            password: PasswordSource::File(password_file),
+            ..
+        } = source
+        {
+            check_key_file_mode(
+                &mut report,
+                password_file,
+                "the .pfx password",
+                policy.key_file_mode,
+            );
+        }
     }
     report
 }

@@ -14,7 +14,7 @@ use rcgen::{
 
 use crate::error::CertError;
 use crate::files::{create_private_dir, write_new};
-use crate::names::{is_valid_dns_name, normalize};
+use crate::names::{Allow, NameError, check_dns_name, normalize};
 use crate::policy::{ExtKeyUsage, KeyUsage};
 
 /// The key to generate.
@@ -149,11 +149,12 @@ pub fn write_csr(request: &CsrRequest, out_dir: &Path) -> Result<CsrFiles, CertE
     let mut names: Vec<String> = Vec::new();
     for typed in &request.names {
         let name = typed.strip_suffix('.').unwrap_or(typed).to_owned();
-        if !is_valid_dns_name(&normalize(&name)) {
-            return Err(CertError::InvalidName {
+        check_dns_name(&normalize(&name), Allow::HOST).map_err(|reason| {
+            CertError::InvalidName {
                 name: typed.clone(),
-            });
-        }
+                reason,
+            }
+        })?;
         if !names.iter().any(|n| n.eq_ignore_ascii_case(&name)) {
             names.push(name);
         }
@@ -161,6 +162,7 @@ pub fn write_csr(request: &CsrRequest, out_dir: &Path) -> Result<CsrFiles, CertE
     let Some(first) = names.first() else {
         return Err(CertError::InvalidName {
             name: String::new(),
+            reason: NameError::Empty,
         });
     };
     let subject = subject_fields(&request.subject)?;
@@ -211,7 +213,11 @@ pub fn write_csr(request: &CsrRequest, out_dir: &Path) -> Result<CsrFiles, CertE
         })?;
 
     create_private_dir(out_dir)?;
-    write_new(&files.key, key_pair.serialize_pem().as_bytes(), 0o600)?;
+    write_new(
+        &files.key,
+        zeroize::Zeroizing::new(key_pair.serialize_pem()).as_bytes(),
+        0o600,
+    )?;
     write_new(&files.csr, csr.as_bytes(), 0o644)?;
     Ok(files)
 }

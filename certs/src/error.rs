@@ -132,8 +132,25 @@ pub enum CertError {
     #[error("{}: {detail}", path.display())]
     InternalCa { path: PathBuf, detail: String },
 
-    #[error("not a valid DNS name: {name:?}")]
-    InvalidName { name: String },
+    #[error(
+        "{}: {name:?} is outside the internal CA's name constraints (it issues only for {} and names under them), so clients that trust this root would refuse the certificate; to add the name, move ca.pem and ca-key.pem out of {} so that certfront creates a new CA for every configured name (clients must then import the new ca.pem), or give this host a certificate from another CA",
+        path.display(),
+        permitted.join(", "),
+        path.parent().unwrap_or(Path::new(".")).display()
+    )]
+    CaNameConstraint {
+        /// The root, `state_dir/ca.pem`.
+        path: PathBuf,
+        name: String,
+        permitted: Vec<String>,
+    },
+
+    #[error("{name:?} is not a valid DNS name: {reason}")]
+    InvalidName {
+        name: String,
+        #[source]
+        reason: crate::names::NameError,
+    },
 
     /// A CSR subject field (`--org`, `--country`...) a CA would refuse.
     #[error("--{field} {value:?}: expected {expected}")]
@@ -172,7 +189,8 @@ impl CertError {
             | PasswordEnv { path, .. }
             | BadTrustAnchor { path, .. }
             | Generate { path, .. }
-            | InternalCa { path, .. } => Some(path),
+            | InternalCa { path, .. }
+            | CaNameConstraint { path, .. } => Some(path),
             Parse { .. }
             | KeyUnusable { .. }
             | KeyMismatch

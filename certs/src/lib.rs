@@ -6,6 +6,7 @@
 pub mod ca;
 pub mod check;
 pub mod csr;
+pub mod deny;
 pub mod error;
 mod files;
 pub mod inspect;

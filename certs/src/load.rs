@@ -12,6 +12,7 @@ use rustls::{Error as TlsError, InconsistentKeys};
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use x509_parser::error::X509Error;
+use zeroize::Zeroizing;
 
 use crate::error::{CertError, pem_detail, x509_error};
 use crate::inspect::{CertInfo, inspect};
@@ -23,10 +24,15 @@ use crate::source::{CertSource, PasswordSource};
 mod tests;
 
 /// A host's certificate chain and key as read from disk, not yet checked against the policy.
+///
+/// Key material is held in zeroizing buffers from the read to its hand-over to rustls
+/// (whose aws-lc-rs key wipes itself): the file's bytes, the parsed DER, the .pfx
+/// password. Dropping a bundle overwrites them, so a freed page or a core dump holds no
+/// copy that certfront left behind.
 pub struct CertBundle {
     /// Leaf first, then intermediates, in file order.
     pub chain: Vec<CertificateDer<'static>>,
-    pub key: PrivateKeyDer<'static>,
+    pub key: Zeroizing<PrivateKeyDer<'static>>,
     /// SHA-256 over the raw bytes of every file read, to tell a real change on reload.
     pub content_hash: [u8; 32],
 }
@@ -35,7 +41,7 @@ impl Clone for CertBundle {
     fn clone(&self) -> Self {
         CertBundle {
             chain: self.chain.clone(),
-            key: self.key.clone_key(),
+            key: Zeroizing::new(self.key.clone_key()),
             content_hash: self.content_hash,
         }
     }
@@ -88,13 +94,13 @@ pub fn load(source: &CertSource) -> Result<CertBundle, CertError> {
     match source {
         CertSource::Pem { cert, key } => {
             let cert_bytes = read(cert)?;
-            let key_bytes = read(key)?;
+            let key_bytes = Zeroizing::new(read(key)?);
             let chain = parse_certs(cert, &cert_bytes)?;
             let key_der = parse_key(key, &key_bytes)?;
             Ok(CertBundle {
                 chain,
                 key: key_der,
-                content_hash: content_hash(&[&cert_bytes, &key_bytes]),
+                content_hash: content_hash(&[&cert_bytes, &key_bytes[..]]),
             })
         }
         CertSource::Pfx { path, password } => {
@@ -102,7 +108,7 @@ pub fn load(source: &CertSource) -> Result<CertBundle, CertError> {
             let bytes = read(path)?;
             let (chain, key) = read_pfx(path, &bytes, &password)?;
             let hash = match &password_bytes {
-                Some(pw) => content_hash(&[&bytes, pw]),
+                Some(pw) => content_hash(&[&bytes, &pw[..]]),
                 None => content_hash(&[&bytes]),
             };
             Ok(CertBundle {
@@ -254,13 +260,16 @@ fn pem_pkcs7_sections(path: &Path, bytes: &[u8]) -> Result<Vec<Vec<u8>>, CertErr
 }
 
 /// The first private key in a PEM file: PKCS#8, PKCS#1 or SEC1.
-pub(crate) fn parse_key(path: &Path, bytes: &[u8]) -> Result<PrivateKeyDer<'static>, CertError> {
+pub(crate) fn parse_key(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<Zeroizing<PrivateKeyDer<'static>>, CertError> {
     let encrypted = |b: &[u8]| {
         b.windows(29).any(|w| w == b"BEGIN ENCRYPTED PRIVATE KEY--")
             || b.windows(18).any(|w| w == b"Proc-Type: 4,ENCRY")
     };
     match PrivateKeyDer::from_pem_slice(bytes) {
-        Ok(key) => Ok(key),
+        Ok(key) => Ok(Zeroizing::new(key)),
         Err(_) if encrypted(bytes) => Err(CertError::EncryptedKey {
             path: path.to_owned(),
         }),
@@ -281,27 +290,31 @@ fn pem_error(path: &Path, source: pem::Error) -> CertError {
 
 /// The PKCS#12 password and, when it came from a file, that file's bytes (part of the
 /// content hash: a new password file with a new .pfx is one change).
-fn read_password(
-    pfx: &Path,
-    source: &PasswordSource,
-) -> Result<(String, Option<Vec<u8>>), CertError> {
+/// A .pfx password and the bytes of the file it came from (none for a variable).
+type Password = (Zeroizing<String>, Option<Zeroizing<Vec<u8>>>);
+
+fn read_password(pfx: &Path, source: &PasswordSource) -> Result<Password, CertError> {
     match source {
-        PasswordSource::Env(var) => {
-            std::env::var(var)
-                .map(|pw| (pw, None))
-                .map_err(|_| CertError::PasswordEnv {
-                    path: pfx.to_owned(),
-                    var: var.clone(),
-                })
-        }
+        PasswordSource::Env(var) => std::env::var(var)
+            .map(|pw| (Zeroizing::new(pw), None))
+            .map_err(|_| CertError::PasswordEnv {
+                path: pfx.to_owned(),
+                var: var.clone(),
+            }),
         PasswordSource::File(path) => {
             // an empty file is an empty password, which OpenSSL allows
-            let bytes = fs::read(path).map_err(|source| CertError::Read {
+            let bytes = Zeroizing::new(fs::read(path).map_err(|source| CertError::Read {
                 path: path.clone(),
                 source,
-            })?;
-            let text = String::from_utf8_lossy(&bytes);
-            let first = text.lines().next().unwrap_or("").to_owned();
+            })?);
+            let first = match std::str::from_utf8(&bytes) {
+                Ok(text) => Zeroizing::new(text.lines().next().unwrap_or("").to_owned()),
+                // not UTF-8: what the lossy reading makes of it, as before
+                Err(_) => {
+                    let text = Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
+                    Zeroizing::new(text.lines().next().unwrap_or("").to_owned())
+                }
+            };
             Ok((first, Some(bytes)))
         }
     }

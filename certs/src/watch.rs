@@ -42,7 +42,8 @@ fn changes_content(kind: &EventKind) -> bool {
 
 /// Watches the directories of `files` (each tagged with its owner, e.g. a host index) and
 /// calls `notify` with the owners of a directory whenever anything in it changes.
-/// `notify` runs on the watcher's thread: keep it short (send to a channel).
+/// `notify` runs on the watcher's thread, once per event, however many arrive: it must
+/// neither block nor queue without bound (mark the owners in a set and wake the reader).
 pub fn watch<F>(files: &[(usize, PathBuf)], notify: F) -> Result<Watcher, CertError>
 where
     F: Fn(&[usize]) + Send + 'static,

@@ -32,6 +32,8 @@ mod tests;
 use std::path::Path;
 
 pub use error::{ConfigError, Problem};
+/// The network type of `server.trusted_proxies`, so users need no own `ipnet` dependency.
+pub use ipnet::IpNet;
 pub use model::{
     Action, ClientAuth, ClientAuthMode, Config, Host, Limits, Server, Tls, TlsVersion, UnknownSni,
     Upstream,

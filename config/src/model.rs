@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use certfront_certs::{CertSource, Policy};
+use ipnet::IpNet;
 
 /// A validated configuration file.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,6 +51,10 @@ pub struct Server {
     pub rescan_seconds: u64,
     /// One line per request at info level.
     pub access_log: bool,
+    /// Peers whose `X-Forwarded-For` is appended to (from anyone else it is replaced by
+    /// the peer address). Networks in canonical form (host bits cleared); a bare IP
+    /// address is a /32 or /128. Empty by default: no peer is trusted.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// `tls.min_version`.
@@ -190,7 +195,7 @@ pub struct ClientAuth {
     pub deny: Option<PathBuf>,
 }
 
-/// `[limits]`; every value is > 0.
+/// `[limits]`; every value is within the range `docs/configuration.md` gives for it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
     pub handshake_timeout: Duration,
@@ -201,10 +206,25 @@ pub struct Limits {
     pub upstream_connect_timeout: Duration,
     pub upstream_response_timeout: Duration,
     pub h2_max_concurrent_streams: u32,
+    /// A WebSocket (or other upgraded) tunnel with no bytes either way for this long is closed.
+    pub tunnel_idle_timeout: Duration,
+    /// A client connection older than this is closed gracefully; `None`: no limit.
+    pub max_connection_age: Option<Duration>,
+    /// Client connections open at once from one IP address.
+    pub max_connections_per_ip: usize,
+    /// Connections open at once on the plain-HTTP redirect listener (its own limit,
+    /// apart from `max_connections`).
+    pub redirect_max_connections: usize,
+    /// Connections open at once to each configured upstream.
+    pub upstream_max_connections: usize,
+    /// Idle pooled connections kept per configured upstream.
+    pub upstream_max_idle_connections: usize,
+    /// Inactivity timeout on request and response bodies.
+    pub body_timeout: Duration,
 }
 
 impl Default for Limits {
-    /// The defaults of DESIGN "Configuration".
+    /// The defaults of DESIGN "Configuration" and issue 8.
     fn default() -> Self {
         Limits {
             handshake_timeout: Duration::from_secs(10),
@@ -215,6 +235,13 @@ impl Default for Limits {
             upstream_connect_timeout: Duration::from_secs(5),
             upstream_response_timeout: Duration::from_secs(120),
             h2_max_concurrent_streams: 100,
+            tunnel_idle_timeout: Duration::from_secs(900),
+            max_connection_age: None,
+            max_connections_per_ip: 256,
+            redirect_max_connections: 1024,
+            upstream_max_connections: 1024,
+            upstream_max_idle_connections: 32,
+            body_timeout: Duration::from_secs(60),
         }
     }
 }

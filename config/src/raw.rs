@@ -47,6 +47,8 @@ pub struct RawServer {
     pub drain_seconds: Option<u64>,
     pub rescan_seconds: Option<u64>,
     pub access_log: Option<bool>,
+    /// CIDRs or bare IP addresses whose `X-Forwarded-For` is appended to.
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 /// `[tls]`.
@@ -130,7 +132,14 @@ pub struct RawLimits {
     pub max_connections: Option<u64>,
     pub upstream_connect_timeout_seconds: Option<u64>,
     pub upstream_response_timeout_seconds: Option<u64>,
-    pub h2_max_concurrent_streams: Option<u32>,
+    pub h2_max_concurrent_streams: Option<u64>,
+    pub tunnel_idle_timeout_seconds: Option<u64>,
+    pub max_connection_age_seconds: Option<u64>,
+    pub max_connections_per_ip: Option<u64>,
+    pub redirect_max_connections: Option<u64>,
+    pub upstream_max_connections: Option<u64>,
+    pub upstream_max_idle_connections: Option<u64>,
+    pub body_timeout_seconds: Option<u64>,
 }
 
 /// A string or a list of strings (`upstream`, `listen`).

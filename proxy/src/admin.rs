@@ -102,17 +102,35 @@ fn inventory(app: &App) -> Value {
                 "sha256_fingerprint": info.sha256_fingerprint,
                 "loaded_at": fmt_time(unix(served.loaded_at)),
                 "last_reload": {
-                    "result": status.last_result.map(|r| match r {
-                        ReloadResult::Success => "success",
-                        ReloadResult::Failure => "failure",
-                    }),
+                    "result": status.last_result.map(result_name),
                     "at": status.last_attempt.map(|t| fmt_time(unix(t))),
                     "error": status.last_error,
                 },
+                "deny_list": site
+                    .client_auth
+                    .as_ref()
+                    .and_then(|auth| auth.deny_status())
+                    .map(|deny| json!({
+                        "path": deny.path.display().to_string(),
+                        "entries": deny.entries,
+                        "loaded_at": fmt_time(unix(deny.loaded_at)),
+                        "last_reload": {
+                            "result": deny.last_result.map(result_name),
+                            "at": deny.last_attempt.map(|t| fmt_time(unix(t))),
+                            "error": deny.last_error,
+                        },
+                    })),
             })
         })
         .collect();
     json!({ "hosts": hosts })
+}
+
+fn result_name(result: ReloadResult) -> &'static str {
+    match result {
+        ReloadResult::Success => "success",
+        ReloadResult::Failure => "failure",
+    }
 }
 
 fn unix(t: SystemTime) -> i64 {

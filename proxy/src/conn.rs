@@ -1,25 +1,51 @@
 //! One client connection: TLS accept, then HTTP/1.1 or HTTP/2 as ALPN chose, until the
-//! client leaves, a limit closes it, or a drain asks it to finish its requests and close.
+//! client leaves, is idle too long, reaches its maximum age, loses its client certificate
+//! to the deny list, or a drain asks it to finish its requests and close.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
-use certfront_config::Limits;
+use certfront_config::{IpNet, Limits};
 use http::HeaderValue;
+use http_body::{Body, Frame, SizeHint};
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tracing::debug;
+use tracing::{debug, info};
 
+use crate::admission::{PerIp, Slot};
 use crate::forward;
 use crate::metrics::Metrics;
 use crate::mtls::ClientCert;
 use crate::sites::{Site, SiteTable};
 use crate::tls;
 use crate::tracker::Tracker;
+
+/// HTTP/2 protections, set here rather than left to hyper's and h2's defaults so that a
+/// dependency upgrade cannot loosen them.
+mod h2_limits {
+    /// Streams the client opened and reset before we accepted them (CVE-2023-44487, "rapid
+    /// reset"); past this the connection gets GOAWAY ENHANCE_YOUR_CALM.
+    pub(super) const MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
+    /// Streams we had to reset because the client misbehaved (CVE-2024-2653 family).
+    pub(super) const MAX_LOCAL_ERROR_RESET_STREAMS: usize = 256;
+    /// Response bytes buffered per stream for a client that does not read (bounds what a
+    /// slow reader pins: this, times the concurrent streams).
+    pub(super) const MAX_SEND_BUF: usize = 64 * 1024;
+    /// Request bytes a client may send ahead per stream and per connection (flow control
+    /// windows): what an upload to a slow upstream can pin.
+    pub(super) const STREAM_WINDOW: u32 = 256 * 1024;
+    pub(super) const CONNECTION_WINDOW: u32 = 1024 * 1024;
+    pub(super) const MAX_FRAME: u32 = 16 * 1024;
+}
 
 /// What every connection shares; built once at start.
 pub struct App {
@@ -30,49 +56,71 @@ pub struct App {
     pub http2: http2::Builder<TokioExecutor>,
     /// Flips to `true` when a drain starts.
     pub shutdown: watch::Receiver<bool>,
+    /// How long open requests and tunnels may continue once a drain starts.
+    pub drain: Duration,
     pub tracker: Tracker,
     pub metrics: Arc<Metrics>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub per_ip: Arc<PerIp>,
+    /// The zero of the millisecond clocks that connections keep.
+    epoch: Instant,
+}
+
+/// What [`App::new`] takes from the configuration.
+pub struct AppSettings {
+    pub limits: Limits,
+    pub access_log: bool,
+    pub drain: Duration,
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl App {
     pub fn new(
         table: SiteTable,
-        limits: Limits,
-        access_log: bool,
+        settings: AppSettings,
         shutdown: watch::Receiver<bool>,
         tracker: Tracker,
         metrics: Arc<Metrics>,
     ) -> Self {
+        let limits = settings.limits;
         let mut h1 = http1::Builder::new();
         h1.timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout)
+            .max_headers(100)
             .max_header_size(limits.max_header_bytes)
             .max_buf_size(limits.max_header_bytes.max(8192) + 8192);
         let mut h2 = http2::Builder::new(TokioExecutor::new());
         h2.timer(TokioTimer::new())
             .max_concurrent_streams(limits.h2_max_concurrent_streams)
             .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+            .max_pending_accept_reset_streams(h2_limits::MAX_PENDING_ACCEPT_RESET_STREAMS)
+            .max_local_error_reset_streams(h2_limits::MAX_LOCAL_ERROR_RESET_STREAMS)
+            .max_send_buf_size(h2_limits::MAX_SEND_BUF)
+            .initial_stream_window_size(h2_limits::STREAM_WINDOW)
+            .initial_connection_window_size(h2_limits::CONNECTION_WINDOW)
+            .adaptive_window(false)
+            .max_frame_size(h2_limits::MAX_FRAME)
+            // PINGs find dead peers; they are not activity (see `idle`).
             .keep_alive_interval(limits.idle_timeout / 2)
             .keep_alive_timeout(limits.idle_timeout / 2);
         App {
             table,
             limits,
-            access_log,
+            access_log: settings.access_log,
             http1: h1,
             http2: h2,
             shutdown,
+            drain: settings.drain,
             tracker,
             metrics,
+            trusted_proxies: settings.trusted_proxies,
+            per_ip: Arc::new(PerIp::default()),
+            epoch: Instant::now(),
         }
     }
-}
 
-/// Keeps `certfront_connections_open` right however a connection ends.
-struct OpenConnection(prometheus::IntGauge);
-
-impl Drop for OpenConnection {
-    fn drop(&mut self) {
-        self.0.dec();
+    pub(crate) fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 }
 
@@ -84,59 +132,222 @@ fn version_label(v: Option<rustls::ProtocolVersion>) -> &'static str {
     }
 }
 
-/// Per connection: who the client is and which host its SNI chose.
+/// Requests in flight on a connection and when the last one ended: what "idle" means.
+#[derive(Debug, Default)]
+pub struct Activity {
+    active: AtomicUsize,
+    last_end_ms: AtomicU64,
+}
+
+/// How long to wait before a connection counts as idle: `None` when it is idle now.
+/// PINGs and bytes of open streams do not matter; only whether a request is in flight.
+pub(crate) fn idle_wait(
+    active: usize,
+    last_end_ms: u64,
+    now_ms: u64,
+    timeout: Duration,
+) -> Option<Duration> {
+    let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+    if active > 0 {
+        return Some(timeout);
+    }
+    let idle_for = now_ms.saturating_sub(last_end_ms);
+    if idle_for >= timeout_ms {
+        None
+    } else {
+        Some(Duration::from_millis(timeout_ms - idle_for))
+    }
+}
+
+/// Per connection: who the client is, which host its SNI chose, and what it holds.
 pub struct ConnCtx {
     pub app: Arc<App>,
     pub site: Arc<Site>,
     pub peer: SocketAddr,
     /// The client's address as it goes into X-Forwarded-For, rendered once per connection.
     pub peer_ip: HeaderValue,
+    /// The peer is in `server.trusted_proxies`: its X-Forwarded-For is kept and appended to.
+    pub trusted_peer: bool,
     /// The verified client certificate (mutual TLS hosts only).
     pub client_cert: Option<ClientCert>,
+    pub activity: Activity,
+    /// Released when the connection and its tunnel (if any) are gone.
+    _slot: Slot,
 }
 
-/// Drives a hyper connection until it ends; on drain, asks it to finish and close.
-macro_rules! drive {
-    ($conn:expr, $shutdown:expr, $revoked:expr, $peer:expr) => {{
-        let conn = $conn;
-        tokio::pin!(conn);
-        let revoked = $revoked;
-        tokio::pin!(revoked);
-        let mut shutdown = $shutdown;
-        let result = if *shutdown.borrow_and_update() {
-            conn.as_mut().graceful_shutdown();
-            conn.await
-        } else {
-            tokio::select! {
-                res = conn.as_mut() => res,
-                _ = shutdown.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-                _ = revoked.as_mut() => {
-                    tracing::info!(
-                        peer = %$peer,
-                        "closing connection: its client certificate is now on the deny list"
-                    );
-                    return;
-                }
-            }
-        };
-        if let Err(e) = result {
-            debug!(peer = %$peer, "connection ended: {e}");
+impl ConnCtx {
+    /// Resolves when a reloaded deny list names this connection's client certificate.
+    pub async fn revoked(&self) {
+        match (&self.site.client_auth, &self.client_cert) {
+            (Some(auth), Some(cert)) => auth.revoked(&cert.leaf).await,
+            _ => std::future::pending().await,
         }
-    }};
+    }
+
+    /// Resolves once a drain has started and `app.drain` has passed since.
+    pub async fn drain_deadline(&self) {
+        let mut shutdown = self.app.shutdown.clone();
+        loop {
+            if *shutdown.borrow_and_update() {
+                break;
+            }
+            if shutdown.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+        tokio::time::sleep(self.app.drain).await;
+    }
+
+    /// Resolves when no request has been in flight for `idle_timeout`.
+    async fn idle(&self) {
+        let timeout = self.app.limits.idle_timeout;
+        loop {
+            let wait = idle_wait(
+                self.activity.active.load(Ordering::Acquire),
+                self.activity.last_end_ms.load(Ordering::Relaxed),
+                self.app.now_ms(),
+                timeout,
+            );
+            match wait {
+                None => return,
+                Some(wait) => tokio::time::sleep(wait).await,
+            }
+        }
+    }
 }
 
-/// Serves one TLS client connection to its end.
-pub async fn serve_tls(app: Arc<App>, tcp: TcpStream, peer: SocketAddr, listener: Arc<str>) {
-    let _live = app.tracker.track();
-    let gauge = app
-        .metrics
-        .connections_open
-        .with_label_values(&[&*listener]);
-    gauge.inc();
-    let _open = OpenConnection(gauge);
+/// Counts one request in flight until its response body is done (or dropped).
+pub struct InFlight(Arc<ConnCtx>);
+
+impl InFlight {
+    fn new(ctx: Arc<ConnCtx>) -> Self {
+        ctx.activity.active.fetch_add(1, Ordering::AcqRel);
+        InFlight(ctx)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let activity = &self.0.activity;
+        activity
+            .last_end_ms
+            .store(self.0.app.now_ms(), Ordering::Relaxed);
+        activity.active.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A response body that keeps its request counted as in flight until it is sent.
+    pub struct Counted<B> {
+        #[pin]
+        body: B,
+        _in_flight: InFlight,
+    }
+}
+
+impl<B: Body> Body for Counted<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        self.project().body.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// A hyper server connection that can be asked to finish its requests and close.
+trait Graceful: Future<Output = hyper::Result<()>> {
+    fn begin_drain(self: Pin<&mut Self>);
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<I, S, B, E> Graceful for http2::Connection<I, S, E>
+where
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+    S::Error: Into<BoxError>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    B: Body + 'static,
+    B::Error: Into<BoxError>,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
+{
+    fn begin_drain(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<I, S, B> Graceful for http1::UpgradeableConnection<I, S>
+where
+    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
+    S::Error: Into<BoxError>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: Body + 'static,
+    B::Error: Into<BoxError>,
+{
+    fn begin_drain(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+/// Drives a hyper connection to its end. A drain, the idle timeout or the maximum age ask
+/// it to finish in-flight requests and close (HTTP/2 GOAWAY); a revoked client
+/// certificate closes it at once.
+async fn drive<C: Graceful>(conn: C, ctx: &ConnCtx) {
+    tokio::pin!(conn);
+    let mut shutdown = ctx.app.shutdown.clone();
+    let idle = ctx.idle();
+    tokio::pin!(idle);
+    let revoked = ctx.revoked();
+    tokio::pin!(revoked);
+    let age = async {
+        match ctx.app.limits.max_connection_age {
+            Some(age) => tokio::time::sleep(age).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(age);
+    let mut closing = *shutdown.borrow_and_update();
+    if closing {
+        conn.as_mut().begin_drain();
+    }
+    loop {
+        let why = tokio::select! {
+            res = conn.as_mut() => {
+                if let Err(e) = res {
+                    debug!(peer = %ctx.peer, "connection ended: {e}");
+                }
+                return;
+            }
+            _ = &mut revoked => {
+                info!(
+                    peer = %ctx.peer,
+                    host = %ctx.site.fqdn,
+                    "closing connection: its client certificate is now on the deny list"
+                );
+                return;
+            }
+            _ = shutdown.changed(), if !closing => "drain",
+            _ = &mut idle, if !closing => "idle",
+            _ = &mut age, if !closing => "max_connection_age",
+        };
+        debug!(peer = %ctx.peer, "closing connection ({why})");
+        closing = true;
+        conn.as_mut().begin_drain();
+    }
+}
+
+/// Serves one TLS client connection to its end. `slot` is what admission gave it.
+pub async fn serve_tls(app: Arc<App>, tcp: TcpStream, peer: SocketAddr, slot: Slot) {
     let _ = tcp.set_nodelay(true);
     let accepted = match tls::accept(tcp, &app.table, app.limits.handshake_timeout).await {
         Ok(accepted) => accepted,
@@ -174,11 +385,9 @@ pub async fn serve_tls(app: Arc<App>, tcp: TcpStream, peer: SocketAddr, listener
             .map(ClientCert::from_leaf),
         None => None,
     };
-    let leaf = client_cert.as_ref().map(|c| c.leaf.clone());
-    let auth = accepted.site.client_auth.clone();
     // A resumed session skips certificate verification, so the deny list is checked here too.
-    if let (Some(auth), Some(leaf)) = (&auth, &leaf)
-        && auth.is_denied(leaf)
+    if let (Some(auth), Some(cert)) = (&accepted.site.client_auth, &client_cert)
+        && auth.is_denied(&cert.leaf)
     {
         debug!(%peer, host = %accepted.site.fqdn, "resumed session of a denied client certificate refused");
         app.metrics
@@ -187,39 +396,65 @@ pub async fn serve_tls(app: Arc<App>, tcp: TcpStream, peer: SocketAddr, listener
             .inc();
         return;
     }
-    // Resolves when a reloaded deny list names this connection's certificate.
-    let revoked = async move {
-        match (auth, leaf) {
-            (Some(auth), Some(leaf)) => auth.revoked(&leaf).await,
-            _ => std::future::pending().await,
-        }
-    };
+    let trusted_peer = app
+        .trusted_proxies
+        .iter()
+        .any(|net| net.contains(&peer.ip()));
     let ctx = Arc::new(ConnCtx {
         client_cert,
         peer_ip: HeaderValue::try_from(peer.ip().to_string()).expect("an IP is a header value"),
+        trusted_peer,
+        activity: Activity {
+            active: AtomicUsize::new(0),
+            last_end_ms: AtomicU64::new(app.now_ms()),
+        },
         app: app.clone(),
         site: accepted.site,
         peer,
+        _slot: slot,
     });
-    let service = service_fn(move |req| {
+    let service = {
         let ctx = ctx.clone();
-        async move { Ok::<_, Infallible>(forward::handle(req, ctx).await) }
-    });
+        service_fn(move |req| {
+            let in_flight = InFlight::new(ctx.clone());
+            let ctx = ctx.clone();
+            async move {
+                let resp = forward::handle(req, ctx).await;
+                Ok::<_, Infallible>(resp.map(|body| Counted {
+                    body,
+                    _in_flight: in_flight,
+                }))
+            }
+        })
+    };
     let io = TokioIo::new(accepted.stream);
-    let shutdown = app.shutdown.clone();
     if accepted.h2 {
-        drive!(
-            app.http2.serve_connection(io, service),
-            shutdown,
-            revoked,
-            peer
-        );
+        drive(app.http2.serve_connection(io, service), &ctx).await;
     } else {
-        drive!(
+        drive(
             app.http1.serve_connection(io, service).with_upgrades(),
-            shutdown,
-            revoked,
-            peer
+            &ctx,
+        )
+        .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_is_idle_only_with_no_request_in_flight() {
+        let minute = Duration::from_secs(60);
+        // A request in flight: never idle, look again in a full period.
+        assert_eq!(idle_wait(1, 0, 3_600_000, minute), Some(minute));
+        // Nothing in flight since 59 s: one more second.
+        assert_eq!(
+            idle_wait(0, 1_000, 60_000, minute),
+            Some(Duration::from_secs(1))
         );
+        assert_eq!(idle_wait(0, 1_000, 61_000, minute), None);
+        // A clock that went backwards never makes a connection idle early.
+        assert_eq!(idle_wait(0, 5_000, 1_000, minute), Some(minute));
     }
 }

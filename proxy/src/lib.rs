@@ -7,6 +7,8 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod admission;
+pub mod authority;
 pub mod cli;
 pub mod commands;
 pub mod conn;
@@ -22,6 +24,7 @@ pub mod sites;
 pub mod tickets;
 pub mod tls;
 pub mod tracker;
+mod tunnel;
 
 pub use error::ProxyError;
 pub use metrics::Metrics;

@@ -26,6 +26,7 @@ pub struct Metrics {
     pub http_request_duration: HistogramVec,
     pub upstream_errors: IntCounterVec,
     pub client_cert_rejections: IntCounterVec,
+    pub deny_list_reload_failing: IntGaugeVec,
     /// The certificate labels exported per host, so a rotation can remove the old series.
     cert_series: Mutex<HashMap<String, [String; 3]>>,
 }
@@ -86,6 +87,10 @@ impl Metrics {
                 Opts::new("certfront_client_cert_rejections_total", "Client certificates refused, by host and reason."),
                 &["host", "reason"],
             ).expect("metric"),
+            deny_list_reload_failing: IntGaugeVec::new(
+                Opts::new("certfront_deny_list_reload_failing", "1 while a host's client-certificate deny list on disk is refused (a bad line) and the previous list is still applied."),
+                &["host"],
+            ).expect("metric"),
             cert_series: Mutex::new(HashMap::new()),
             registry,
         };
@@ -112,6 +117,7 @@ impl Metrics {
             Box::new(m.http_request_duration.clone()),
             Box::new(m.upstream_errors.clone()),
             Box::new(m.client_cert_rejections.clone()),
+            Box::new(m.deny_list_reload_failing.clone()),
             Box::new(build_info),
         ] {
             m.registry.register(c).expect("unique metric names");

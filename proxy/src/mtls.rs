@@ -2,13 +2,14 @@
 //! certificate on the deny list is refused, and a reloaded deny list closes connections
 //! already authenticated with a certificate it now names.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 use base64::Engine;
-use certfront_certs::{TrustAnchors, sha1_hex, sha256_hex};
+use certfront_certs::store::ReloadResult;
+use certfront_certs::{TrustAnchors, sha1_hex};
 use certfront_config::{ClientAuth, ClientAuthMode};
 use http::HeaderValue;
 use rustls::client::danger::HandshakeSignatureValid;
@@ -20,34 +21,28 @@ use tokio::sync::watch;
 
 use crate::metrics::Metrics;
 
-/// Fingerprints (SHA-1 or SHA-256, upper-case hex) of refused client certificates.
-pub type DenyList = HashSet<String>;
+/// Fingerprints (SHA-1 or SHA-256) of refused client certificates; parsed by the certs crate.
+pub use certfront_certs::deny::{DenyFileError, DenyList};
 
-/// Reads a deny list: one fingerprint a line, `#` comments, colons and spaces ignored.
-pub fn read_deny_list(path: &Path) -> Result<DenyList, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("{}: cannot read the deny list: {e}", path.display()))?;
-    let mut set = DenyList::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.split('#').next().unwrap_or("");
-        let hex: String = line
-            .chars()
-            .filter(|c| !c.is_whitespace() && *c != ':')
-            .collect::<String>()
-            .to_ascii_uppercase();
-        if hex.is_empty() {
-            continue;
-        }
-        if !(hex.len() == 40 || hex.len() == 64) || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(format!(
-                "{}: line {}: {line:?} is not a SHA-1 (40 hex digits) or SHA-256 (64 hex digits) fingerprint",
-                path.display(),
-                n + 1
-            ));
-        }
-        set.insert(hex);
-    }
-    Ok(set)
+/// Reads a deny list (one fingerprint a line; see `certfront_certs::deny` for what a
+/// pasted line may carry). A file with any bad line is refused whole.
+pub fn read_deny_list(path: &Path) -> Result<DenyList, DenyFileError> {
+    certfront_certs::deny::read(path)
+}
+
+/// What `/certs` shows about a host's deny list.
+#[derive(Clone, Debug)]
+pub struct DenyStatus {
+    pub path: PathBuf,
+    /// Fingerprints on the list in use.
+    pub entries: usize,
+    /// When the list in use was read.
+    pub loaded_at: SystemTime,
+    /// `None` before any reload was tried (the start-up read is not a reload).
+    pub last_result: Option<ReloadResult>,
+    pub last_attempt: Option<SystemTime>,
+    /// Why the last reload was refused (the list in use is then the older one).
+    pub last_error: Option<String>,
 }
 
 /// A host's client-certificate settings at run time; the deny list can be swapped.
@@ -56,28 +51,61 @@ pub struct ClientAuthState {
     pub host: String,
     pub deny_path: Option<PathBuf>,
     deny: ArcSwap<DenyList>,
+    /// Only the reloader writes it and only `/certs` reads it: never on a handshake.
+    status: Mutex<Option<DenyStatus>>,
     /// Bumped at every deny-list change, so open connections re-check their certificate.
     changed: watch::Sender<u64>,
 }
 
 impl ClientAuthState {
     pub fn is_denied(&self, leaf: &[u8]) -> bool {
-        let deny = self.deny.load();
-        !deny.is_empty() && (deny.contains(&sha1_hex(leaf)) || deny.contains(&sha256_hex(leaf)))
+        self.deny.load().denies(leaf)
     }
 
-    /// Re-reads the deny list; on error the old list stays.
-    pub fn reload(&self) -> Result<bool, String> {
+    /// Re-reads the deny list: `Ok(true)` when it changed, `Ok(false)` when it is what is
+    /// in use (or the host has none). On error the old list stays, and the status says why.
+    pub fn reload(&self) -> Result<bool, DenyFileError> {
         let Some(path) = &self.deny_path else {
             return Ok(false);
         };
-        let new = read_deny_list(path)?;
+        let result = read_deny_list(path);
+        let now = SystemTime::now();
+        let mut status = self.status.lock().unwrap_or_else(|e| e.into_inner());
+        let status = status.get_or_insert_with(|| DenyStatus {
+            path: path.clone(),
+            entries: self.deny.load().len(),
+            loaded_at: now,
+            last_result: None,
+            last_attempt: None,
+            last_error: None,
+        });
+        status.last_attempt = Some(now);
+        let new = match result {
+            Ok(new) => new,
+            Err(e) => {
+                status.last_result = Some(ReloadResult::Failure);
+                status.last_error = Some(e.to_string());
+                return Err(e);
+            }
+        };
+        status.last_result = Some(ReloadResult::Success);
+        status.last_error = None;
         if **self.deny.load() == new {
             return Ok(false);
         }
+        status.entries = new.len();
+        status.loaded_at = now;
         self.deny.store(Arc::new(new));
         self.changed.send_modify(|g| *g += 1);
         Ok(true)
+    }
+
+    /// The deny list's status for `/certs`; `None` when the host has no deny list.
+    pub fn deny_status(&self) -> Option<DenyStatus> {
+        self.status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Resolves when `leaf` becomes denied by a reloaded list (never otherwise).
@@ -115,12 +143,28 @@ pub fn build(
         .map_err(|e| format!("host {host:?}: client_auth.ca: {e}"))?;
     let deny = match &auth.deny {
         Some(path) => read_deny_list(path).map_err(|e| format!("host {host:?}: {e}"))?,
-        None => DenyList::new(),
+        None => DenyList::default(),
     };
+    let status = auth.deny.as_ref().map(|path| {
+        // Exported from the start, so an alert on it has a series to watch.
+        metrics
+            .deny_list_reload_failing
+            .with_label_values(&[host])
+            .set(0);
+        DenyStatus {
+            path: path.clone(),
+            entries: deny.len(),
+            loaded_at: SystemTime::now(),
+            last_result: None,
+            last_attempt: None,
+            last_error: None,
+        }
+    });
     let state = Arc::new(ClientAuthState {
         host: host.to_owned(),
         deny_path: auth.deny.clone(),
         deny: ArcSwap::from_pointee(deny),
+        status: Mutex::new(status),
         changed: watch::channel(0).0,
     });
     let verifier = Arc::new(DenyingVerifier {

@@ -37,7 +37,14 @@ pub fn anchors(config: &Config) -> Result<(Option<Arc<InternalCa>>, TrustAnchors
         .iter()
         .any(|h| matches!(h.source, CertSource::Internal))
     {
-        let ca = InternalCa::load_or_create(&config.server.state_dir)
+        // The root's name constraints cover the domains of every internal host.
+        let internal_names: Vec<String> = config
+            .hosts
+            .iter()
+            .filter(|h| matches!(h.source, CertSource::Internal))
+            .flat_map(|h| h.names())
+            .collect();
+        let ca = InternalCa::load_or_create(&config.server.state_dir, &internal_names)
             .map_err(|e| format!("internal CA: {e}"))?;
         Some(Arc::new(ca))
     } else {

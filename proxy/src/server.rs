@@ -17,9 +17,10 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
-use crate::conn::{self, App};
+use crate::admission::{OpenGauge, Slot};
+use crate::conn::{self, App, AppSettings};
 use crate::error::ProxyError;
-use crate::forward::upstream::Upstreams;
+use crate::forward::upstream::{PoolLimits, Upstreams};
 use crate::metrics::Metrics;
 use crate::prepare::Prepared;
 use crate::sites::{Route, Site, SiteTable};
@@ -134,7 +135,11 @@ fn build_sites(
                 Route::Upstream(Box::new(Upstreams::new(
                     list,
                     tls,
-                    config.limits.upstream_connect_timeout,
+                    PoolLimits {
+                        connect_timeout: config.limits.upstream_connect_timeout,
+                        max_connections: config.limits.upstream_max_connections,
+                        max_idle: config.limits.upstream_max_idle_connections,
+                    },
                 )))
             }
         };
@@ -194,13 +199,17 @@ pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running,
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let app = Arc::new(App::new(
         table,
-        config.limits.clone(),
-        config.server.access_log,
+        AppSettings {
+            limits: config.limits.clone(),
+            access_log: config.server.access_log,
+            drain: Duration::from_secs(config.server.drain_seconds),
+            trusted_proxies: config.server.trusted_proxies.clone(),
+        },
         shutdown_rx,
         Tracker::default(),
         metrics.clone(),
     ));
-    let (reload_tx, watcher) = start_reloader(&prepared, &app, metrics);
+    let (reload_tx, watcher) = start_reloader(&prepared, &app, metrics.clone());
     let permits = Arc::new(Semaphore::new(config.limits.max_connections));
 
     let tls_addrs: Vec<SocketAddr> = tls_listeners
@@ -216,17 +225,18 @@ pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running,
     {
         info!("listening for TLS on {addr}");
         let app = app.clone();
-        let permits = permits.clone();
-        let label: Arc<str> = Arc::from(configured.to_string());
+        let gauge = metrics
+            .connections_open
+            .with_label_values(&[&configured.to_string()]);
+        let admit = Admit {
+            app: app.clone(),
+            permits: permits.clone(),
+            gauge,
+        };
         accept_loops.push(tokio::spawn(accept_loop(
             listener,
-            app.shutdown.clone(),
-            permits,
-            move |tcp, peer| {
-                let app = app.clone();
-                let label = label.clone();
-                async move { conn::serve_tls(app, tcp, peer, label).await }
-            },
+            admit,
+            move |tcp, peer, slot| conn::serve_tls(app.clone(), tcp, peer, slot),
         )));
     }
 
@@ -235,21 +245,29 @@ pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running,
         .map(|l| local(l, config.server.http_redirect.expect("bound")));
     if let Some(listener) = redirect {
         let https_port = tls_addrs.first().map(|a| a.port()).unwrap_or(443);
-        info!(
-            "listening for plain HTTP (redirect to https) on {}",
-            redirect_addr.expect("bound")
-        );
+        let redirect_at = redirect_addr.expect("bound");
+        info!("listening for plain HTTP (redirect to https) on {redirect_at}");
         let app = app.clone();
+        let admit = Admit {
+            app: app.clone(),
+            // Its own limit: idle port-80 clients never take a TLS client's place.
+            permits: Arc::new(Semaphore::new(config.limits.redirect_max_connections)),
+            gauge: metrics.connections_open.with_label_values(&[&config
+                .server
+                .http_redirect
+                .expect("bound")
+                .to_string()]),
+        };
         accept_loops.push(tokio::spawn(accept_loop(
             listener,
-            app.shutdown.clone(),
-            permits.clone(),
-            move |tcp, peer| {
+            admit,
+            move |tcp, peer, slot: Slot| {
                 let app = app.clone();
                 async move {
-                    let _live = app.tracker.track();
+                    let _slot = slot;
                     let svc = service_fn(|req| redirect::handle(req, app.clone(), https_port));
-                    serve_plain(tcp, peer, svc).await;
+                    // One answer per connection: a redirect needs no keep-alive.
+                    serve_plain(tcp, peer, svc, false).await;
                 }
             },
         )));
@@ -264,24 +282,9 @@ pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running,
             admin_addr.expect("bound")
         );
         let app = app.clone();
-        // The admin listener stays up during a drain so that /readyz can say 503.
-        let (_never_tx, never) = watch::channel(false);
-        tokio::spawn(async move {
-            let _keep = _never_tx;
-            accept_loop(
-                listener,
-                never,
-                Arc::new(Semaphore::new(256)),
-                move |tcp, peer| {
-                    let app = app.clone();
-                    async move {
-                        let svc = service_fn(|req| admin::handle(req, app.clone()));
-                        serve_plain(tcp, peer, svc).await;
-                    }
-                },
-            )
-            .await
-        });
+        // The admin listener stays up during a drain so that /readyz can say 503, and has
+        // its own small limit.
+        tokio::spawn(admin_loop(listener, app));
     }
 
     Ok(Running {
@@ -313,15 +316,16 @@ fn start_reloader(
         .iter()
         .map(|s| s.client_auth.clone())
         .collect();
+    // SIGHUP requests: one per signal, and tokio coalesces signals. Watcher events go
+    // through `Changes`, which is bounded by the number of watched files.
     let (tx, rx) = mpsc::unbounded_channel();
+    let changes = Arc::new(reload::Changes::default());
     let files = reload::watched_files(&slots, &deny);
-    let events = tx.clone();
+    let marks = changes.clone();
     let watcher = if files.is_empty() {
         None
     } else {
-        match certfront_certs::watch::watch(&files, move |ids| {
-            let _ = events.send(reload::Request::Changed(ids.to_vec()));
-        }) {
+        match certfront_certs::watch::watch(&files, move |ids| marks.mark(ids)) {
             Ok(w) => {
                 info!(
                     "watching {} director(ies) for certificate changes",
@@ -343,15 +347,16 @@ fn start_reloader(
         ca: prepared.ca.clone(),
         metrics,
     });
+    // The config allows at most a day; the clamp keeps that promise here too.
     let rescan = match prepared.config.server.rescan_seconds {
         0 => None,
-        s => Some(Duration::from_secs(s)),
+        s => Some(Duration::from_secs(s.min(86_400))),
     };
-    tokio::spawn(reload::run(slots, deny, ctx, rx, rescan));
+    tokio::spawn(reload::run(slots, deny, ctx, changes, rx, rescan));
     (tx, watcher)
 }
 
-async fn serve_plain<S>(tcp: TcpStream, peer: SocketAddr, svc: S)
+async fn serve_plain<S>(tcp: TcpStream, peer: SocketAddr, svc: S, keep_alive: bool)
 where
     S: hyper::service::Service<
             http::Request<hyper::body::Incoming>,
@@ -363,31 +368,52 @@ where
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
+        .keep_alive(keep_alive)
         .header_read_timeout(Duration::from_secs(10));
     if let Err(e) = builder.serve_connection(TokioIo::new(tcp), svc).await {
         debug!(%peer, "plain HTTP connection ended: {e}");
     }
 }
 
-/// Accepts until shutdown; each connection runs in its own task holding a connection permit.
-/// Accept errors (e.g. out of file descriptors) are logged and retried after a pause.
-async fn accept_loop<F, Fut>(
-    listener: TcpListener,
-    mut shutdown: watch::Receiver<bool>,
+/// What a listener needs to admit a connection.
+struct Admit {
+    app: Arc<App>,
     permits: Arc<Semaphore>,
-    serve: F,
-) where
-    F: Fn(TcpStream, SocketAddr) -> Fut,
+    gauge: prometheus::IntGauge,
+}
+
+impl Admit {
+    /// A slot for a connection just accepted: a per-address slot now (or none: the
+    /// connection is closed), then a place under the listener's limit, waited for (the
+    /// listener stops accepting meanwhile, as a full backlog would).
+    async fn slot(&self, peer: SocketAddr) -> Option<Slot> {
+        let limit = self.app.limits.max_connections_per_ip;
+        let Some(ip) = self.app.per_ip.take(peer.ip(), limit) else {
+            debug!(%peer, "connection refused: {limit} connections from this address already (limits.max_connections_per_ip)");
+            return None;
+        };
+        let permit = self.permits.clone().acquire_owned().await.ok()?;
+        Some(Slot {
+            permit,
+            ip,
+            open: OpenGauge::new(self.gauge.clone()),
+            live: self.app.tracker.track(),
+        })
+    }
+}
+
+/// Accepts until shutdown; each connection runs in its own task holding its slot.
+/// Accept errors (e.g. out of file descriptors) are logged and retried after a pause.
+async fn accept_loop<F, Fut>(listener: TcpListener, admit: Admit, serve: F)
+where
+    F: Fn(TcpStream, SocketAddr, Slot) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    let mut shutdown = admit.app.shutdown.clone();
     loop {
         if *shutdown.borrow_and_update() {
             return;
         }
-        let permit = tokio::select! {
-            p = permits.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => return },
-            _ = shutdown.changed() => return,
-        };
         let (tcp, peer) = tokio::select! {
             res = listener.accept() => match res {
                 Ok(conn) => conn,
@@ -399,10 +425,38 @@ async fn accept_loop<F, Fut>(
             },
             _ = shutdown.changed() => return,
         };
-        let fut = serve(tcp, peer);
+        let slot = tokio::select! {
+            slot = admit.slot(peer) => slot,
+            _ = shutdown.changed() => return,
+        };
+        let Some(slot) = slot else { continue };
+        tokio::spawn(serve(tcp, peer, slot));
+    }
+}
+
+/// The admin listener: never drained, at most [`ADMIN_MAX_CONNECTIONS`] at once.
+async fn admin_loop(listener: TcpListener, app: Arc<App>) {
+    let permits = Arc::new(Semaphore::new(ADMIN_MAX_CONNECTIONS));
+    loop {
+        let (tcp, peer) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                error!("admin accept failed: {e}; retrying in 100 ms");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return;
+        };
+        let app = app.clone();
         tokio::spawn(async move {
             let _permit = permit;
-            fut.await;
+            let svc = service_fn(|req| admin::handle(req, app.clone()));
+            serve_plain(tcp, peer, svc, true).await;
         });
     }
 }
+
+/// Scrapers and probes need few connections; more would only be a way to hold memory.
+const ADMIN_MAX_CONNECTIONS: usize = 64;

@@ -37,25 +37,6 @@ pub struct Site {
     pub duration: prometheus::Histogram,
 }
 
-impl Site {
-    /// Whether a request's Host (port ignored) is one of this host's names.
-    pub fn accepts(&self, host: &str) -> bool {
-        let host = strip_port(host);
-        self.names.iter().any(|name| names::covers(name, host))
-    }
-}
-
-/// `host[:port]` or `[v6]:port` without the port.
-pub fn strip_port(authority: &str) -> &str {
-    if let Some(rest) = authority.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    match authority.rsplit_once(':') {
-        Some((host, port)) if port.bytes().all(|b| b.is_ascii_digit()) => host,
-        _ => authority,
-    }
-}
-
 /// The outcome of an SNI lookup.
 pub enum Lookup<'a> {
     Found(&'a Arc<Site>),
@@ -65,38 +46,78 @@ pub enum Lookup<'a> {
     NoSni,
 }
 
-/// Every site, indexed by name.
-pub struct SiteTable {
-    sites: Vec<Arc<Site>>,
+/// Names to site indices: exact names first, then wildcards. Kept apart from [`Site`] so
+/// the routing decision is a plain function with unit tests.
+#[derive(Debug, Default)]
+pub(crate) struct NameIndex {
     exact: HashMap<String, usize>,
     /// Keyed by what follows `*.`.
     wildcard: HashMap<String, usize>,
+}
+
+impl NameIndex {
+    /// `names` are normalized (lower case, no trailing dot); a wildcard is `*.rest`.
+    pub(crate) fn new<'a>(names: impl IntoIterator<Item = (usize, &'a str)>) -> Self {
+        let mut index = NameIndex::default();
+        for (i, name) in names {
+            match name.strip_prefix("*.") {
+                Some(rest) => index.wildcard.insert(rest.to_owned(), i),
+                None => index.exact.insert(name.to_owned(), i),
+            };
+        }
+        index
+    }
+
+    /// The index serving `name` as a client sent it (any case, trailing dot allowed);
+    /// allocates only when the name is not yet in normalized form.
+    pub(crate) fn find(&self, name: &str) -> Option<usize> {
+        if name.ends_with('.') || name.bytes().any(|b| b.is_ascii_uppercase()) {
+            self.find_normalized(&names::normalize(name))
+        } else {
+            self.find_normalized(name)
+        }
+    }
+
+    fn find_normalized(&self, name: &str) -> Option<usize> {
+        if let Some(i) = self.exact.get(name) {
+            return Some(*i);
+        }
+        // A wildcard covers exactly one leftmost label.
+        let (label, rest) = name.split_once('.')?;
+        if label.is_empty() || rest.is_empty() {
+            return None;
+        }
+        self.wildcard.get(rest).copied()
+    }
+}
+
+/// Every site, indexed by name.
+pub struct SiteTable {
+    sites: Vec<Arc<Site>>,
+    index: NameIndex,
     default: Option<usize>,
     unknown_sni: UnknownSni,
 }
 
 impl SiteTable {
     pub fn new(sites: Vec<Arc<Site>>, default_host: Option<&str>, unknown_sni: UnknownSni) -> Self {
-        let mut exact = HashMap::new();
-        let mut wildcard = HashMap::new();
-        for (i, site) in sites.iter().enumerate() {
-            for name in site.names.iter() {
-                match name.strip_prefix("*.") {
-                    Some(rest) => wildcard.insert(rest.to_owned(), i),
-                    None => exact.insert(name.clone(), i),
-                };
-            }
-        }
+        let index = NameIndex::new(
+            sites
+                .iter()
+                .enumerate()
+                .flat_map(|(i, site)| site.names.iter().map(move |n| (i, n.as_str()))),
+        );
+        // `default_host` is a configured fqdn, so it is one of the index's own keys.
         let default = default_host.and_then(|d| {
-            exact
+            index
+                .exact
                 .get(d)
-                .or_else(|| d.strip_prefix("*.").and_then(|r| wildcard.get(r)))
+                .or_else(|| d.strip_prefix("*.").and_then(|r| index.wildcard.get(r)))
                 .copied()
         });
         SiteTable {
             sites,
-            exact,
-            wildcard,
+            index,
             default,
             unknown_sni,
         }
@@ -114,27 +135,49 @@ impl SiteTable {
                 None => Lookup::NoSni,
             };
         };
-        let found = if sni.ends_with('.') || sni.bytes().any(|b| b.is_ascii_uppercase()) {
-            self.find(&names::normalize(sni))
-        } else {
-            self.find(sni)
-        };
-        match (found, self.unknown_sni, self.default) {
+        match (self.index.find(sni), self.unknown_sni, self.default) {
             (Some(i), _, _) => Lookup::Found(&self.sites[i]),
             (None, UnknownSni::Default, Some(i)) => Lookup::Found(&self.sites[i]),
             _ => Lookup::Unknown,
         }
     }
 
-    fn find(&self, name: &str) -> Option<usize> {
-        if let Some(i) = self.exact.get(name) {
-            return Some(*i);
-        }
-        // A wildcard covers exactly one leftmost label.
-        let (label, rest) = name.split_once('.')?;
-        if label.is_empty() || rest.is_empty() {
-            return None;
-        }
-        self.wildcard.get(rest).copied()
+    /// The site that a request naming `name` (no port) belongs to: the same lookup SNI
+    /// routing makes, so a Host can only reach the host its name would have selected.
+    pub fn by_name(&self, name: &str) -> Option<&Arc<Site>> {
+        self.index.find(name).map(|i| &self.sites[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NameIndex;
+
+    fn index() -> NameIndex {
+        NameIndex::new([
+            (0, "admin.wild.test"),
+            (1, "*.wild.test"),
+            (2, "app.example.org"),
+            (2, "app.internal.example.org"),
+        ])
+    }
+
+    #[test]
+    fn exact_names_win_over_the_wildcard_that_covers_them() {
+        let i = index();
+        assert_eq!(i.find("admin.wild.test"), Some(0));
+        assert_eq!(i.find("x.wild.test"), Some(1));
+        assert_eq!(i.find("ADMIN.Wild.Test."), Some(0));
+        assert_eq!(i.find("app.internal.example.org"), Some(2));
+    }
+
+    #[test]
+    fn a_wildcard_covers_one_label_only() {
+        let i = index();
+        assert_eq!(i.find("wild.test"), None);
+        assert_eq!(i.find("a.b.wild.test"), None);
+        assert_eq!(i.find(".wild.test"), None);
+        assert_eq!(i.find("other.example.org"), None);
+        assert_eq!(i.find(""), None);
     }
 }

@@ -317,4 +317,128 @@ fn csr_writes_a_private_key_and_a_request_for_every_name() {
         dir.path(),
     );
     assert_eq!(code, 1);
+    // The names `check` refuses, `csr` refuses too, with the same reason.
+    for (name, why) in [
+        ("*.org", "at least two labels after \"*.\""),
+        ("hc_app.corp.local", "contains '_'"),
+    ] {
+        let (code, stdout, stderr) = run_cli(
+            &["certs", "csr", "--fqdn", name, "--out", "bad"],
+            dir.path(),
+        );
+        assert_eq!(code, 1, "{name}: {stdout}{stderr}");
+        assert!(
+            stderr.contains(&format!("{name:?} is not a valid DNS name")) && stderr.contains(why),
+            "{name}: {stderr}"
+        );
+        assert!(
+            !dir.path().join("bad").exists(),
+            "nothing written for {name}"
+        );
+    }
+}
+
+#[test]
+fn check_refuses_limits_outside_their_range() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("certfront.toml");
+    std::fs::write(
+        &config,
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nrescan_seconds = 9223372036854775807\n\
+         drain_seconds = 7200\n\
+         [limits]\nmax_header_bytes = 10\nh2_max_concurrent_streams = 0\n\
+         max_connections = 100\nmax_connections_per_ip = 500\n\
+         [[host]]\nfqdn = \"app.test\"\ninternal = true\nrespond = { body = \"x\" }\n",
+    )
+    .expect("config");
+    let (code, stdout, stderr) = run_cli(&["check", "-c", "certfront.toml"], dir.path());
+    assert_eq!(code, 1, "stdout:\n{stdout}\nstderr:\n{stderr}");
+    for line in [
+        "server.rescan_seconds: 9223372036854775807 is out of range: expected 0 to 86400 seconds",
+        "server.drain_seconds: 7200 is out of range: expected 0 to 3600 seconds",
+        "limits.max_header_bytes: 10 is out of range: expected 1024 to 1048576 bytes",
+        "limits.h2_max_concurrent_streams: 0 is out of range: expected 1 to 1000",
+        "limits.max_connections_per_ip: 500 is more than limits.max_connections (100)",
+    ] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with("error: certfront.toml: ") && l.contains(line)),
+            "{line:?} missing:\n{stderr}"
+        );
+    }
+    // `run` refuses the same file before binding anything (and before any panic).
+    let (code, _, stderr) = run_cli(&["run", "-c", "certfront.toml"], dir.path());
+    assert_eq!(code, 2, "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!dir.path().join("state").exists(), "nothing created");
+}
+
+/// A directory that never stops changing (the certificate rewritten every 50 ms for 8 s,
+/// as a misbehaving sync tool does, with a log file beside it) still gets its new
+/// certificate served while the churn goes on: the debounce has a ceiling.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_directory_that_never_stops_changing_still_reloads() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use crate::support::client::{client_config, connect, peer_leaf};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path().to_owned();
+    let ca = TestCa::new("churn root");
+    std::fs::write(d.join("root.pem"), &ca.pem).expect("root");
+    std::fs::create_dir(d.join("tls")).expect("mkdir");
+    let old = ca.leaf(&["app.test"]);
+    old.write(&d.join("tls"), "app");
+    let toml = "[server]\nlisten = [\"127.0.0.1:0\"]\nrescan_seconds = 0\n[tls]\ntrust = [\"root.pem\"]\n\
+         [[host]]\nfqdn = \"app.test\"\ncert = \"tls/app.pem\"\nkey = \"tls/app-key.pem\"\nrespond = { body = \"ok\" }\n";
+    let running = crate::support::start(toml, &d).await;
+    let addr = running.tls_addrs[0];
+    let mut cfg = (*client_config(&[&ca.der], &[b"http/1.1"])).clone();
+    cfg.resumption = rustls::client::Resumption::disabled();
+    let cfg = Arc::new(cfg);
+    let leaf_of = |tls: &tokio_rustls::client::TlsStream<tokio::net::TcpStream>| peer_leaf(tls);
+    let first = connect(addr, "app.test", cfg.clone()).await.expect("tls");
+    assert_eq!(leaf_of(&first), old.der);
+
+    let new = ca.leaf(&["app.test"]);
+    let done = Arc::new(AtomicBool::new(false));
+    let churn = {
+        let (tls, done) = (d.join("tls"), done.clone());
+        let (key, cert) = (new.key_pem.clone(), new.cert_pem.clone());
+        std::thread::spawn(move || {
+            let put = |name: &str, data: &str| {
+                let tmp = tls.join(format!(".{name}.tmp"));
+                std::fs::write(&tmp, data).expect("write");
+                std::fs::rename(&tmp, tls.join(name)).expect("rename");
+            };
+            for i in 0..160 {
+                put("app-key.pem", &key);
+                put("app.pem", &cert);
+                std::fs::write(tls.join("sync.log"), format!("pass {i}\n")).expect("log");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            done.store(true, Ordering::SeqCst);
+        })
+    };
+    let mut served_new_during_churn = false;
+    for _ in 0..400 {
+        if done.load(Ordering::SeqCst) {
+            break;
+        }
+        if let Ok(tls) = connect(addr, "app.test", cfg.clone()).await
+            && leaf_of(&tls) == new.der
+        {
+            served_new_during_churn = !done.load(Ordering::SeqCst);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    churn.join().expect("churn thread");
+    assert!(
+        served_new_during_churn,
+        "the new certificate was not served while the directory kept changing"
+    );
 }

@@ -201,3 +201,178 @@ async fn required_optional_headers_and_deny_list() {
         "{text}"
     );
 }
+
+/// Whether `client` is kept out of `portal.test`: no handshake, or (TLS 1.3, where the
+/// server's verdict comes after the client finished) no response.
+async fn kept_out(addr: std::net::SocketAddr, cfg: Arc<ClientConfig>) -> bool {
+    match connect(addr, "portal.test", cfg).await {
+        Err(_) => true,
+        Ok(tls) => Sender::over(tls)
+            .await
+            .send(get("portal.test", "/", false))
+            .await
+            .is_err(),
+    }
+}
+
+async fn admin_text(admin: std::net::SocketAddr, path: &str) -> String {
+    let resp = plain_get(admin, "admin", path).await;
+    String::from_utf8(crate::support::client::body_bytes(resp).await.to_vec()).expect("utf-8")
+}
+
+/// Polls the admin `path` (every 50 ms, at most 10 s) until `cond` holds; returns the last text.
+async fn admin_until(
+    admin: std::net::SocketAddr,
+    path: &str,
+    cond: impl Fn(&str) -> bool,
+) -> Result<String, String> {
+    let mut text = String::new();
+    for _ in 0..200 {
+        text = admin_text(admin, path).await;
+        if cond(&text) {
+            return Ok(text);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(text)
+}
+
+/// `hex` as the Windows certificate dialog copies it: an invisible U+200E first, then
+/// lower-case byte pairs separated by spaces.
+fn windows_paste(hex: &str) -> String {
+    let pairs: Vec<String> = hex
+        .to_lowercase()
+        .as_bytes()
+        .chunks(2)
+        .map(|p| String::from_utf8(p.to_vec()).unwrap())
+        .collect();
+    format!("\u{200E}{}", pairs.join(" "))
+}
+
+/// A portal host requiring client certificates from `clients_ca`, deny list `deny.txt`.
+async fn portal_with_deny_list(
+    d: &std::path::Path,
+    server_ca: &TestCa,
+    clients_ca: &TestCa,
+) -> (certfront::Running, Backend) {
+    std::fs::write(d.join("root.pem"), &server_ca.pem).expect("root");
+    server_ca.leaf(&["portal.test"]).write(d, "portal");
+    std::fs::write(d.join("clients-ca.pem"), &clients_ca.pem).expect("clients ca");
+    let backend = Backend::start("portal").await;
+    let toml = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nadmin = \"127.0.0.1:0\"\n[tls]\ntrust = [\"root.pem\"]\n\
+         [[host]]\nfqdn = \"portal.test\"\ncert = \"portal.pem\"\nkey = \"portal-key.pem\"\nupstream = \"{}\"\n\
+         [host.client_auth]\nmode = \"required\"\nca = \"clients-ca.pem\"\ndeny = \"deny.txt\"\n",
+        backend.url()
+    );
+    (start(&toml, d).await, backend)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deny_list_pasted_from_windows_denies() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let server_ca = TestCa::new("server root");
+    let clients_ca = TestCa::new("clients CA");
+    let alice = clients_ca.client("dr-alice");
+    let bob = clients_ca.client("dr-bob");
+    // A Windows (Notepad) file: CRLF line ends, a comment, bob's thumbprint as pasted.
+    std::fs::write(
+        d.join("deny.txt"),
+        format!(
+            "# bob's tablet was stolen\r\n{}\r\n",
+            windows_paste(&thumbprint(&bob.der))
+        ),
+    )
+    .expect("deny");
+    let (running, _backend) = portal_with_deny_list(d, &server_ca, &clients_ca).await;
+    let addr = running.tls_addrs[0];
+
+    assert!(
+        kept_out(addr, with_client_cert(&server_ca.der, Some(&bob))).await,
+        "bob's pasted thumbprint must deny him"
+    );
+    assert!(
+        !kept_out(addr, with_client_cert(&server_ca.der, Some(&alice))).await,
+        "alice is not on the list"
+    );
+    let admin = running.admin_addr.expect("admin");
+    let certs: serde_json::Value =
+        serde_json::from_str(&admin_text(admin, "/certs").await).expect("json");
+    let deny = &certs["hosts"][0]["deny_list"];
+    assert_eq!(deny["entries"], 1, "{deny}");
+    assert!(deny["last_reload"]["error"].is_null(), "{deny}");
+    let metrics = admin_text(admin, "/metrics").await;
+    assert!(
+        metrics.contains("certfront_deny_list_reload_failing{host=\"portal.test\"} 0"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broken_deny_list_keeps_the_old_one_and_is_impossible_to_miss() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let server_ca = TestCa::new("server root");
+    let clients_ca = TestCa::new("clients CA");
+    let alice = clients_ca.client("dr-alice");
+    let bob = clients_ca.client("dr-bob");
+    let deny = d.join("deny.txt");
+    std::fs::write(&deny, format!("{}\n", thumbprint(&bob.der))).expect("deny");
+    let (running, _backend) = portal_with_deny_list(d, &server_ca, &clients_ca).await;
+    let addr = running.tls_addrs[0];
+    let admin = running.admin_addr.expect("admin");
+    let alice_cfg = with_client_cert(&server_ca.der, Some(&alice));
+    let bob_cfg = with_client_cert(&server_ca.der, Some(&bob));
+
+    // An edit that adds alice but also a line that is no fingerprint: refused whole.
+    std::fs::write(
+        &deny,
+        format!(
+            "{}\n{}\nCN=dr-carol\n",
+            thumbprint(&bob.der),
+            thumbprint(&alice.der)
+        ),
+    )
+    .expect("deny");
+    let failing = "certfront_deny_list_reload_failing{host=\"portal.test\"} 1";
+    let metrics = admin_until(admin, "/metrics", |t| t.contains(failing))
+        .await
+        .unwrap_or_else(|t| panic!("gauge not raised:\n{t}"));
+    assert!(metrics.contains(failing));
+    let certs: serde_json::Value =
+        serde_json::from_str(&admin_text(admin, "/certs").await).expect("json");
+    let block = &certs["hosts"][0]["deny_list"];
+    assert_eq!(block["path"], deny.display().to_string(), "{block}");
+    assert_eq!(block["entries"], 1, "the old list stays: {block}");
+    assert_eq!(block["last_reload"]["result"], "failure", "{block}");
+    let error = block["last_reload"]["error"].as_str().expect("error");
+    assert!(
+        error.contains("line 3: \"CN=dr-carol\" contains 'N', which is not a hex digit"),
+        "{error}"
+    );
+    // The old list is still applied: bob out, alice (only on the refused list) still in.
+    assert!(kept_out(addr, bob_cfg.clone()).await, "bob stays denied");
+    assert!(
+        !kept_out(addr, alice_cfg.clone()).await,
+        "a refused list is not applied in part"
+    );
+
+    // The next good edit takes effect and clears the gauge and the error.
+    std::fs::write(
+        &deny,
+        format!("{}\n{}\n", thumbprint(&bob.der), thumbprint(&alice.der)),
+    )
+    .expect("deny");
+    let cleared = "certfront_deny_list_reload_failing{host=\"portal.test\"} 0";
+    admin_until(admin, "/metrics", |t| t.contains(cleared))
+        .await
+        .unwrap_or_else(|t| panic!("gauge not cleared:\n{t}"));
+    let certs: serde_json::Value =
+        serde_json::from_str(&admin_text(admin, "/certs").await).expect("json");
+    let block = &certs["hosts"][0]["deny_list"];
+    assert_eq!(block["entries"], 2, "{block}");
+    assert_eq!(block["last_reload"]["result"], "success", "{block}");
+    assert!(block["last_reload"]["error"].is_null(), "{block}");
+    assert!(kept_out(addr, alice_cfg).await, "alice is denied now");
+}

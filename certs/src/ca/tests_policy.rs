@@ -25,7 +25,7 @@ fn issue_and_check(ca: &InternalCa, policy: &Policy) -> (CertBundle, crate::chec
 #[test]
 fn client_auth_is_issued_when_the_host_policy_asks_for_it() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = InternalCa::load_or_create(dir.path()).unwrap();
+    let ca = InternalCa::load_or_create(dir.path(), &["sts.localhost".to_owned()]).unwrap();
     let default_leaf = ca.issue("sts.localhost", &[]).unwrap();
     let both = Policy {
         extended_key_usage: vec![ExtKeyUsage::ServerAuth, ExtKeyUsage::ClientAuth],
@@ -48,7 +48,7 @@ fn client_auth_is_issued_when_the_host_policy_asks_for_it() {
 #[test]
 fn key_type_and_size_follow_the_policy() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = InternalCa::load_or_create(dir.path()).unwrap();
+    let ca = InternalCa::load_or_create(dir.path(), &["sts.localhost".to_owned()]).unwrap();
     let p384 = Policy {
         min_ec_bits: 384,
         ..Policy::default()
@@ -73,7 +73,7 @@ fn key_type_and_size_follow_the_policy() {
 #[test]
 fn a_policy_the_ca_cannot_meet_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
-    let ca = InternalCa::load_or_create(dir.path()).unwrap();
+    let ca = InternalCa::load_or_create(dir.path(), &["sts.localhost".to_owned()]).unwrap();
     let sha384 = Policy {
         min_signature_hash: crate::policy::HashAlg::Sha384,
         ..Policy::default()

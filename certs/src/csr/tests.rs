@@ -157,6 +157,14 @@ fn refuses_bad_names() {
         dir.path(),
     )
     .unwrap_err();
-    assert!(err.to_string().contains("bad name"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("\"bad name\" is not a valid DNS name: label \"bad name\" contains ' '"),
+        "{err}"
+    );
+    let err = write_csr(&CsrRequest::new(&names(&["*.org"])), dir.path()).unwrap_err();
+    assert!(err.to_string().contains("at least two labels"), "{err}");
+    let err = write_csr(&CsrRequest::new(&names(&["hc_app.corp.local"])), dir.path()).unwrap_err();
+    assert!(err.to_string().contains("underscores"), "{err}");
     assert!(write_csr(&CsrRequest::new(&[]), dir.path()).is_err());
 }

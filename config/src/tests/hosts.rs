@@ -62,6 +62,12 @@ fn fqdn_is_required_and_names_must_be_dns_names() {
         "host[0].fqdn",
         "an IP address",
     );
+    // refused here, not first by the internal CA at start (one validator for both)
+    expect(
+        &with_hosts(&["fqdn = \"*.org\"\ninternal = true\nrespond = {}"]),
+        "host[0].fqdn",
+        "\"*.org\" is not a valid DNS name: \"*.org\" would cover every name under a top-level domain",
+    );
 }
 
 #[test]

@@ -43,6 +43,14 @@ fn defaults() {
     assert_eq!(c.limits.upstream_connect_timeout, Duration::from_secs(5));
     assert_eq!(c.limits.upstream_response_timeout, Duration::from_secs(120));
     assert_eq!(c.limits.h2_max_concurrent_streams, 100);
+    assert_eq!(c.limits.tunnel_idle_timeout, Duration::from_secs(900));
+    assert_eq!(c.limits.max_connection_age, None);
+    assert_eq!(c.limits.max_connections_per_ip, 256);
+    assert_eq!(c.limits.redirect_max_connections, 1024);
+    assert_eq!(c.limits.upstream_max_connections, 1024);
+    assert_eq!(c.limits.upstream_max_idle_connections, 32);
+    assert_eq!(c.limits.body_timeout, Duration::from_secs(60));
+    assert!(c.server.trusted_proxies.is_empty());
 }
 
 #[test]
@@ -57,8 +65,11 @@ fn every_value_can_be_set() {
          extended_key_usage = [\"server_auth\", \"client_auth\"]\nrequire_chain = false\n\
          expiry_warning_days = 0\nkey_file_mode = \"refuse\"\n\
          [limits]\nhandshake_timeout_seconds = 1\nheader_read_timeout_seconds = 2\nidle_timeout_seconds = 3\n\
-         max_header_bytes = 4\nmax_connections = 5\nupstream_connect_timeout_seconds = 6\n\
-         upstream_response_timeout_seconds = 7\nh2_max_concurrent_streams = 8",
+         max_header_bytes = 1024\nmax_connections = 50\nupstream_connect_timeout_seconds = 6\n\
+         upstream_response_timeout_seconds = 7\nh2_max_concurrent_streams = 8\n\
+         tunnel_idle_timeout_seconds = 9\nmax_connection_age_seconds = 10\nmax_connections_per_ip = 11\n\
+         redirect_max_connections = 12\nupstream_max_connections = 14\n\
+         upstream_max_idle_connections = 13\nbody_timeout_seconds = 15",
     ));
     assert_eq!(c.server.listen, [addr("[::]:443")]);
     assert_eq!(c.server.http_redirect, Some(addr("0.0.0.0:80")));
@@ -106,8 +117,20 @@ fn every_value_can_be_set() {
             l.max_connections,
             l.h2_max_concurrent_streams
         ),
-        (4, 5, 8)
+        (1024, 50, 8)
     );
+    assert_eq!(l.tunnel_idle_timeout, Duration::from_secs(9));
+    assert_eq!(l.max_connection_age, Some(Duration::from_secs(10)));
+    assert_eq!(
+        (
+            l.max_connections_per_ip,
+            l.redirect_max_connections,
+            l.upstream_max_connections,
+            l.upstream_max_idle_connections
+        ),
+        (11, 12, 14, 13)
+    );
+    assert_eq!(l.body_timeout, Duration::from_secs(15));
 }
 
 #[test]
@@ -274,30 +297,156 @@ fn policy_rules() {
     );
 }
 
+/// Every ranged key refuses the value just below and just above its range, and the
+/// largest integer TOML can hold (a huge `rescan_seconds` used to panic the reloader),
+/// naming the key, the value and the range.
 #[test]
-fn limits_must_be_positive() {
-    let keys = [
-        "handshake_timeout_seconds",
-        "header_read_timeout_seconds",
-        "idle_timeout_seconds",
-        "max_header_bytes",
-        "max_connections",
-        "upstream_connect_timeout_seconds",
-        "upstream_response_timeout_seconds",
-        "h2_max_concurrent_streams",
-    ];
-    let body: Vec<String> = keys.iter().map(|k| format!("{k} = 0")).collect();
+fn limits_out_of_range_are_refused() {
+    use crate::validate::limits::RANGES;
+    for (key, range) in RANGES {
+        let (table, name) = key.split_once('.').unwrap();
+        let mut values = vec![range.max + 1, i64::MAX as u64];
+        if range.min > 0 {
+            values.push(range.min - 1);
+        }
+        for value in values {
+            let text = if table == "server" {
+                config(
+                    &format!("listen = [\"127.0.0.1:8443\"]\n{name} = {value}"),
+                    "",
+                )
+            } else {
+                config(
+                    "listen = [\"127.0.0.1:8443\"]",
+                    &format!("[limits]\n{name} = {value}"),
+                )
+            };
+            expect(
+                &text,
+                key,
+                &format!("{value} is out of range: expected {}", range.describe()),
+            );
+        }
+        // The bounds themselves are accepted (one at a time: some keys are compared).
+        for value in [range.min, range.max] {
+            let text = if table == "server" {
+                config(
+                    &format!("listen = [\"127.0.0.1:8443\"]\n{name} = {value}"),
+                    "",
+                )
+            } else {
+                let mut body = format!("[limits]\n{name} = {value}\n");
+                if name == "max_connections_per_ip" {
+                    body.push_str("max_connections = 1000000\n");
+                }
+                valid_or_cross(&config("listen = [\"127.0.0.1:8443\"]", &body), key);
+                continue;
+            };
+            valid(&text);
+        }
+    }
+    expect(
+        &config("listen = [\"127.0.0.1:8443\"]\nrescan_seconds = 86401", ""),
+        "server.rescan_seconds",
+        "86401 is out of range: expected 0 to 86400 seconds; 0 turns the re-scan off (the default is 60)",
+    );
+    expect(
+        &config(
+            "listen = [\"127.0.0.1:8443\"]",
+            "[limits]\nmax_header_bytes = 100",
+        ),
+        "limits.max_header_bytes",
+        "100 is out of range: expected 1024 to 1048576 bytes (the default is 65536)",
+    );
+}
+
+/// Valid, or refused only by a cross-check of `key` with another limit (the upper
+/// bound of `upstream_max_idle_connections` is more than the default upstream limit).
+fn valid_or_cross(text: &str, key: &str) {
+    match crate::parse(text, std::path::Path::new("/etc/certfront")) {
+        Ok(_) => {}
+        Err(crate::ConfigError::Invalid { problems, .. }) => assert!(
+            problems
+                .iter()
+                .all(|p| p.path == key && p.message.contains(" is more than limits.")),
+            "{problems:#?}"
+        ),
+        Err(other) => panic!("{other}"),
+    }
+}
+
+#[test]
+fn limits_are_compared() {
+    let listen = "listen = [\"127.0.0.1:8443\"]";
+    expect(
+        &config(
+            listen,
+            "[limits]\nmax_connections = 100\nmax_connections_per_ip = 101",
+        ),
+        "limits.max_connections_per_ip",
+        "101 is more than limits.max_connections (100)",
+    );
+    expect(
+        &config(
+            listen,
+            "[limits]\nupstream_max_connections = 10\nupstream_max_idle_connections = 11",
+        ),
+        "limits.upstream_max_idle_connections",
+        "11 is more than limits.upstream_max_connections (10)",
+    );
+    // Defaults are not compared: a small max_connections keeps the default per-IP limit.
+    let c = valid(&config(listen, "[limits]\nmax_connections = 4"));
+    assert_eq!(c.limits.max_connections_per_ip, 256);
+    let c = valid(&config(
+        listen,
+        "[limits]\nupstream_max_idle_connections = 0",
+    ));
+    assert_eq!(c.limits.upstream_max_idle_connections, 0);
+}
+
+#[test]
+fn trusted_proxies() {
+    let c = valid(&config(
+        "listen = [\"127.0.0.1:8443\"]\n\
+         trusted_proxies = [\"10.0.0.0/8\", \"192.0.2.7\", \"fd00::/8\", \"::1\", \"10.1.2.3/16\"]",
+        "",
+    ));
+    let nets: Vec<String> = c
+        .server
+        .trusted_proxies
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(
+        nets,
+        [
+            "10.0.0.0/8",
+            "192.0.2.7/32",
+            "fd00::/8",
+            "::1/128",
+            "10.1.0.0/16"
+        ]
+    );
     let text = config(
-        "listen = [\"127.0.0.1:8443\"]",
-        &format!("[limits]\n{}", body.join("\n")),
+        "listen = [\"127.0.0.1:8443\"]\n\
+         trusted_proxies = [\"10.0.0.0/8\", \"10.0.0.0/33\", \"proxy.corp\", \"10.0.0.1:80\", \"10.0.0/8\", \"\"]",
+        "",
     );
     let all = problems(&text);
-    assert_eq!(all.len(), keys.len(), "{all:#?}");
-    for key in keys {
-        expect(
-            &text,
-            &format!("limits.{key}"),
-            "0: must be > 0 (the default is",
-        );
-    }
+    assert_eq!(all.len(), 5, "{all:#?}");
+    expect(
+        &text,
+        "server.trusted_proxies[1]",
+        "not an IP network or address: \"10.0.0.0/33\" (the prefix length is 0 to 32",
+    );
+    expect(&text, "server.trusted_proxies[2]", "(a host name");
+    expect(&text, "server.trusted_proxies[3]", "(no port");
+    expect(&text, "server.trusted_proxies[4]", "is not an IP address");
+    expect(
+        &text,
+        "server.trusted_proxies[5]",
+        "expected a CIDR such as \"10.0.0.0/8\"",
+    );
+    let peer: std::net::IpAddr = "10.200.1.1".parse().unwrap();
+    assert!(c.server.trusted_proxies[0].contains(&peer));
 }

@@ -3,17 +3,18 @@
 
 mod cross;
 mod host;
+pub(crate) mod limits;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::Duration;
 
 use certfront_certs::Policy;
+use ipnet::IpNet;
 
 use crate::error::Problem;
-use crate::model::{Config, Limits, Server, Tls, TlsVersion, UnknownSni};
-use crate::raw::{OneOrMany, RawConfig, RawLimits, RawPolicy, RawServer, RawTls};
+use crate::model::{Config, Server, Tls, TlsVersion, UnknownSni};
+use crate::raw::{OneOrMany, RawConfig, RawPolicy, RawServer, RawTls};
 
 impl RawConfig {
     /// Checks everything and builds the [`Config`], or returns every problem
@@ -109,10 +110,35 @@ impl Validator<'_> {
             http_redirect,
             admin,
             state_dir,
-            drain_seconds: raw.drain_seconds.unwrap_or(30),
-            rescan_seconds: raw.rescan_seconds.unwrap_or(60),
+            drain_seconds: self.ranged("server.drain_seconds", raw.drain_seconds, &limits::DRAIN),
+            rescan_seconds: self.ranged(
+                "server.rescan_seconds",
+                raw.rescan_seconds,
+                &limits::RESCAN,
+            ),
             access_log: raw.access_log.unwrap_or(true),
+            trusted_proxies: self.trusted_proxies(raw.trusted_proxies.unwrap_or_default()),
         }
+    }
+
+    /// `server.trusted_proxies`: CIDRs (`10.0.0.0/8`, `fd00::/8`) or bare addresses
+    /// (`192.0.2.7`, a /32). Host bits under the prefix (`10.1.2.3/8`) are cleared, which
+    /// is what matching a peer against the network does anyway.
+    fn trusted_proxies(&mut self, list: Vec<String>) -> Vec<IpNet> {
+        let mut nets = Vec::new();
+        for (i, text) in list.iter().enumerate() {
+            match parse_net(text) {
+                Ok(net) => nets.push(net),
+                Err(why) => self.problem(
+                    format!("server.trusted_proxies[{i}]"),
+                    format!(
+                        "not an IP network or address: {text:?}{why}; expected a CIDR such as \
+                         \"10.0.0.0/8\" or \"fd00::/8\", or an address such as \"192.0.2.7\""
+                    ),
+                ),
+            }
+        }
+        nets
     }
 
     fn addr(&mut self, at: &str, text: &str) -> Option<SocketAddr> {
@@ -296,72 +322,27 @@ impl Validator<'_> {
         }
         values
     }
+}
 
-    fn limits(&mut self, raw: RawLimits) -> Limits {
-        let d = Limits::default();
-        let mut positive = |key: &str, value: Option<u64>, default: u64| match value {
-            Some(0) => {
-                let message = format!("0: must be > 0 (the default is {default})");
-                self.problem(format!("limits.{key}"), message);
-                default
+/// One `trusted_proxies` entry; the error is a hint (with a leading space) or empty.
+fn parse_net(text: &str) -> Result<IpNet, &'static str> {
+    match text.split_once('/') {
+        Some((addr, _)) => match text.parse::<IpNet>() {
+            Ok(net) => Ok(net.trunc()),
+            Err(_) if addr.parse::<IpAddr>().is_ok() => {
+                Err(" (the prefix length is 0 to 32 for IPv4, 0 to 128 for IPv6)")
             }
-            Some(n) => n,
-            None => default,
-        };
-        let mut seconds = |key: &str, value: Option<u64>, default: Duration| {
-            Duration::from_secs(positive(key, value, default.as_secs()))
-        };
-        let handshake_timeout = seconds(
-            "handshake_timeout_seconds",
-            raw.handshake_timeout_seconds,
-            d.handshake_timeout,
-        );
-        let header_read_timeout = seconds(
-            "header_read_timeout_seconds",
-            raw.header_read_timeout_seconds,
-            d.header_read_timeout,
-        );
-        let idle_timeout = seconds(
-            "idle_timeout_seconds",
-            raw.idle_timeout_seconds,
-            d.idle_timeout,
-        );
-        let upstream_connect_timeout = seconds(
-            "upstream_connect_timeout_seconds",
-            raw.upstream_connect_timeout_seconds,
-            d.upstream_connect_timeout,
-        );
-        let upstream_response_timeout = seconds(
-            "upstream_response_timeout_seconds",
-            raw.upstream_response_timeout_seconds,
-            d.upstream_response_timeout,
-        );
-        let max_header_bytes = positive(
-            "max_header_bytes",
-            raw.max_header_bytes,
-            d.max_header_bytes as u64,
-        );
-        let max_connections = positive(
-            "max_connections",
-            raw.max_connections,
-            d.max_connections as u64,
-        );
-        let streams = raw.h2_max_concurrent_streams.map(u64::from);
-        let h2_max_concurrent_streams = positive(
-            "h2_max_concurrent_streams",
-            streams,
-            d.h2_max_concurrent_streams.into(),
-        );
-        Limits {
-            handshake_timeout,
-            header_read_timeout,
-            idle_timeout,
-            // usize is 64 bits on every target certfront builds for.
-            max_header_bytes: usize::try_from(max_header_bytes).unwrap_or(usize::MAX),
-            max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
-            upstream_connect_timeout,
-            upstream_response_timeout,
-            h2_max_concurrent_streams: u32::try_from(h2_max_concurrent_streams).unwrap_or(u32::MAX),
-        }
+            Err(_) => Err(" (the part before \"/\" is not an IP address)"),
+        },
+        None => match text.parse::<IpAddr>() {
+            Ok(ip) => Ok(IpNet::from(ip)),
+            Err(_) if text.parse::<SocketAddr>().is_ok() => {
+                Err(" (no port: a proxy is matched by its address alone)")
+            }
+            Err(_) if text.bytes().any(|b| b.is_ascii_alphabetic()) && !text.contains(':') => Err(
+                " (a host name: proxies are matched by the peer's IP address, write the address)",
+            ),
+            Err(_) => Err(""),
+        },
     }
 }

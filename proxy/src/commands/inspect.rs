@@ -24,13 +24,15 @@ pub fn inspect(args: &InspectArgs) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let certs = match certfront_certs::read_certificates(&args.file, password.as_deref()) {
-        Ok(certs) => certs,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
-    };
+    let certs =
+        match certfront_certs::read_certificates(&args.file, password.as_ref().map(|p| p.as_str()))
+        {
+            Ok(certs) => certs,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(1);
+            }
+        };
     let mut infos = Vec::with_capacity(certs.len());
     for der in &certs {
         match certfront_certs::inspect(der) {
@@ -43,7 +45,7 @@ pub fn inspect(args: &InspectArgs) -> ExitCode {
     }
     let now = SystemTime::now();
     let verdict = if args.check {
-        match verdict(args, &certs, password.as_deref(), now) {
+        match verdict(args, &certs, password.as_ref().map(|p| p.as_str()), now) {
             Ok(v) => Some(v),
             Err(message) => {
                 eprintln!("error: {message}");
@@ -82,24 +84,28 @@ pub fn inspect(args: &InspectArgs) -> ExitCode {
 
 /// The .pfx password, when the file is a .pfx: from `--password-env`, `--password-file`,
 /// else asked on the terminal. Never from the command line itself (shell history, `ps`).
-fn pfx_password(args: &InspectArgs) -> Result<Option<String>, String> {
+fn pfx_password(args: &InspectArgs) -> Result<Option<zeroize::Zeroizing<String>>, String> {
     if !certfront_certs::is_pfx(&args.file).unwrap_or(false) {
         return Ok(None);
     }
     if let Some(var) = &args.password_env {
         return std::env::var(var)
-            .map(Some)
+            .map(|p| Some(zeroize::Zeroizing::new(p)))
             .map_err(|_| format!("--password-env: environment variable {var} is not set"));
     }
     if let Some(file) = &args.password_file {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| format!("--password-file {}: cannot read: {e}", file.display()))?;
-        return Ok(Some(text.lines().next().unwrap_or("").to_owned()));
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(file)
+                .map_err(|e| format!("--password-file {}: cannot read: {e}", file.display()))?,
+        );
+        return Ok(Some(zeroize::Zeroizing::new(
+            text.lines().next().unwrap_or("").to_owned(),
+        )));
     }
     if std::io::stdin().is_terminal() {
         let prompt = format!("password for {}: ", args.file.display());
         return rpassword::prompt_password(prompt)
-            .map(Some)
+            .map(|p| Some(zeroize::Zeroizing::new(p)))
             .map_err(|e| format!("cannot read the password from the terminal: {e}"));
     }
     Err(format!(

@@ -1,5 +1,6 @@
 //! Header rewriting between client and upstream: hop-by-hop headers out (RFC 9110 7.6.1),
-//! forwarding headers in, client-certificate headers never taken from the client.
+//! forwarding headers in, and identity headers (client address, client certificate) never
+//! taken from the client.
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
@@ -59,12 +60,17 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Sets the X-Forwarded-* headers: the client's address appended to X-Forwarded-For,
-/// the scheme it used, and the Host it asked for.
-pub fn add_forwarded(headers: &mut HeaderMap, peer_ip: &HeaderValue, host: &HeaderValue) {
+/// Sets the X-Forwarded-* headers: the client's address in X-Forwarded-For (appended to
+/// what a trusted proxy sent, replacing what anyone else sent), the scheme it used, and
+/// the Host it asked for.
+pub fn add_forwarded(
+    headers: &mut HeaderMap,
+    peer_ip: &HeaderValue,
+    host: &HeaderValue,
+    peer_is_trusted_proxy: bool,
+) {
     let xff = match headers.get(&X_FORWARDED_FOR) {
-        None => peer_ip.clone(),
-        Some(_) => {
+        Some(_) if peer_is_trusted_proxy => {
             let mut joined = Vec::with_capacity(64);
             for v in headers.get_all(&X_FORWARDED_FOR) {
                 if !joined.is_empty() {
@@ -76,16 +82,57 @@ pub fn add_forwarded(headers: &mut HeaderMap, peer_ip: &HeaderValue, host: &Head
             joined.extend_from_slice(peer_ip.as_bytes());
             HeaderValue::from_bytes(&joined).unwrap_or_else(|_| peer_ip.clone())
         }
+        _ => peer_ip.clone(),
     };
     headers.insert(&X_FORWARDED_FOR, xff);
     headers.insert(&X_FORWARDED_PROTO, HTTPS.clone());
     headers.insert(&X_FORWARDED_HOST, host.clone());
 }
 
-/// Client-certificate headers are certfront's to set: whatever a client sent is dropped.
-pub fn strip_client_cert(headers: &mut HeaderMap) {
-    headers.remove(&X_CLIENT_CERT);
-    headers.remove(&X_CLIENT_CERT_THUMBPRINT);
+/// Whether a request header claims an identity that only certfront may state: the
+/// client's address or certificate, or how it connected. Backends (ASP.NET, IIS with
+/// ARR, Java and PHP frameworks) read these and believe them.
+///
+/// Every name with an underscore goes too: IIS and CGI map `_` and `-` to the same server
+/// variable, so `X_Client_Cert` would reach ASP.NET as `HTTP_X_CLIENT_CERT`. nginx drops
+/// such headers by default for the same reason (`underscores_in_headers off`).
+pub fn is_identity_header(name: &str) -> bool {
+    name.contains('_')
+        || name.starts_with("x-client-cert")
+        || matches!(
+            name,
+            "forwarded"
+                | "x-real-ip"
+                | "x-arr-clientcert"
+                | "x-arr-ssl"
+                | "x-forwarded-port"
+                | "x-forwarded-server"
+                | "x-forwarded-ssl"
+                | "x-forwarded-scheme"
+                | "x-original-url"
+                | "x-rewrite-url"
+                | "x-client-ip"
+                | "x-cluster-client-ip"
+                | "true-client-ip"
+                | "front-end-https"
+        )
+}
+
+/// Removes hop-by-hop headers and every identity header a client sent. Allocates only
+/// when there is something to remove.
+pub fn sanitize_request(headers: &mut HeaderMap) {
+    strip_hop_by_hop(headers);
+    if !headers.keys().any(|k| is_identity_header(k.as_str())) {
+        return;
+    }
+    let forged: Vec<HeaderName> = headers
+        .keys()
+        .filter(|k| is_identity_header(k.as_str()))
+        .cloned()
+        .collect();
+    for name in forged {
+        headers.remove(name);
+    }
 }
 
 #[cfg(test)]
@@ -116,10 +163,42 @@ mod tests {
         h.insert(&X_FORWARDED_FOR, HeaderValue::from_static("203.0.113.9"));
         h.insert(&X_FORWARDED_HOST, HeaderValue::from_static("forged"));
         let peer = HeaderValue::from_static("127.0.0.1");
-        add_forwarded(&mut h, &peer, &HeaderValue::from_static("app.example.org"));
+        let host = HeaderValue::from_static("app.example.org");
+        let mut untrusted = h.clone();
+        add_forwarded(&mut untrusted, &peer, &host, false);
+        assert_eq!(untrusted[&X_FORWARDED_FOR], "127.0.0.1");
+        add_forwarded(&mut h, &peer, &host, true);
         assert_eq!(h[&X_FORWARDED_FOR], "203.0.113.9, 127.0.0.1");
         assert_eq!(h[&X_FORWARDED_PROTO], "https");
         assert_eq!(h[&X_FORWARDED_HOST], "app.example.org");
+    }
+
+    #[test]
+    fn identity_headers_never_pass_whatever_the_spelling() {
+        let mut h = HeaderMap::new();
+        for name in [
+            "forwarded",
+            "x-real-ip",
+            "x-arr-clientcert",
+            "x-client-cert",
+            "x-client-cert-thumbprint",
+            "x-client-cert-chain",
+            "x_client_cert",
+            "x-client_cert",
+            "x_forwarded_for",
+            "true-client-ip",
+        ] {
+            h.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_static("forged"),
+            );
+        }
+        h.insert("soapaction", HeaderValue::from_static("\"urn:x\""));
+        h.insert("x-request-id", HeaderValue::from_static("1"));
+        sanitize_request(&mut h);
+        let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["soapaction", "x-request-id"]);
     }
 
     #[test]

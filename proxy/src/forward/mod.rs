@@ -1,28 +1,33 @@
-//! Requests on an accepted connection: check that the Host belongs to the SNI's host
-//! (else 421), then answer directly (`respond`) or forward to the upstreams.
+//! Requests on an accepted connection: refuse what no host should see (bad Host, a Host
+//! that belongs to another host, CONNECT/TRACE), then answer directly (`respond`) or
+//! forward to the upstreams.
 
 pub mod headers;
+mod pool;
+mod timed;
 pub mod upstream;
+mod upstream_io;
 
-use std::error::Error as _;
 use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http::header::{self, HeaderValue};
-use http::uri::{Authority, Scheme};
+use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
-use tracing::{debug, info};
+use tracing::{info, warn};
 
+use crate::authority::{HostError, parse_host};
 use crate::conn::ConnCtx;
-use crate::sites::Route;
-use upstream::{ConnectError, UpstreamLabel, Upstreams};
+use crate::sites::{Route, Site, SiteTable};
+pub use pool::PooledBody;
+use timed::Timed;
+use upstream::{UpstreamError, Upstreams};
 
-/// A response body: the upstream's, streamed, or a short one of ours.
-pub type Body = Either<Incoming, Full<Bytes>>;
+/// A response body: the upstream's, streamed under an inactivity timeout, or a short one
+/// of ours.
+pub type Body = Either<Timed<PooledBody>, Full<Bytes>>;
 
 /// Builds a short plain-text response; error bodies never name an internal address.
 pub fn short(status: StatusCode, text: &'static str) -> Response<Body> {
@@ -41,49 +46,140 @@ pub fn plain(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
     resp
 }
 
-/// The name the request asks for: the URI's authority (HTTP/2 `:authority`, or an
-/// absolute-form HTTP/1.1 target, which RFC 9112 3.2.2 puts before Host), else Host.
-fn request_host(req: &Request<Incoming>) -> Option<HeaderValue> {
-    if let Some(authority) = req.uri().authority() {
-        return HeaderValue::from_str(authority.as_str()).ok();
+/// Why certfront answers a request itself instead of passing it to the host.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// CONNECT (a tunnel to anywhere) or TRACE (reflects headers, cookies included).
+    Method,
+    NoHost,
+    BadHost(HostError),
+    /// Two Host headers, or a Host that names another host than `:authority` / the
+    /// absolute-form target (RFC 9113 8.3.1, RFC 9112 3.2).
+    ConflictingHost,
+    /// The name resolves to another host than the one this connection's SNI chose, or
+    /// to none.
+    Misdirected,
+}
+
+impl Refusal {
+    fn response(self) -> Response<Body> {
+        match self {
+            Refusal::Method => {
+                let mut resp = short(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed\n");
+                resp.headers_mut().insert(
+                    header::ALLOW,
+                    HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH"),
+                );
+                resp
+            }
+            Refusal::NoHost => short(StatusCode::BAD_REQUEST, "400 Bad Request: no Host\n"),
+            Refusal::BadHost(_) => short(StatusCode::BAD_REQUEST, "400 Bad Request: bad Host\n"),
+            Refusal::ConflictingHost => short(
+                StatusCode::BAD_REQUEST,
+                "400 Bad Request: conflicting Host\n",
+            ),
+            Refusal::Misdirected => short(
+                StatusCode::MISDIRECTED_REQUEST,
+                "421 Misdirected Request: this connection does not serve that host\n",
+            ),
+        }
     }
-    req.headers().get(header::HOST).cloned()
+}
+
+/// The raw bytes naming the requested host: the URI's authority (HTTP/2 `:authority`, or
+/// an absolute-form HTTP/1.1 target), else the one Host header. HTTP/1.1 ignores Host
+/// beside an absolute-form target (RFC 9112 3.2.2); HTTP/2 refuses a Host that names
+/// another host than `:authority` (RFC 9113 8.3.1).
+fn named_host<'a>(
+    version: Version,
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+) -> Result<&'a [u8], Refusal> {
+    let mut hosts = headers.get_all(header::HOST).iter();
+    let header = hosts.next();
+    if hosts.next().is_some() {
+        return Err(Refusal::ConflictingHost);
+    }
+    match (uri.authority(), header) {
+        (Some(authority), Some(header)) if version == Version::HTTP_2 => {
+            let a = parse_host(authority.as_str().as_bytes()).map_err(Refusal::BadHost)?;
+            let h = parse_host(header.as_bytes()).map_err(Refusal::BadHost)?;
+            let trim = |n: &'a str| n.strip_suffix('.').unwrap_or(n);
+            if !trim(a.name).eq_ignore_ascii_case(trim(h.name)) {
+                return Err(Refusal::ConflictingHost);
+            }
+            Ok(authority.as_str().as_bytes())
+        }
+        (Some(authority), _) => Ok(authority.as_str().as_bytes()),
+        (None, Some(header)) => Ok(header.as_bytes()),
+        (None, None) => Err(Refusal::NoHost),
+    }
+}
+
+/// Decides whether a request may reach `site`: its method is one a proxy passes, its Host
+/// is well formed, and the site table routes that name to `site`, exactly as SNI routing
+/// would. A wildcard host never receives a request for a name that an exact host serves
+/// (that host may demand a client certificate this connection never showed).
+///
+/// Returns the Host as the client wrote it (port included), to send upstream.
+pub fn admit<'a>(
+    table: &SiteTable,
+    site: &Arc<Site>,
+    method: &Method,
+    version: Version,
+    uri: &'a Uri,
+    headers: &'a HeaderMap,
+) -> Result<&'a [u8], Refusal> {
+    if method == Method::CONNECT || method == Method::TRACE {
+        return Err(Refusal::Method);
+    }
+    let raw = named_host(version, uri, headers)?;
+    let host = parse_host(raw).map_err(Refusal::BadHost)?;
+    match table.by_name(host.name) {
+        Some(found) if Arc::ptr_eq(found, site) => Ok(raw),
+        _ => Err(Refusal::Misdirected),
+    }
 }
 
 /// Handles one request; never fails (errors become short responses).
 pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnCtx>) -> Response<Body> {
     let started = Instant::now();
+    let site = &ctx.site;
+    let admitted = admit(
+        &ctx.app.table,
+        site,
+        req.method(),
+        req.version(),
+        req.uri(),
+        req.headers(),
+    )
+    .map(|raw| {
+        // The header's own bytes when it came from Host; `:authority` needs a copy.
+        match req.headers().get(header::HOST) {
+            Some(h) if h.as_bytes() == raw => Ok(h.clone()),
+            _ => HeaderValue::from_bytes(raw),
+        }
+    });
     // Kept for the request log only; a `Uri` clone shares the parsed bytes, no copy.
     let logged = ctx
         .app
         .access_log
         .then(|| (req.method().clone(), req.uri().clone()));
-    let host = request_host(&req);
-    let (resp, upstream) = match &host {
-        None => (
-            short(StatusCode::BAD_REQUEST, "400 Bad Request: no Host\n"),
-            None,
-        ),
-        Some(h) if !h.to_str().is_ok_and(|h| ctx.site.accepts(h)) => (
-            short(
-                StatusCode::MISDIRECTED_REQUEST,
-                "421 Misdirected Request: this connection does not serve that host\n",
+    let (resp, upstream, host) = match admitted {
+        Err(refusal) => (refusal.response(), None, None),
+        Ok(Err(_)) => (Refusal::NoHost.response(), None, None),
+        Ok(Ok(host)) => match &site.route {
+            Route::Respond { status, body } => (
+                plain(*status, body.clone()).map(Either::Right),
+                None,
+                Some(host),
             ),
-            None,
-        ),
-        Some(h) => match &ctx.site.route {
-            Route::Respond { status, body } => {
-                (plain(*status, body.clone()).map(Either::Right), None)
-            }
             Route::Upstream(ups) => {
-                let host = h.clone();
-                let resp = forward(req, host, &ctx, ups).await;
-                let label = resp.extensions().get::<UpstreamLabel>().cloned();
-                (resp, label)
+                let (resp, label) = forward(req, host.clone(), &ctx, ups).await;
+                (resp, label, Some(host))
             }
         },
     };
-    let site = &ctx.site;
     ctx.app
         .metrics
         .http_requests
@@ -98,7 +194,7 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnCtx>) -> Response<Body>
             host = host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("-"),
             path = uri.path(),
             status = resp.status().as_u16(),
-            upstream = upstream.as_ref().map(|u| &*u.0).unwrap_or("-"),
+            upstream = upstream.as_deref().unwrap_or("-"),
             ms = started.elapsed().as_millis() as u64,
             "request"
         );
@@ -121,126 +217,96 @@ fn is_websocket(req: &Request<Incoming>) -> bool {
 async fn forward(
     mut req: Request<Incoming>,
     host: HeaderValue,
-    ctx: &ConnCtx,
+    ctx: &Arc<ConnCtx>,
     ups: &Upstreams,
-) -> Response<Body> {
-    if ups.all_down() {
-        return short(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable\n");
-    }
+) -> (Response<Body>, Option<Arc<str>>) {
     let websocket = is_websocket(&req);
     let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
-
     let sent_host = ctx
         .site
         .upstream_host
         .clone()
         .unwrap_or_else(|| host.clone());
-    let Some(uri) = upstream_uri(req.uri(), &sent_host) else {
-        return short(StatusCode::BAD_REQUEST, "400 Bad Request\n");
-    };
-    *req.uri_mut() = uri;
+
+    // Origin form; an HTTP/2 upstream gets `https://host` put back by the pool.
+    if req.uri().authority().is_some() || req.uri().scheme().is_some() {
+        let path = req
+            .uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
+        *req.uri_mut() = Uri::from(path);
+    }
     *req.version_mut() = Version::HTTP_11;
     let headers = req.headers_mut();
-    headers::strip_hop_by_hop(headers);
-    headers::strip_client_cert(headers);
+    headers::sanitize_request(headers);
     if let Some(cert) = &ctx.client_cert {
         headers.insert(&headers::X_CLIENT_CERT, cert.der_b64.clone());
         headers.insert(&headers::X_CLIENT_CERT_THUMBPRINT, cert.thumbprint.clone());
     }
-    headers::add_forwarded(headers, &ctx.peer_ip, &host);
+    headers::add_forwarded(headers, &ctx.peer_ip, &host, ctx.trusted_peer);
     headers.insert(header::HOST, sent_host);
     if websocket {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     }
+    let limits = &ctx.app.limits;
+    let req = req.map(|body| Timed::new(limits.body_timeout, body));
 
-    let limit = ctx.app.limits.upstream_response_timeout;
-    let mut resp = match tokio::time::timeout(limit, ups.client.request(req)).await {
+    let sent = tokio::time::timeout(limits.upstream_response_timeout, ups.send(req, websocket));
+    let upstreamed = match sent.await {
         Err(_) => {
             upstream_failed(ctx, "timeout");
-            return short(StatusCode::GATEWAY_TIMEOUT, "504 Gateway Timeout\n");
+            return (
+                short(StatusCode::GATEWAY_TIMEOUT, "504 Gateway Timeout\n"),
+                None,
+            );
         }
-        Ok(Err(e)) => return upstream_error(&e, ctx),
-        Ok(Ok(resp)) => resp,
+        Ok(Err(e)) => return (upstream_error(&e, ctx), None),
+        Ok(Ok(done)) => done,
     };
+    let label = Some(upstreamed.label);
+    let mut resp = upstreamed.response;
 
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-        if let Some(client_upgrade) = client_upgrade {
-            let upstream_upgrade = hyper::upgrade::on(&mut resp);
-            let guard = ctx.app.tracker.track();
-            tokio::spawn(async move {
-                let _live = guard;
-                match tokio::try_join!(client_upgrade, upstream_upgrade) {
-                    Ok((client, upstream)) => {
-                        let mut client = TokioIo::new(client);
-                        let mut upstream = TokioIo::new(upstream);
-                        if let Err(e) =
-                            tokio::io::copy_bidirectional(&mut client, &mut upstream).await
-                        {
-                            debug!("websocket tunnel ended: {e}");
-                        }
-                    }
-                    Err(e) => debug!("websocket upgrade failed: {e}"),
-                }
-            });
-            let (mut parts, body) = resp.into_parts();
-            parts.headers.remove(header::TRANSFER_ENCODING);
-            return Response::from_parts(parts, Either::Left(body));
-        }
-        // An upgrade the client did not ask for cannot be relayed.
-        return short(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n");
+        let Some(client_upgrade) = client_upgrade else {
+            // An upgrade the client did not ask for cannot be relayed.
+            return (short(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n"), label);
+        };
+        let upstream_upgrade = hyper::upgrade::on(&mut resp);
+        crate::tunnel::spawn(ctx.clone(), client_upgrade, upstream_upgrade);
+        let (mut parts, body) = resp.into_parts();
+        parts.headers.remove(header::TRANSFER_ENCODING);
+        let body = Timed::new(limits.body_timeout, body);
+        return (Response::from_parts(parts, Either::Left(body)), label);
     }
     let (mut parts, body) = resp.into_parts();
+    // RFC 9112 6.3: with Transfer-Encoding, Content-Length means nothing and must not
+    // travel on (a downstream parser might believe it: request smuggling).
+    if parts.headers.contains_key(header::TRANSFER_ENCODING) {
+        parts.headers.remove(header::CONTENT_LENGTH);
+    }
     headers::strip_hop_by_hop(&mut parts.headers);
-    Response::from_parts(parts, Either::Left(body))
-}
-
-/// `http://<host we send>/<path?query>`: the authority keys the connection pool and is the
-/// HTTP/2 `:authority`; the connector ignores it and dials the host's upstreams.
-fn upstream_uri(original: &Uri, host: &HeaderValue) -> Option<Uri> {
-    let authority = Authority::try_from(host.as_bytes()).ok()?;
-    let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(Scheme::HTTP);
-    parts.authority = Some(authority);
-    parts.path_and_query = Some(
-        original
-            .path_and_query()
-            .cloned()
-            .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/")),
-    );
-    Uri::from_parts(parts).ok()
+    let body = Timed::new(limits.body_timeout, body);
+    (Response::from_parts(parts, Either::Left(body)), label)
 }
 
 /// Maps a failed upstream exchange to 502/503/504 and logs the cause (with the address,
 /// which the client never sees).
-fn upstream_error(err: &hyper_util::client::legacy::Error, ctx: &ConnCtx) -> Response<Body> {
-    let mut source = err.source();
-    while let Some(cause) = source {
-        if let Some(ce) = cause.downcast_ref::<ConnectError>() {
-            tracing::warn!(host = %ctx.site.fqdn, "upstream: {ce}");
-            upstream_failed(
-                ctx,
-                match ce {
-                    ConnectError::Timeout { .. } => "timeout",
-                    ConnectError::Tls { .. } => "tls",
-                    ConnectError::AllDown | ConnectError::Connect { .. } => "connect",
-                },
-            );
-            return match ce {
-                ConnectError::AllDown => {
-                    short(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable\n")
-                }
-                ConnectError::Timeout { .. } => {
-                    short(StatusCode::GATEWAY_TIMEOUT, "504 Gateway Timeout\n")
-                }
-                _ => short(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n"),
-            };
+fn upstream_error(err: &UpstreamError, ctx: &ConnCtx) -> Response<Body> {
+    warn!(host = %ctx.site.fqdn, "upstream: {err}");
+    upstream_failed(ctx, err.kind());
+    match err {
+        UpstreamError::AllDown | UpstreamError::Local { .. } | UpstreamError::Busy { .. } => {
+            short(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable\n")
         }
-        source = cause.source();
+        UpstreamError::Timeout { .. } => {
+            short(StatusCode::GATEWAY_TIMEOUT, "504 Gateway Timeout\n")
+        }
+        UpstreamError::Connect { .. }
+        | UpstreamError::Tls { .. }
+        | UpstreamError::Protocol { .. } => short(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n"),
     }
-    tracing::warn!(host = %ctx.site.fqdn, "upstream: {err}: {:?}", err.source());
-    upstream_failed(ctx, "protocol");
-    short(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n")
 }
 
 fn upstream_failed(ctx: &ConnCtx, kind: &str) {
@@ -249,4 +315,52 @@ fn upstream_failed(ctx: &ConnCtx, kind: &str) {
         .upstream_errors
         .with_label_values(&[ctx.site.fqdn.as_str(), kind])
         .inc();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(hosts: &[&'static str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in hosts {
+            h.append(header::HOST, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    #[test]
+    fn the_host_comes_from_the_authority_or_the_one_host_header() {
+        let (h1, h2) = (Version::HTTP_11, Version::HTTP_2);
+        let origin: Uri = "/x".parse().unwrap();
+        let absolute: Uri = "https://app.example.org:8443/x".parse().unwrap();
+        let host = headers(&["app.example.org"]);
+        assert_eq!(named_host(h1, &origin, &host), Ok(&b"app.example.org"[..]));
+        assert_eq!(
+            named_host(h2, &absolute, &HeaderMap::new()),
+            Ok(&b"app.example.org:8443"[..])
+        );
+        assert_eq!(
+            named_host(h2, &absolute, &headers(&["APP.example.org."])),
+            Ok(&b"app.example.org:8443"[..])
+        );
+        assert_eq!(
+            named_host(h1, &origin, &HeaderMap::new()),
+            Err(Refusal::NoHost)
+        );
+        assert_eq!(
+            named_host(h1, &origin, &headers(&["a.example.org", "b.example.org"])),
+            Err(Refusal::ConflictingHost)
+        );
+        // HTTP/2: a Host beside :authority must name the same host.
+        assert_eq!(
+            named_host(h2, &absolute, &headers(&["admin.example.org"])),
+            Err(Refusal::ConflictingHost)
+        );
+        // HTTP/1.1 absolute form: the target wins, Host is ignored.
+        assert_eq!(
+            named_host(h1, &absolute, &headers(&["admin.example.org"])),
+            Ok(&b"app.example.org:8443"[..])
+        );
+    }
 }

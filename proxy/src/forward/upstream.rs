@@ -1,85 +1,161 @@
-//! Connections to a host's upstreams: round robin over the list, skipping one that refused
-//! (marked down for a cool-down), TLS verified against system roots plus `upstream_ca`,
-//! pooled keep-alive connections, and HTTP/2 when a TLS upstream offers it by ALPN.
+//! A host's upstreams: round robin over the list, skipping one that failed (marked down
+//! for a cool-down), TLS verified against system roots plus `upstream_ca`, pooled
+//! keep-alive connections per configured upstream, and HTTP/2 when a TLS upstream offers
+//! it by ALPN.
 
-use std::future::Future;
 use std::io;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use certfront_config::Upstream;
+use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
-use tokio_rustls::client::TlsStream;
-use tracing::warn;
+use tracing::{debug, warn};
 
-/// How long an upstream that refused a connection is skipped.
+use super::pool::{Lease, Pool, PooledBody};
+use super::upstream_io::UpstreamIo;
+
+/// How long an upstream that failed a connection is skipped.
 const COOL_DOWN: Duration = Duration::from_secs(10);
+/// How long an idle keep-alive connection to an upstream is kept.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Pooled connections tried before a fresh one (an idle one may have been closed by the
+/// upstream a moment ago; such a request was never sent and is safe to try again).
+const POOLED_ATTEMPTS: usize = 3;
 
-/// Why no connection to any upstream could be made.
+/// A request body as it goes upstream: the client's, with an inactivity timeout.
+pub type ReqBody = super::timed::Timed<Incoming>;
+
+/// Why no response came from any upstream.
 #[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
+pub enum UpstreamError {
     #[error("every upstream is marked down")]
     AllDown,
     #[error("cannot connect to {upstream}: {source}")]
     Connect {
-        upstream: String,
+        upstream: Arc<str>,
+        #[source]
+        source: io::Error,
+    },
+    /// A failure on our side (out of file descriptors, no local port): not the upstream's
+    /// fault, so it is not marked down.
+    #[error("cannot connect to {upstream}, local error: {source}")]
+    Local {
+        upstream: Arc<str>,
         #[source]
         source: io::Error,
     },
     #[error("connecting to {upstream} timed out")]
-    Timeout { upstream: String },
+    Timeout { upstream: Arc<str> },
+    #[error("{upstream} has {limit} open connections (limits.upstream_max_connections)")]
+    Busy { upstream: Arc<str>, limit: usize },
     #[error("TLS to {upstream} failed: {source}")]
     Tls {
-        upstream: String,
+        upstream: Arc<str>,
         #[source]
         source: io::Error,
     },
+    #[error("{upstream}: {source}")]
+    Protocol {
+        upstream: Arc<str>,
+        #[source]
+        source: hyper::Error,
+    },
 }
 
-struct Target {
+impl UpstreamError {
+    /// The `kind` label of `certfront_upstream_errors_total`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            UpstreamError::Timeout { .. } => "timeout",
+            UpstreamError::Tls { .. } => "tls",
+            UpstreamError::Protocol { .. } => "protocol",
+            UpstreamError::AllDown
+            | UpstreamError::Connect { .. }
+            | UpstreamError::Local { .. }
+            | UpstreamError::Busy { .. } => "connect",
+        }
+    }
+}
+
+/// Whether a failed connect says something about the upstream (so it is skipped for a
+/// while) rather than about this machine (EMFILE, no free local port, no memory).
+pub(crate) fn blames_upstream(e: &io::Error) -> bool {
+    use io::ErrorKind::*;
+    matches!(
+        e.kind(),
+        ConnectionRefused
+            | ConnectionReset
+            | ConnectionAborted
+            | TimedOut
+            | HostUnreachable
+            | NetworkUnreachable
+            | NotConnected
+            | UnexpectedEof
+            | BrokenPipe
+            | NotFound // name resolution found no address
+    )
+}
+
+/// The TLS client settings for one host's https upstreams.
+struct UpstreamTls {
+    /// Offers h2 and http/1.1.
+    any: TlsConnector,
+    /// http/1.1 only: a WebSocket upgrade needs HTTP/1.1 on the upstream too.
+    h1: TlsConnector,
+}
+
+pub(crate) struct Target {
     upstream: Upstream,
-    /// The upstream as configured, shared into each connection for the request log.
+    /// The upstream as configured, for logs.
     label: Arc<str>,
     server_name: ServerName<'static>,
-    /// Milliseconds since `Group::epoch` until which this upstream is skipped.
+    /// Milliseconds since `Upstreams::epoch` until which this upstream is skipped.
     down_until: AtomicU64,
+    pool: Arc<Pool>,
 }
 
-struct Group {
+/// The upstreams of one host.
+pub struct Upstreams {
     targets: Box<[Target]>,
     next: AtomicUsize,
-    tls: Option<TlsConnector>,
+    tls: Option<UpstreamTls>,
     connect_timeout: Duration,
+    max_connections: usize,
     epoch: Instant,
 }
 
-/// The upstreams of one host and the pooled client that reaches them.
-pub struct Upstreams {
-    pub client: Client<Connector, Incoming>,
-    group: Arc<Group>,
+/// A response from an upstream, and which upstream gave it.
+pub struct Upstreamed {
+    pub response: Response<PooledBody>,
+    pub label: Arc<str>,
 }
 
-/// Which upstream served a response (a response extension, for the request log).
-#[derive(Clone, Debug)]
-pub struct UpstreamLabel(pub Arc<str>);
+/// Limits that apply to each upstream's connections.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolLimits {
+    pub connect_timeout: Duration,
+    pub max_connections: usize,
+    pub max_idle: usize,
+}
+
+enum Sender {
+    H1(
+        http1::SendRequest<ReqBody>,
+        tokio::sync::OwnedSemaphorePermit,
+    ),
+    H2(http2::SendRequest<ReqBody>),
+}
 
 impl Upstreams {
-    pub fn new(
-        upstreams: &[Upstream],
-        tls: Option<Arc<ClientConfig>>,
-        connect_timeout: Duration,
-    ) -> Self {
+    pub fn new(upstreams: &[Upstream], tls: Option<Arc<ClientConfig>>, limits: PoolLimits) -> Self {
         let targets = upstreams
             .iter()
             .map(|u| Target {
@@ -89,200 +165,406 @@ impl Upstreams {
                 label: Arc::from(u.original.as_str()),
                 upstream: u.clone(),
                 down_until: AtomicU64::new(0),
+                pool: Arc::new(Pool::new(
+                    limits.max_connections,
+                    limits.max_idle,
+                    IDLE_TIMEOUT,
+                )),
             })
             .collect();
-        let group = Arc::new(Group {
+        let tls = tls.map(|config| {
+            let mut h1 = (*config).clone();
+            h1.alpn_protocols = vec![b"http/1.1".to_vec()];
+            UpstreamTls {
+                any: TlsConnector::from(config),
+                h1: TlsConnector::from(Arc::new(h1)),
+            }
+        });
+        Upstreams {
             targets,
             next: AtomicUsize::new(0),
-            tls: tls.map(TlsConnector::from),
-            connect_timeout,
+            tls,
+            connect_timeout: limits.connect_timeout,
+            max_connections: limits.max_connections,
             epoch: Instant::now(),
-        });
-        let client = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .set_host(false)
-            .build(Connector {
-                group: group.clone(),
-            });
-        Upstreams { client, group }
+        }
     }
 
-    /// Whether every upstream is in its cool-down.
-    pub fn all_down(&self) -> bool {
-        let now = self.group.now_ms();
-        self.group
-            .targets
-            .iter()
-            .all(|t| t.down_until.load(Ordering::Relaxed) > now)
-    }
-}
-
-impl Group {
     fn now_ms(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    async fn connect(&self) -> Result<UpstreamIo, ConnectError> {
+    fn is_down(&self, target: &Target, now: u64) -> bool {
+        target.down_until.load(Ordering::Relaxed) > now
+    }
+
+    /// Idle pooled connections of every upstream (tests and diagnostics).
+    pub fn idle_connections(&self) -> usize {
+        self.targets.iter().map(|t| t.pool.idle_count()).sum()
+    }
+
+    /// Sends `req` to the next upstream that takes a connection. A request that reached
+    /// an upstream is never sent again; one that could not be sent moves on to the next
+    /// upstream. When every upstream is in its cool-down, the one whose cool-down ends
+    /// first is tried anyway, so a recovered backend is found without waiting.
+    ///
+    /// `host` is the Host sent upstream: HTTP/2 upstreams get it as `:authority`.
+    pub async fn send(
+        &self,
+        mut req: Request<ReqBody>,
+        upgrade: bool,
+    ) -> Result<Upstreamed, UpstreamError> {
         let n = self.targets.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        let mut last_error = None;
+        let now = self.now_ms();
+        let mut last = None;
+        let mut tried = false;
         for i in 0..n {
             let target = &self.targets[(start + i) % n];
-            if target.down_until.load(Ordering::Relaxed) > self.now_ms() {
+            if self.is_down(target, now) {
                 continue;
             }
-            match self.connect_one(target).await {
-                Ok(io) => return Ok(io),
-                Err(e @ ConnectError::Tls { .. }) => return Err(e),
-                Err(e) => {
-                    warn!(upstream = %target.upstream.original, "upstream marked down for {}s: {e}", COOL_DOWN.as_secs());
-                    let until = self.now_ms() + COOL_DOWN.as_millis() as u64;
-                    target.down_until.store(until, Ordering::Relaxed);
-                    last_error = Some(e);
+            tried = true;
+            match self.send_to(target, req, upgrade).await {
+                Ok(done) => return Ok(done),
+                Err((e, Some(back))) => {
+                    req = back;
+                    last = Some(e);
+                }
+                Err((e, None)) => return Err(e),
+            }
+        }
+        if !tried {
+            // Every upstream is cooling down: try the one that comes back first.
+            let target = self
+                .targets
+                .iter()
+                .min_by_key(|t| t.down_until.load(Ordering::Relaxed))
+                .expect("a host has at least one upstream");
+            return match self.send_to(target, req, upgrade).await {
+                Ok(done) => Ok(done),
+                Err((e @ (UpstreamError::Local { .. } | UpstreamError::Busy { .. }), _)) => Err(e),
+                Err((_, Some(_))) => Err(UpstreamError::AllDown),
+                Err((e, None)) => Err(e),
+            };
+        }
+        Err(last.unwrap_or(UpstreamError::AllDown))
+    }
+
+    /// One upstream: a pooled connection, else a new one. On a failure before the request
+    /// was sent, the request comes back for the next upstream.
+    async fn send_to(
+        &self,
+        target: &Target,
+        mut req: Request<ReqBody>,
+        upgrade: bool,
+    ) -> Result<Upstreamed, (UpstreamError, Option<Request<ReqBody>>)> {
+        let mut pooled_attempts = 0;
+        loop {
+            let pooled = pooled_attempts < POOLED_ATTEMPTS;
+            let sender = match self.pooled(target, upgrade, pooled) {
+                Some(sender) => sender,
+                None => match self.connect(target, upgrade).await {
+                    Ok(sender) => {
+                        target.down_until.store(0, Ordering::Relaxed);
+                        pooled_attempts = POOLED_ATTEMPTS;
+                        sender
+                    }
+                    Err(e) => {
+                        self.note_failure(target, &e);
+                        return Err((e, Some(req)));
+                    }
+                },
+            };
+            let was_pooled = pooled_attempts < POOLED_ATTEMPTS;
+            match self.exchange(target, sender, req).await {
+                Ok(done) => return Ok(done),
+                Err((e, Some(back))) if was_pooled => {
+                    debug!(upstream = %target.label, "pooled connection was closed: {e}; retrying");
+                    pooled_attempts += 1;
+                    req = back;
+                }
+                Err((e, back)) => {
+                    let e = UpstreamError::Protocol {
+                        upstream: target.label.clone(),
+                        source: e,
+                    };
+                    return Err((e, back));
                 }
             }
         }
-        Err(last_error.unwrap_or(ConnectError::AllDown))
     }
 
-    async fn connect_one(&self, target: &Target) -> Result<UpstreamIo, ConnectError> {
+    fn note_failure(&self, target: &Target, e: &UpstreamError) {
+        let blame = match e {
+            UpstreamError::Connect { source, .. } => blames_upstream(source),
+            UpstreamError::Timeout { .. } | UpstreamError::Tls { .. } => true,
+            _ => false,
+        };
+        if blame {
+            warn!(upstream = %target.label, "upstream marked down for {}s: {e}", COOL_DOWN.as_secs());
+            let until = self.now_ms().saturating_add(COOL_DOWN.as_millis() as u64);
+            target.down_until.store(until, Ordering::Relaxed);
+        }
+    }
+
+    fn pooled(&self, target: &Target, upgrade: bool, pooled: bool) -> Option<Sender> {
+        if !pooled {
+            return None;
+        }
+        if !upgrade && let Some(tx) = target.pool.h2() {
+            return Some(Sender::H2(tx));
+        }
+        target
+            .pool
+            .checkout()
+            .map(|(tx, permit)| Sender::H1(tx, permit))
+    }
+
+    async fn exchange(
+        &self,
+        target: &Target,
+        sender: Sender,
+        mut req: Request<ReqBody>,
+    ) -> Result<Upstreamed, (hyper::Error, Option<Request<ReqBody>>)> {
+        match sender {
+            Sender::H2(mut tx) => {
+                to_absolute(&mut req);
+                match tx.try_send_request(req).await {
+                    Ok(resp) => Ok(Upstreamed {
+                        response: resp.map(|b| PooledBody::new(b, None)),
+                        label: target.label.clone(),
+                    }),
+                    Err(mut e) => {
+                        let back = e.take_message().map(to_origin);
+                        Err((e.into_error(), back))
+                    }
+                }
+            }
+            Sender::H1(mut tx, permit) => {
+                if let Err(e) = tx.ready().await {
+                    return Err((e, Some(req)));
+                }
+                match tx.try_send_request(req).await {
+                    Ok(resp) => {
+                        let lease = Lease {
+                            pool: target.pool.clone(),
+                            tx,
+                            permit,
+                        };
+                        // A 101 hands the connection to the tunnel; it never returns.
+                        let lease = (resp.status() != http::StatusCode::SWITCHING_PROTOCOLS)
+                            .then_some(lease);
+                        Ok(Upstreamed {
+                            response: resp.map(|b| PooledBody::new(b, lease)),
+                            label: target.label.clone(),
+                        })
+                    }
+                    Err(mut e) => {
+                        let back = e.take_message();
+                        Err((e.into_error(), back))
+                    }
+                }
+            }
+        }
+    }
+
+    /// A new connection: a permit under `upstream_max_connections`, TCP, TLS, then the
+    /// HTTP handshake for the protocol ALPN chose.
+    async fn connect(&self, target: &Target, upgrade: bool) -> Result<Sender, UpstreamError> {
+        let label = &target.label;
         let up = &target.upstream;
-        let label = target.label.clone();
+        let permit = match tokio::time::timeout(
+            self.connect_timeout,
+            target.pool.permits.clone().acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(permit)) => permit,
+            _ => {
+                return Err(UpstreamError::Busy {
+                    upstream: label.clone(),
+                    limit: self.max_connections,
+                });
+            }
+        };
         let tcp = tokio::time::timeout(
             self.connect_timeout,
             TcpStream::connect((up.host.as_str(), up.port)),
         )
         .await
-        .map_err(|_| ConnectError::Timeout {
-            upstream: up.original.clone(),
+        .map_err(|_| UpstreamError::Timeout {
+            upstream: label.clone(),
         })?
-        .map_err(|source| ConnectError::Connect {
-            upstream: up.original.clone(),
-            source,
+        .map_err(|source| {
+            let upstream = label.clone();
+            if blames_upstream(&source) {
+                UpstreamError::Connect { upstream, source }
+            } else {
+                UpstreamError::Local { upstream, source }
+            }
         })?;
         let _ = tcp.set_nodelay(true);
-        if !up.tls {
-            return Ok(UpstreamIo::Plain(tcp, label));
-        }
-        let connector = self.tls.as_ref().ok_or_else(|| ConnectError::Tls {
-            upstream: up.original.clone(),
-            source: io::Error::other("no TLS settings for this upstream"),
-        })?;
-        let tls = tokio::time::timeout(
-            self.connect_timeout,
-            connector.connect(target.server_name.clone(), tcp),
-        )
-        .await
-        .map_err(|_| ConnectError::Timeout {
-            upstream: up.original.clone(),
-        })?
-        .map_err(|source| ConnectError::Tls {
-            upstream: up.original.clone(),
+        let io = if up.tls {
+            let tls = self.tls.as_ref().ok_or_else(|| UpstreamError::Tls {
+                upstream: label.clone(),
+                source: io::Error::other("no TLS settings for this upstream"),
+            })?;
+            let connector = if upgrade { &tls.h1 } else { &tls.any };
+            let stream = tokio::time::timeout(
+                self.connect_timeout,
+                connector.connect(target.server_name.clone(), tcp),
+            )
+            .await
+            .map_err(|_| UpstreamError::Timeout {
+                upstream: label.clone(),
+            })?
+            .map_err(|source| UpstreamError::Tls {
+                upstream: label.clone(),
+                source,
+            })?;
+            UpstreamIo::Tls(Box::new(stream))
+        } else {
+            UpstreamIo::Plain(tcp)
+        };
+        let protocol = |source| UpstreamError::Protocol {
+            upstream: label.clone(),
             source,
-        })?;
-        Ok(UpstreamIo::Tls(Box::new(tls), label))
-    }
-}
-
-/// The hyper-util connector: ignores the request URI and picks an upstream of its group.
-#[derive(Clone)]
-pub struct Connector {
-    group: Arc<Group>,
-}
-
-impl tower_service::Service<http::Uri> for Connector {
-    type Response = TokioIo<UpstreamIo>;
-    type Error = ConnectError;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, ConnectError>> + Send>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), ConnectError>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _uri: http::Uri) -> Self::Future {
-        let group = self.group.clone();
-        Box::pin(async move { group.connect().await.map(TokioIo::new) })
-    }
-}
-
-/// A connection to an upstream, plain or TLS.
-pub enum UpstreamIo {
-    Plain(TcpStream, Arc<str>),
-    Tls(Box<TlsStream<TcpStream>>, Arc<str>),
-}
-
-impl Connection for UpstreamIo {
-    fn connected(&self) -> Connected {
-        match self {
-            UpstreamIo::Plain(_, label) => Connected::new().extra(UpstreamLabel(label.clone())),
-            UpstreamIo::Tls(tls, label) => {
-                let connected = Connected::new().extra(UpstreamLabel(label.clone()));
-                if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-                    connected.negotiated_h2()
-                } else {
-                    connected
+        };
+        if io.is_h2() {
+            let (tx, conn) = http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .handshake(TokioIo::new(io))
+                .await
+                .map_err(protocol)?;
+            let label = label.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                if let Err(e) = conn.await {
+                    debug!(upstream = %label, "upstream h2 connection ended: {e}");
                 }
+            });
+            target.pool.set_h2(tx.clone());
+            return Ok(Sender::H2(tx));
+        }
+        let (tx, conn) = http1::Builder::new()
+            .handshake(TokioIo::new(io))
+            .await
+            .map_err(protocol)?;
+        let label = label.clone();
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                debug!(upstream = %label, "upstream connection ended: {e}");
             }
-        }
+        });
+        Ok(Sender::H1(tx, permit))
     }
 }
 
-impl AsyncRead for UpstreamIo {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            UpstreamIo::Plain(s, _) => Pin::new(s).poll_read(cx, buf),
-            UpstreamIo::Tls(s, _) => Pin::new(s.as_mut()).poll_read(cx, buf),
-        }
+/// HTTP/2 upstreams take the host as `:authority` and the scheme as `:scheme` (https:
+/// h2 is only spoken over TLS here), not a Host header.
+fn to_absolute(req: &mut Request<ReqBody>) {
+    let Some(host) = req.headers_mut().remove(http::header::HOST) else {
+        return;
+    };
+    let Ok(authority) = http::uri::Authority::try_from(host.as_bytes()) else {
+        return;
+    };
+    let mut parts = http::uri::Parts::default();
+    parts.scheme = Some(http::uri::Scheme::HTTPS);
+    parts.authority = Some(authority);
+    parts.path_and_query = req.uri().path_and_query().cloned();
+    if let Ok(uri) = http::Uri::from_parts(parts) {
+        *req.uri_mut() = uri;
     }
 }
 
-impl AsyncWrite for UpstreamIo {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            UpstreamIo::Plain(s, _) => Pin::new(s).poll_write(cx, buf),
-            UpstreamIo::Tls(s, _) => Pin::new(s.as_mut()).poll_write(cx, buf),
+/// Back to origin form with a Host header, for a retry on an HTTP/1.1 connection.
+fn to_origin(mut req: Request<ReqBody>) -> Request<ReqBody> {
+    if let Some(authority) = req.uri().authority()
+        && let Ok(host) = http::HeaderValue::from_str(authority.as_str())
+    {
+        req.headers_mut().insert(http::header::HOST, host);
+    }
+    let mut parts = http::uri::Parts::default();
+    parts.path_and_query = req.uri().path_and_query().cloned();
+    if let Ok(uri) = http::Uri::from_parts(parts) {
+        *req.uri_mut() = uri;
+    }
+    req
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_upstream_faults_mark_an_upstream_down() {
+        for kind in [
+            io::ErrorKind::ConnectionRefused,
+            io::ErrorKind::ConnectionReset,
+            io::ErrorKind::TimedOut,
+            io::ErrorKind::HostUnreachable,
+        ] {
+            assert!(blames_upstream(&io::Error::from(kind)), "{kind:?}");
+        }
+        // EMFILE, ENFILE, ENOBUFS, ENOMEM, EADDRNOTAVAIL: this machine's limits.
+        for errno in [24, 23, 105, 12, 99] {
+            let e = io::Error::from_raw_os_error(errno);
+            assert!(!blames_upstream(&e), "{e}");
         }
     }
 
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            UpstreamIo::Plain(s, _) => Pin::new(s).poll_write_vectored(cx, bufs),
-            UpstreamIo::Tls(s, _) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+    fn upstream(port: u16) -> Upstream {
+        Upstream {
+            tls: false,
+            host: "127.0.0.1".into(),
+            port,
+            original: format!("http://127.0.0.1:{port}"),
+            tls_name: None,
         }
     }
 
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            UpstreamIo::Plain(s, _) => s.is_write_vectored(),
-            UpstreamIo::Tls(s, _) => s.is_write_vectored(),
+    fn limits() -> PoolLimits {
+        PoolLimits {
+            connect_timeout: Duration::from_secs(1),
+            max_connections: 4,
+            max_idle: 2,
         }
     }
 
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            UpstreamIo::Plain(s, _) => Pin::new(s).poll_flush(cx),
-            UpstreamIo::Tls(s, _) => Pin::new(s.as_mut()).poll_flush(cx),
+    #[tokio::test]
+    async fn all_down_still_tries_the_first_to_recover() {
+        // Two closed ports: both refuse, both get marked down.
+        let closed = || std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let (a, b) = (closed(), closed());
+        let ports = [
+            a.local_addr().unwrap().port(),
+            b.local_addr().unwrap().port(),
+        ];
+        drop((a, b));
+        let ups = Upstreams::new(&[upstream(ports[0]), upstream(ports[1])], None, limits());
+        let now = ups.now_ms();
+        for t in ups.targets.iter() {
+            t.down_until.store(now + 60_000, Ordering::Relaxed);
         }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            UpstreamIo::Plain(s, _) => Pin::new(s).poll_shutdown(cx),
-            UpstreamIo::Tls(s, _) => Pin::new(s.as_mut()).poll_shutdown(cx),
-        }
+        ups.targets[1]
+            .down_until
+            .store(now + 30_000, Ordering::Relaxed);
+        let target = ups
+            .targets
+            .iter()
+            .min_by_key(|t| t.down_until.load(Ordering::Relaxed))
+            .unwrap();
+        assert_eq!(target.upstream.port, ports[1]);
+        assert!(ups.targets.iter().all(|t| ups.is_down(t, ups.now_ms())));
+        // A local error never marks an upstream down.
+        let local = UpstreamError::Local {
+            upstream: "x".into(),
+            source: io::Error::from_raw_os_error(24),
+        };
+        ups.targets[0].down_until.store(0, Ordering::Relaxed);
+        ups.note_failure(&ups.targets[0], &local);
+        assert!(!ups.is_down(&ups.targets[0], ups.now_ms()));
     }
 }
