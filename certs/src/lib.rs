@@ -16,6 +16,7 @@ pub mod names;
 mod pfx;
 mod pkcs7;
 pub mod policy;
+pub mod rotation;
 pub mod source;
 pub mod store;
 pub mod trust;

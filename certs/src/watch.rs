@@ -6,6 +6,7 @@
 //! then compares content hashes, so unrelated churn in a directory costs a read, not a swap.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::path::{Path, PathBuf};
 
 use notify::event::{AccessKind, AccessMode};
@@ -40,21 +41,23 @@ fn changes_content(kind: &EventKind) -> bool {
     }
 }
 
-/// Watches the directories of `files` (each tagged with its owner, e.g. a host index) and
-/// calls `notify` with the owners of a directory whenever anything in it changes.
-/// `notify` runs on the watcher's thread, once per event, however many arrive: it must
-/// neither block nor queue without bound (mark the owners in a set and wake the reader).
-pub fn watch<F>(files: &[(usize, PathBuf)], notify: F) -> Result<Watcher, CertError>
+/// Watches the directories of `files` (each tagged with its owner, e.g. "host X's
+/// certificate") and calls `notify` with the owners of a directory whenever anything in it
+/// changes. `notify` runs on the watcher's thread, once per event, however many arrive: it
+/// must neither block nor queue without bound (mark the owners in a set and wake the
+/// reader).
+pub fn watch<K, F>(files: &[(K, PathBuf)], notify: F) -> Result<Watcher, CertError>
 where
-    F: Fn(&[usize]) + Send + 'static,
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+    F: Fn(&[K]) + Send + 'static,
 {
-    let mut owners: HashMap<PathBuf, Vec<usize>> = HashMap::new();
+    let mut owners: HashMap<PathBuf, Vec<K>> = HashMap::new();
     for (owner, file) in files {
         match watched_dir(file) {
             Some(dir) => {
                 let list = owners.entry(dir).or_default();
                 if !list.contains(owner) {
-                    list.push(*owner);
+                    list.push(owner.clone());
                 }
             }
             None => warn!(

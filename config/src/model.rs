@@ -51,6 +51,8 @@ pub struct Server {
     pub rescan_seconds: u64,
     /// One line per request at info level.
     pub access_log: bool,
+    /// Reload the whole configuration when its file (or a trust file it names) changes.
+    pub watch_config: bool,
     /// Peers whose `X-Forwarded-For` is appended to (from anyone else it is replaced by
     /// the peer address). Networks in canonical form (host bits cleared); a bare IP
     /// address is a /32 or /128. Empty by default: no peer is trusted.

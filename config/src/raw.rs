@@ -47,6 +47,7 @@ pub struct RawServer {
     pub drain_seconds: Option<u64>,
     pub rescan_seconds: Option<u64>,
     pub access_log: Option<bool>,
+    pub watch_config: Option<bool>,
     /// CIDRs or bare IP addresses whose `X-Forwarded-For` is appended to.
     pub trusted_proxies: Option<Vec<String>>,
 }

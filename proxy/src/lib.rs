@@ -19,6 +19,7 @@ pub mod mtls;
 pub mod prepare;
 pub mod redirect;
 pub mod reload;
+pub mod runtime;
 pub mod server;
 pub mod sites;
 pub mod tickets;

@@ -27,6 +27,9 @@ pub struct Metrics {
     pub upstream_errors: IntCounterVec,
     pub client_cert_rejections: IntCounterVec,
     pub deny_list_reload_failing: IntGaugeVec,
+    pub config_reloads: IntCounterVec,
+    pub config_reload_failing: prometheus::IntGauge,
+    pub config_last_reload_success: prometheus::Gauge,
     /// The certificate labels exported per host, so a rotation can remove the old series.
     cert_series: Mutex<HashMap<String, [String; 3]>>,
 }
@@ -92,8 +95,29 @@ impl Metrics {
                 &["host"],
             ).expect("metric"),
             cert_series: Mutex::new(HashMap::new()),
+            config_reloads: IntCounterVec::new(
+                Opts::new(
+                    "certfront_config_reloads_total",
+                    "Configuration reloads (config file or trust files changed, or SIGHUP), by result.",
+                ),
+                &["result"],
+            )
+            .expect("metric"),
+            config_reload_failing: prometheus::IntGauge::new(
+                "certfront_config_reload_failing",
+                "1 while the configuration on disk is refused and the previous one is still in force.",
+            )
+            .expect("metric"),
+            config_last_reload_success: prometheus::Gauge::new(
+                "certfront_config_last_reload_success_timestamp_seconds",
+                "When the configuration in force was loaded (start or last successful reload), as a Unix timestamp.",
+            )
+            .expect("metric"),
             registry,
         };
+        m.config_reloads.with_label_values(&["success"]);
+        m.config_reloads.with_label_values(&["failure"]);
+        m.config_last_reload_success.set(unix(SystemTime::now()));
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "certfront_build_info",
@@ -118,6 +142,9 @@ impl Metrics {
             Box::new(m.upstream_errors.clone()),
             Box::new(m.client_cert_rejections.clone()),
             Box::new(m.deny_list_reload_failing.clone()),
+            Box::new(m.config_reloads.clone()),
+            Box::new(m.config_reload_failing.clone()),
+            Box::new(m.config_last_reload_success.clone()),
             Box::new(build_info),
         ] {
             m.registry.register(c).expect("unique metric names");
@@ -172,6 +199,34 @@ impl Metrics {
         self.cert_reloads.with_label_values(&[host, "success"]);
         self.cert_reloads.with_label_values(&[host, "failure"]);
         self.cert_reload_failing.with_label_values(&[host]).set(0);
+    }
+
+    /// A configuration reload: counted; the failing gauge follows the result.
+    pub fn config_reload(&self, success: bool) {
+        let result = if success { "success" } else { "failure" };
+        self.config_reloads.with_label_values(&[result]).inc();
+        self.config_reload_failing.set(i64::from(!success));
+        if success {
+            self.config_last_reload_success.set(unix(SystemTime::now()));
+        }
+    }
+
+    /// Removes the gauges of a host the configuration no longer has, so that no expiry or
+    /// reload alert fires for it. Counters stay: they are history, not state.
+    pub fn forget_host(&self, host: &str) {
+        let series = self
+            .cert_series
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(host);
+        if let Some(old) = series {
+            let old = [host, old[0].as_str(), old[1].as_str(), old[2].as_str()];
+            let _ = self.cert_not_after.remove_label_values(&old);
+            let _ = self.cert_not_before.remove_label_values(&old);
+        }
+        let _ = self.cert_reload_failing.remove_label_values(&[host]);
+        let _ = self.cert_last_reload_success.remove_label_values(&[host]);
+        let _ = self.deny_list_reload_failing.remove_label_values(&[host]);
     }
 
     /// The text exposition format that Prometheus scrapes.

@@ -49,7 +49,7 @@ pub async fn handle(
         .map(|p| p.as_str())
         .unwrap_or("/");
     let target = location(
-        &app.table,
+        &app.runtime.load().table,
         req.headers().get(header::HOST),
         path,
         https_port,

@@ -117,6 +117,7 @@ impl Validator<'_> {
                 &limits::RESCAN,
             ),
             access_log: raw.access_log.unwrap_or(true),
+            watch_config: raw.watch_config.unwrap_or(true),
             trusted_proxies: self.trusted_proxies(raw.trusted_proxies.unwrap_or_default()),
         }
     }
