@@ -193,10 +193,10 @@ fn the_kubernetes_manifests_fit_together() {
             .iter()
             .find(|v| v["name"] == m["name"])
             .unwrap_or_else(|| panic!("mount {} has no volume", m["name"]));
-        if volume["secret"].is_object() {
+        if volume["secret"].is_object() || volume["configMap"].is_object() {
             assert!(
                 m["subPath"].is_null(),
-                "Secret {} mounted with subPath: no hot reload",
+                "{} mounted with subPath: no hot reload",
                 m["name"]
             );
         }
@@ -213,8 +213,8 @@ fn the_kubernetes_manifests_fit_together() {
         .iter()
         .map(|a| a.as_str().expect("arg"))
         .collect();
-    assert_eq!(args, ["run", "-c", "/etc/certfront/certfront.toml"]);
-    assert!(mount_paths.contains(&"/etc/certfront/certfront.toml"));
+    assert_eq!(args, ["run", "-c", "/etc/certfront/config/certfront.toml"]);
+    assert!(mount_paths.contains(&"/etc/certfront/config"));
     let toml = find(&all, "ConfigMap", "certfront-config")["data"]["certfront.toml"]
         .as_str()
         .expect("certfront.toml");
