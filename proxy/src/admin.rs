@@ -61,7 +61,8 @@ pub async fn handle(
     Ok(resp)
 }
 
-/// `/certs`: per host, what is served and how the last reload went.
+/// `/certs`: per host, what is served and how the last reload went; then every CA
+/// certificate depended on (see [`crate::dependents`]), soonest expiry first per role.
 fn inventory(app: &App) -> Value {
     let now = SystemTime::now();
     let rt = app.runtime();
@@ -139,7 +140,22 @@ fn inventory(app: &App) -> Value {
         },
         "restart_needed": status.restart_needed,
     });
-    json!({ "config": config, "hosts": hosts })
+    let cas: Vec<Value> = app
+        .metrics
+        .cas()
+        .iter()
+        .map(|ca| {
+            json!({
+                "role": ca.role.as_str(),
+                "subject": ca.subject,
+                "thumbprint": ca.thumbprint,
+                "not_after": fmt_time(ca.not_after),
+                "days_left": ca.days_left(now),
+                "origins": ca.origins,
+            })
+        })
+        .collect();
+    json!({ "config": config, "hosts": hosts, "cas": cas })
 }
 
 fn result_name(result: ReloadResult) -> &'static str {

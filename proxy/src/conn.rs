@@ -313,7 +313,12 @@ async fn drive<C: Graceful>(conn: C, ctx: &ConnCtx) {
                 // on), then close, at the latest `drain_seconds` from now.
                 let deadline = tokio::time::sleep(crate::runtime::drain(&ctx.rt.config));
                 tokio::pin!(deadline);
-                conn.as_mut().begin_drain();
+                // HTTP/2: GOAWAY tells the client which requests were taken, so none is
+                // lost. HTTP/1.1 has no such signal: closing an idle connection races a
+                // request the client may be sending, so the close rides on the next answer.
+                if ctx.h2 {
+                    conn.as_mut().begin_drain();
+                }
                 tokio::select! {
                     res = conn.as_mut() => {
                         if let Err(e) = res {

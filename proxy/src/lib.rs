@@ -12,6 +12,7 @@ pub mod authority;
 pub mod cli;
 pub mod commands;
 pub mod conn;
+pub mod dependents;
 pub mod error;
 pub mod forward;
 pub mod metrics;

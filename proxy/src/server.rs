@@ -106,6 +106,7 @@ pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running,
         Tracker::default(),
         metrics.clone(),
     ));
+    crate::dependents::refresh_runtime(&metrics, &app.runtime());
     let reload_tx = start_reloader(&app, metrics.clone());
     let permits = Arc::new(Semaphore::new(config.limits.max_connections));
 

@@ -193,7 +193,7 @@ fn hash(bytes: &[u8]) -> [u8; 32] {
 /// The rustls ticketer over the keys of `tls.ticket_key_file`, following the file.
 pub struct FileTicketer {
     inner: Arc<Inner>,
-    _watcher: Option<certfront_certs::watch::Watcher>,
+    _watcher: Option<certfront_certs::watch::Watcher<u8>>,
 }
 
 struct Inner {
@@ -227,7 +227,7 @@ impl FileTicketer {
             refreshing: Mutex::new(()),
         });
         let weak = Arc::downgrade(&inner);
-        let watcher = certfront_certs::watch::watch(&[(0, path.to_owned())], move |_| {
+        let watcher = certfront_certs::watch::watch(&[(0u8, path.to_owned())], move |_| {
             if let Some(inner) = weak.upgrade() {
                 inner.refresh();
             }

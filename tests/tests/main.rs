@@ -4,9 +4,11 @@
 mod support;
 
 mod admin_metrics;
+mod ca_expiry;
 mod cert_reload;
 mod cert_tools;
 mod cli;
+mod config_reload;
 mod deploy;
 mod forward_http;
 mod hardening;

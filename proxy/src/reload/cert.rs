@@ -92,6 +92,7 @@ fn report(site: &Site, outcome: &Outcome, metrics: &Metrics) {
             slot.record(ReloadResult::Success, None);
             metrics.reload_result(host, true);
             metrics.cert_served(host, &served.info, served.loaded_at);
+            crate::dependents::chain_served(metrics, host, &served.key.cert);
         }
         Outcome::Pending => {
             info!(

@@ -101,7 +101,7 @@ pub struct Reloader {
     pub changes: Arc<Changes>,
     pub requests: mpsc::UnboundedReceiver<Request>,
     /// Keeps the file watches of the current snapshot alive.
-    pub watcher: Option<Watcher>,
+    pub watcher: Option<Watcher<WatchKey>>,
 }
 
 /// Every file the snapshot depends on, with what it belongs to.
@@ -140,16 +140,13 @@ pub fn watched_files(rt: &Runtime) -> Vec<(WatchKey, PathBuf)> {
 
 /// Watches `rt`'s files, marking `changes`; `None` when the OS refused (the re-scan and
 /// SIGHUP still work).
-pub fn watch(rt: &Runtime, changes: &Arc<Changes>) -> Option<Watcher> {
+pub fn watch(rt: &Runtime, changes: &Arc<Changes>) -> Option<Watcher<WatchKey>> {
     let files = watched_files(rt);
-    if files.is_empty() {
-        return None;
-    }
     let marks = changes.clone();
     match certfront_certs::watch::watch(&files, move |keys| marks.mark(keys)) {
         Ok(w) => {
             info!(
-                directories = w.dirs.len(),
+                directories = w.dirs(),
                 "watching for certificate and configuration changes"
             );
             Some(w)
@@ -355,14 +352,24 @@ impl Reloader {
             .filter(|f| after.contains(*f))
             .collect();
         self.app.runtime.store(new.clone());
+        crate::dependents::refresh_runtime(&self.metrics, &new);
         for site in &built.retired {
             site.retire();
         }
         for fqdn in &removed {
             self.metrics.forget_host(fqdn);
         }
-        self.watcher = None;
-        self.watcher = watch(&new, &self.changes);
+        let files = watched_files(&new);
+        if files != watched_files(&old) {
+            match &self.watcher {
+                Some(w) => {
+                    if let Err(e) = w.set(&files) {
+                        warn!("{e}; changes are picked up by the periodic re-scan and SIGHUP only");
+                    }
+                }
+                None => self.watcher = watch(&new, &self.changes),
+            }
+        }
         for w in &warnings {
             warn!("{w}");
         }
