@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use super::*;
 use crate::inspect::KeyType;
 use crate::policy::ExtKeyUsage;
+use crate::policy::HashAlg;
 use crate::testutil::{names, trust};
 
 fn issue_and_check(ca: &InternalCa, policy: &Policy) -> (CertBundle, crate::check::Report) {
