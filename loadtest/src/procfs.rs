@@ -128,15 +128,21 @@ mod tests {
         let me = std::process::id();
         let pids = tree(me).unwrap();
         assert_eq!(pids[0], me);
-        // Burn a little CPU so the tick counter has moved past zero.
+        assert!(rss_kb(&pids) > 0);
+        // Burn CPU until a tick is accounted (10 ms of CPU); a busy machine may
+        // take a while to grant it, hence a bound in time rather than a fixed spin.
         let t = std::time::Instant::now();
         let mut x = 0u64;
-        while t.elapsed() < std::time::Duration::from_millis(50) {
-            x = x.wrapping_mul(31).wrapping_add(7);
+        while cpu_micros(&pids) == 0 && t.elapsed() < std::time::Duration::from_secs(10) {
+            for _ in 0..100_000 {
+                x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+            }
         }
-        std::hint::black_box(x);
-        assert!(rss_kb(&pids) > 0);
-        assert!(cpu_micros(&pids) > 0);
+        assert!(
+            cpu_micros(&pids) > 0,
+            "no CPU time accounted after {:?}",
+            t.elapsed()
+        );
         assert!(tree(u32::MAX).is_err());
     }
 }
