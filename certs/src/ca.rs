@@ -1,5 +1,10 @@
 //! certfront's internal CA: one root in `state_dir`, created once and reused, issuing
 //! leaf certificates that pass the default policy (for local and development hosts).
+//! The root carries name constraints for the configured domains (see `constraints`), and
+//! its key is refused when group or others can read it.
+
+mod constraints;
+mod profile;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -7,8 +12,8 @@ use std::thread;
 use std::time::{Duration as StdDuration, SystemTime};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SerialNumber,
+    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    PKCS_ECDSA_P256_SHA256, SerialNumber,
 };
 use rustls::RootCertStore;
 use rustls::client::verify_server_cert_signed_by_trust_anchor;
@@ -16,13 +21,21 @@ use rustls::crypto::aws_lc_rs::default_provider;
 use rustls::server::ParsedCertificate;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, UnixTime};
 use time::{Duration, OffsetDateTime};
+use tracing::warn;
+use zeroize::Zeroizing;
 
+use crate::check::check;
+use crate::csr::{eku_purpose, ku_purpose};
 use crate::error::CertError;
 use crate::files::{create_private_dir, publish_once, replace};
 use crate::keys::key_matches;
 use crate::load::{CertBundle, load, parse_certs, read};
 use crate::names::{Allow, check_dns_name, covers, normalize};
+use crate::policy::Policy;
 use crate::source::CertSource;
+use crate::trust::TrustAnchors;
+use constraints::within;
+use profile::LeafProfile;
 
 const KEY_FILE: &str = "ca-key.pem";
 const ROOT_FILE: &str = "ca.pem";
@@ -35,6 +48,9 @@ pub struct InternalCa {
     dir: PathBuf,
     root: CertificateDer<'static>,
     key: KeyPair,
+    /// The root's permitted DNS subtrees; `None` for a root made before certfront set
+    /// name constraints (it may issue for any name).
+    permitted: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for InternalCa {
@@ -47,10 +63,12 @@ impl std::fmt::Debug for InternalCa {
 
 impl InternalCa {
     /// Loads the CA of `state_dir`, creating it on first use: `state_dir` (mode 0700),
-    /// `ca-key.pem` (ECDSA P-256, mode 0600), `ca.pem` (self-signed, 10 years). Each file
-    /// is published with an exclusive link, so two processes starting together end up
-    /// with the same single CA.
-    pub fn load_or_create(state_dir: &Path) -> Result<Self, CertError> {
+    /// `ca-key.pem` (ECDSA P-256, mode 0600), `ca.pem` (self-signed, 10 years, name
+    /// constraints permitting the domains of `names`, every name of every internal host).
+    /// Each file is published with an exclusive link, so two processes starting together
+    /// end up with the same single CA. An existing `ca-key.pem` that group or others can
+    /// read is refused: whoever reads it can issue certificates clients trust.
+    pub fn load_or_create(state_dir: &Path, names: &[String]) -> Result<Self, CertError> {
         create_private_dir(state_dir)?;
         let key_path = state_dir.join(KEY_FILE);
         let root_path = state_dir.join(ROOT_FILE);
@@ -63,7 +81,11 @@ impl InternalCa {
                     source,
                 }
             })?;
-            created_key = publish_once(&key_path, key.serialize_pem().as_bytes(), 0o600)?;
+            let pem = Zeroizing::new(key.serialize_pem());
+            created_key = publish_once(&key_path, pem.as_bytes(), 0o600)?;
+        }
+        if !created_key {
+            check_key_mode(&key_path)?;
         }
         let key = read_key(&key_path)?;
 
@@ -79,7 +101,17 @@ impl InternalCa {
         if !root_path.exists() {
             // Also the way back from a crash between the two files: the key is kept, so
             // leaves issued before still chain to the new root (same name, same key).
-            let root = self_signed_root(&key).map_err(|source| CertError::Generate {
+            let names: Vec<String> = names.iter().map(|n| normalize(n)).collect();
+            let subtrees = constraints::subtrees_for(&names);
+            if subtrees.is_empty() {
+                return Err(CertError::InternalCa {
+                    path: root_path,
+                    detail:
+                        "no host name to constrain a new root to (an internal host needs an fqdn)"
+                            .into(),
+                });
+            }
+            let root = self_signed_root(&key, &subtrees).map_err(|source| CertError::Generate {
                 path: root_path.clone(),
                 source,
             })?;
@@ -87,7 +119,9 @@ impl InternalCa {
         }
         let root = parse_certs(&root_path, &read(&root_path)?)?.remove(0);
 
-        let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        let key_der = Zeroizing::new(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+            key.serialize_der(),
+        )));
         let (_, parsed) =
             x509_parser::parse_x509_certificate(&root).map_err(|e| CertError::InternalCa {
                 path: root_path.clone(),
@@ -101,10 +135,18 @@ impl InternalCa {
                 ),
             });
         }
+        let permitted = constraints::permitted(&parsed);
+        if permitted.is_none() {
+            warn!(
+                "{}: the internal CA's root has no name constraints (made by an older certfront), so its key could issue for any name; move ca.pem and ca-key.pem away to create a constrained one (clients must then import the new ca.pem)",
+                root_path.display()
+            );
+        }
         Ok(InternalCa {
             dir: state_dir.to_owned(),
             root,
             key,
+            permitted,
         })
     }
 
@@ -113,15 +155,32 @@ impl InternalCa {
         self.dir.join(ROOT_FILE)
     }
 
+    /// The DNS subtrees the root may issue for (`None`: unconstrained, an older root).
+    pub fn permitted_subtrees(&self) -> Option<&[String]> {
+        self.permitted.as_deref()
+    }
+
     /// The root certificate, to add to the trust anchors.
     pub fn root_der(&self) -> CertificateDer<'static> {
         self.root.clone()
     }
 
-    /// A leaf for `fqdn` and `names` (every one a SAN dNSName), kept in
-    /// `state_dir/hosts/<fqdn>.pem` and `<fqdn>-key.pem` (0600). The stored leaf is reused
-    /// while it covers the names, chains to this CA and has more than 30 days left.
+    /// A leaf for `fqdn` and `names` that meets the default policy; see [`Self::issue_for`].
     pub fn issue(&self, fqdn: &str, names: &[String]) -> Result<CertBundle, CertError> {
+        self.issue_for(fqdn, names, &Policy::default())
+    }
+
+    /// A leaf for `fqdn` and `names` (every one a SAN dNSName) made to meet `policy`: its
+    /// key type and size, key usages and extended key usages (e.g. Client Authentication
+    /// for a host whose `[host.policy]` asks for it). Kept in `state_dir/hosts/<fqdn>.pem`
+    /// and `<fqdn>-key.pem` (0600); the stored leaf is reused while it covers the names,
+    /// chains to this CA, meets the policy and has more than 30 days left.
+    pub fn issue_for(
+        &self,
+        fqdn: &str,
+        names: &[String],
+        policy: &Policy,
+    ) -> Result<CertBundle, CertError> {
         let mut all = vec![normalize(fqdn)];
         for name in names.iter().map(|n| normalize(n)) {
             if !all.contains(&name) {
@@ -133,7 +192,20 @@ impl InternalCa {
                 name: name.clone(),
                 reason,
             })?;
+            if let Some(permitted) = &self.permitted
+                && !permitted.iter().any(|subtree| within(name, subtree))
+            {
+                return Err(CertError::CaNameConstraint {
+                    path: self.root_path(),
+                    name: name.clone(),
+                    permitted: permitted.clone(),
+                });
+            }
         }
+        let profile = LeafProfile::for_policy(policy).map_err(|detail| CertError::InternalCa {
+            path: self.dir.clone(),
+            detail: format!("cannot issue for {}: {detail}", all[0]),
+        })?;
         let hosts = self.dir.join("hosts");
         create_private_dir(&hosts)?;
         let stem = all[0].replace('*', "wildcard");
@@ -147,24 +219,26 @@ impl InternalCa {
         if cert.exists()
             && key.exists()
             && let Ok(bundle) = load(&source)
-            && self.reusable(&bundle, &all)
+            && self.reusable(&bundle, &all, &source, policy)
         {
             return Ok(bundle);
         }
-        let leaf_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|source| {
-            CertError::Generate {
-                path: key.clone(),
-                source,
-            }
+        let leaf_key = profile.generate().map_err(|source| CertError::Generate {
+            path: key.clone(),
+            source,
         })?;
         let leaf = self
-            .sign_leaf(&all, &leaf_key)
+            .sign_leaf(&all, &leaf_key, &profile)
             .map_err(|source| CertError::Generate {
                 path: cert.clone(),
                 source,
             })?;
         // key first: a reader that sees the new cert with the old key retries (half rotation)
-        replace(&key, leaf_key.serialize_pem().as_bytes(), 0o600)?;
+        replace(
+            &key,
+            Zeroizing::new(leaf_key.serialize_pem()).as_bytes(),
+            0o600,
+        )?;
         replace(&cert, leaf.pem().as_bytes(), 0o644)?;
         load(&source)
     }
@@ -173,14 +247,19 @@ impl InternalCa {
         &self,
         names: &[String],
         key: &KeyPair,
+        profile: &LeafProfile,
     ) -> Result<rcgen::Certificate, rcgen::Error> {
         let mut params = CertificateParams::new(names.to_vec())?;
         params
             .distinguished_name
             .push(DnType::CommonName, names[0].as_str());
         params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.key_usages = profile.key_usages.iter().map(|u| ku_purpose(*u)).collect();
+        params.extended_key_usages = profile
+            .extended_key_usages
+            .iter()
+            .map(|u| eku_purpose(*u))
+            .collect();
         params.use_authority_key_identifier_extension = true;
         let now = OffsetDateTime::now_utc();
         // an hour back, for clients whose clock runs a little behind
@@ -191,8 +270,15 @@ impl InternalCa {
         params.signed_by(key, &issuer)
     }
 
-    /// Covers every name, chains to this CA now, has its key, and is not near expiry.
-    fn reusable(&self, bundle: &CertBundle, names: &[String]) -> bool {
+    /// Covers every name, chains to this CA now, has its key, meets the host's policy
+    /// (which may have changed since it was issued), and is not near expiry.
+    fn reusable(
+        &self,
+        bundle: &CertBundle,
+        names: &[String],
+        source: &CertSource,
+        policy: &Policy,
+    ) -> bool {
         let Ok(info) = bundle.leaf_info() else {
             return false;
         };
@@ -215,17 +301,25 @@ impl InternalCa {
         });
         let key_ok = x509_parser::parse_x509_certificate(&bundle.chain[0])
             .is_ok_and(|(_, c)| key_matches(&bundle.key, c.public_key()) == Ok(true));
-        chains.is_ok() && key_ok
+        let meets_policy = TrustAnchors::new(false, &[], std::slice::from_ref(&self.root))
+            .is_ok_and(|anchors| {
+                check(names, source, bundle, policy, &anchors, SystemTime::now()).is_ok()
+            });
+        chains.is_ok() && key_ok && meets_policy
     }
 }
 
-fn self_signed_root(key: &KeyPair) -> Result<rcgen::Certificate, rcgen::Error> {
+fn self_signed_root(
+    key: &KeyPair,
+    subtrees: &[String],
+) -> Result<rcgen::Certificate, rcgen::Error> {
     let mut params = CertificateParams::default();
     params.distinguished_name = rcgen::DistinguishedName::new();
     params
         .distinguished_name
         .push(DnType::CommonName, COMMON_NAME);
     params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    params.name_constraints = Some(constraints::extension(subtrees));
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,
@@ -253,11 +347,42 @@ fn random_serial() -> SerialNumber {
     SerialNumber::from(bytes.to_vec())
 }
 
+/// Refuses a CA key that group or others can read (whatever `policy.key_file_mode` says:
+/// this key issues certificates that clients trust).
+#[cfg(unix)]
+fn check_key_mode(path: &Path) -> Result<(), CertError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = fs::metadata(path)
+        .map_err(|source| CertError::Read {
+            path: path.to_owned(),
+            source,
+        })?
+        .permissions()
+        .mode()
+        & 0o777;
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    Err(CertError::InternalCa {
+        path: path.to_owned(),
+        detail: format!(
+            "mode {mode:04o} lets group or others read the internal CA's private key, which can issue certificates your clients trust; the CA key must be readable by certfront's user only: chmod 600 {}",
+            path.display()
+        ),
+    })
+}
+
+#[cfg(not(unix))]
+fn check_key_mode(_path: &Path) -> Result<(), CertError> {
+    Ok(())
+}
+
 fn read_key(path: &Path) -> Result<KeyPair, CertError> {
     let text = fs::read_to_string(path).map_err(|source| CertError::Read {
         path: path.to_owned(),
         source,
     })?;
+    let text = Zeroizing::new(text);
     KeyPair::from_pem(&text).map_err(|e| CertError::InternalCa {
         path: path.to_owned(),
         detail: format!("not a private key certfront can use: {e}"),
@@ -266,3 +391,5 @@ fn read_key(path: &Path) -> Result<KeyPair, CertError> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_policy;

@@ -92,6 +92,9 @@ pub enum CertError {
         source: p12_keystore::error::Error,
     },
 
+    #[error("{}: {detail}", path.display())]
+    Pkcs7 { path: PathBuf, detail: String },
+
     #[error("{}: the PKCS#12 file holds no private key (export it with its private key)", path.display())]
     PfxNoKey { path: PathBuf },
 
@@ -129,11 +132,32 @@ pub enum CertError {
     #[error("{}: {detail}", path.display())]
     InternalCa { path: PathBuf, detail: String },
 
+    #[error(
+        "{}: {name:?} is outside the internal CA's name constraints (it issues only for {} and names under them), so clients that trust this root would refuse the certificate; to add the name, move ca.pem and ca-key.pem out of {} so that certfront creates a new CA for every configured name (clients must then import the new ca.pem), or give this host a certificate from another CA",
+        path.display(),
+        permitted.join(", "),
+        path.parent().unwrap_or(Path::new(".")).display()
+    )]
+    CaNameConstraint {
+        /// The root, `state_dir/ca.pem`.
+        path: PathBuf,
+        name: String,
+        permitted: Vec<String>,
+    },
+
     #[error("{name:?} is not a valid DNS name: {reason}")]
     InvalidName {
         name: String,
         #[source]
         reason: crate::names::NameError,
+    },
+
+    /// A CSR subject field (`--org`, `--country`...) a CA would refuse.
+    #[error("--{field} {value:?}: expected {expected}")]
+    InvalidSubject {
+        field: &'static str,
+        value: String,
+        expected: String,
     },
 
     #[error("the internal CA issues certificates only from InternalCa::issue, not load()")]
@@ -159,16 +183,19 @@ impl CertError {
             | NotPfx { path }
             | PfxNeedsPassword { path }
             | Pfx { path, .. }
+            | Pkcs7 { path, .. }
             | PfxNoKey { path }
             | PfxNoCertificate { path }
             | PasswordEnv { path, .. }
             | BadTrustAnchor { path, .. }
             | Generate { path, .. }
-            | InternalCa { path, .. } => Some(path),
+            | InternalCa { path, .. }
+            | CaNameConstraint { path, .. } => Some(path),
             Parse { .. }
             | KeyUnusable { .. }
             | KeyMismatch
             | InvalidName { .. }
+            | InvalidSubject { .. }
             | InternalSource => None,
         }
     }

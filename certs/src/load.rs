@@ -12,10 +12,12 @@ use rustls::{Error as TlsError, InconsistentKeys};
 use rustls_pki_types::pem::{self, PemObject};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use x509_parser::error::X509Error;
+use zeroize::Zeroizing;
 
 use crate::error::{CertError, pem_detail, x509_error};
 use crate::inspect::{CertInfo, inspect};
 use crate::pfx::{looks_like_pkcs12, read_pfx};
+use crate::pkcs7::{looks_like_pkcs7, read_pkcs7};
 use crate::source::{CertSource, PasswordSource};
 
 #[cfg(test)]
@@ -24,10 +26,15 @@ mod props;
 mod tests;
 
 /// A host's certificate chain and key as read from disk, not yet checked against the policy.
+///
+/// Key material is held in zeroizing buffers from the read to its hand-over to rustls
+/// (whose aws-lc-rs key wipes itself): the file's bytes, the parsed DER, the .pfx
+/// password. Dropping a bundle overwrites them, so a freed page or a core dump holds no
+/// copy that certfront left behind.
 pub struct CertBundle {
     /// Leaf first, then intermediates, in file order.
     pub chain: Vec<CertificateDer<'static>>,
-    pub key: PrivateKeyDer<'static>,
+    pub key: Zeroizing<PrivateKeyDer<'static>>,
     /// SHA-256 over the raw bytes of every file read, to tell a real change on reload.
     pub content_hash: [u8; 32],
 }
@@ -36,7 +43,7 @@ impl Clone for CertBundle {
     fn clone(&self) -> Self {
         CertBundle {
             chain: self.chain.clone(),
-            key: self.key.clone_key(),
+            key: Zeroizing::new(self.key.clone_key()),
             content_hash: self.content_hash,
         }
     }
@@ -89,13 +96,13 @@ pub fn load(source: &CertSource) -> Result<CertBundle, CertError> {
     match source {
         CertSource::Pem { cert, key } => {
             let cert_bytes = read(cert)?;
-            let key_bytes = read(key)?;
+            let key_bytes = Zeroizing::new(read(key)?);
             let chain = parse_certs(cert, &cert_bytes)?;
             let key_der = parse_key(key, &key_bytes)?;
             Ok(CertBundle {
                 chain,
                 key: key_der,
-                content_hash: content_hash(&[&cert_bytes, &key_bytes]),
+                content_hash: content_hash(&[&cert_bytes, &key_bytes[..]]),
             })
         }
         CertSource::Pfx { path, password } => {
@@ -103,7 +110,7 @@ pub fn load(source: &CertSource) -> Result<CertBundle, CertError> {
             let bytes = read(path)?;
             let (chain, key) = read_pfx(path, &bytes, &password)?;
             let hash = match &password_bytes {
-                Some(pw) => content_hash(&[&bytes, pw]),
+                Some(pw) => content_hash(&[&bytes, &pw[..]]),
                 None => content_hash(&[&bytes]),
             };
             Ok(CertBundle {
@@ -114,6 +121,24 @@ pub fn load(source: &CertSource) -> Result<CertBundle, CertError> {
         }
         CertSource::Internal => Err(CertError::InternalSource),
     }
+}
+
+/// A .pfx file's chain and key with a password given directly (`certs inspect --check`,
+/// where it may come from a prompt).
+pub fn load_pfx(path: &Path, password: &str) -> Result<CertBundle, CertError> {
+    let bytes = read(path)?;
+    let (chain, key) = read_pfx(path, &bytes, password)?;
+    Ok(CertBundle {
+        chain,
+        key,
+        content_hash: content_hash(&[&bytes]),
+    })
+}
+
+/// Whether a file is PKCS#12 (.pfx/.p12), by content: the password is then needed.
+pub fn is_pfx(path: &Path) -> Result<bool, CertError> {
+    let bytes = read(path)?;
+    Ok(!is_pem(&bytes) && looks_like_pkcs12(&bytes))
 }
 
 /// Every certificate in a file, for `certs inspect`: PEM (any number), DER (one) or
@@ -152,20 +177,34 @@ fn is_pem(bytes: &[u8]) -> bool {
     bytes.windows(10).any(|w| w == b"-----BEGIN")
 }
 
-/// Certificates from PEM (every `CERTIFICATE` section, other sections skipped, so a file
-/// holding key and chain together works) or one DER certificate (a Windows .cer).
+/// Certificates from PEM (every `CERTIFICATE` and `PKCS7` section, other sections
+/// skipped, so a file holding key and chain together works), one DER certificate (a
+/// Windows .cer) or a DER PKCS#7 bundle (.p7b/.p7c, put in chain order).
 pub(crate) fn parse_certs(
     path: &Path,
     bytes: &[u8],
 ) -> Result<Vec<CertificateDer<'static>>, CertError> {
     let certs: Vec<CertificateDer<'static>> = if is_pem(bytes) {
-        CertificateDer::pem_slice_iter(bytes)
-            .collect::<Result<_, _>>()
-            .map_err(|e| pem_error(path, e))?
+        let mut certs = Vec::new();
+        for der in CertificateDer::pem_slice_iter(bytes) {
+            let der = der.map_err(|e| pem_error(path, e))?;
+            // some CAs wrap a .p7b in "BEGIN CERTIFICATE" lines
+            if x509_parser::parse_x509_certificate(&der).is_err() && looks_like_pkcs7(&der) {
+                certs.extend(read_pkcs7(path, &der)?);
+            } else {
+                certs.push(der);
+            }
+        }
+        for bundle in pem_pkcs7_sections(path, bytes)? {
+            certs.extend(read_pkcs7(path, &bundle)?);
+        }
+        certs
     } else if looks_like_pkcs12(bytes) {
         return Err(CertError::UnexpectedPfx {
             path: path.to_owned(),
         });
+    } else if looks_like_pkcs7(bytes) {
+        read_pkcs7(path, bytes)?
     } else if x509_parser::parse_x509_certificate(bytes).is_ok() {
         vec![CertificateDer::from(bytes.to_vec())]
     } else {
@@ -187,14 +226,52 @@ pub(crate) fn parse_certs(
     Ok(certs)
 }
 
+/// The bodies of `-----BEGIN PKCS7-----` sections, which pki-types' PEM reader skips (it
+/// knows the sections rustls uses only).
+fn pem_pkcs7_sections(path: &Path, bytes: &[u8]) -> Result<Vec<Vec<u8>>, CertError> {
+    use base64::Engine;
+    const BEGIN: &str = "-----BEGIN PKCS7-----";
+    const END: &str = "-----END PKCS7-----";
+    let text = String::from_utf8_lossy(bytes);
+    let mut sections = Vec::new();
+    let mut rest = text.as_ref();
+    while let Some(start) = rest.find(BEGIN) {
+        let body = &rest[start + BEGIN.len()..];
+        let Some(end) = body.find(END) else {
+            return Err(CertError::Pkcs7 {
+                path: path.to_owned(),
+                detail: format!("damaged PEM: the line \"{END}\" is missing (file truncated?)"),
+            });
+        };
+        let b64: String = body[..end]
+            .chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|e| CertError::Pkcs7 {
+                path: path.to_owned(),
+                detail: format!(
+                    "damaged PEM: the text between BEGIN PKCS7 and END PKCS7 is not valid base64 ({e})"
+                ),
+            })?;
+        sections.push(der);
+        rest = &body[end + END.len()..];
+    }
+    Ok(sections)
+}
+
 /// The first private key in a PEM file: PKCS#8, PKCS#1 or SEC1.
-pub(crate) fn parse_key(path: &Path, bytes: &[u8]) -> Result<PrivateKeyDer<'static>, CertError> {
+pub(crate) fn parse_key(
+    path: &Path,
+    bytes: &[u8],
+) -> Result<Zeroizing<PrivateKeyDer<'static>>, CertError> {
     let encrypted = |b: &[u8]| {
         b.windows(29).any(|w| w == b"BEGIN ENCRYPTED PRIVATE KEY--")
             || b.windows(18).any(|w| w == b"Proc-Type: 4,ENCRY")
     };
     match PrivateKeyDer::from_pem_slice(bytes) {
-        Ok(key) => Ok(key),
+        Ok(key) => Ok(Zeroizing::new(key)),
         Err(_) if encrypted(bytes) => Err(CertError::EncryptedKey {
             path: path.to_owned(),
         }),
@@ -215,27 +292,31 @@ fn pem_error(path: &Path, source: pem::Error) -> CertError {
 
 /// The PKCS#12 password and, when it came from a file, that file's bytes (part of the
 /// content hash: a new password file with a new .pfx is one change).
-fn read_password(
-    pfx: &Path,
-    source: &PasswordSource,
-) -> Result<(String, Option<Vec<u8>>), CertError> {
+/// A .pfx password and the bytes of the file it came from (none for a variable).
+type Password = (Zeroizing<String>, Option<Zeroizing<Vec<u8>>>);
+
+fn read_password(pfx: &Path, source: &PasswordSource) -> Result<Password, CertError> {
     match source {
-        PasswordSource::Env(var) => {
-            std::env::var(var)
-                .map(|pw| (pw, None))
-                .map_err(|_| CertError::PasswordEnv {
-                    path: pfx.to_owned(),
-                    var: var.clone(),
-                })
-        }
+        PasswordSource::Env(var) => std::env::var(var)
+            .map(|pw| (Zeroizing::new(pw), None))
+            .map_err(|_| CertError::PasswordEnv {
+                path: pfx.to_owned(),
+                var: var.clone(),
+            }),
         PasswordSource::File(path) => {
             // an empty file is an empty password, which OpenSSL allows
-            let bytes = fs::read(path).map_err(|source| CertError::Read {
+            let bytes = Zeroizing::new(fs::read(path).map_err(|source| CertError::Read {
                 path: path.clone(),
                 source,
-            })?;
-            let text = String::from_utf8_lossy(&bytes);
-            let first = text.lines().next().unwrap_or("").to_owned();
+            })?);
+            let first = match std::str::from_utf8(&bytes) {
+                Ok(text) => Zeroizing::new(text.lines().next().unwrap_or("").to_owned()),
+                // not UTF-8: what the lossy reading makes of it, as before
+                Err(_) => {
+                    let text = Zeroizing::new(String::from_utf8_lossy(&bytes).into_owned());
+                    Zeroizing::new(text.lines().next().unwrap_or("").to_owned())
+                }
+            };
             Ok((first, Some(bytes)))
         }
     }

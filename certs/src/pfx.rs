@@ -11,6 +11,7 @@ use std::path::Path;
 use p12_keystore::Pkcs12Archive;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use x509_parser::der_parser::der::parse_der;
+use zeroize::Zeroizing;
 
 use crate::error::{CertError, x509_error};
 use crate::keys::key_matches;
@@ -54,7 +55,13 @@ pub(crate) fn read_pfx(
     path: &Path,
     bytes: &[u8],
     password: &str,
-) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), CertError> {
+) -> Result<
+    (
+        Vec<CertificateDer<'static>>,
+        Zeroizing<PrivateKeyDer<'static>>,
+    ),
+    CertError,
+> {
     if !looks_like_pkcs12(bytes) {
         return Err(CertError::NotPfx {
             path: path.to_owned(),
@@ -134,6 +141,8 @@ pub(crate) fn read_pfx(
     Ok((chain, pkcs8(key_bag.key.as_der())))
 }
 
-fn pkcs8(der: &[u8]) -> PrivateKeyDer<'static> {
-    PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der.to_vec()))
+/// The key as rustls takes it; the copy is wiped when dropped (p12-keystore's own copy
+/// inside the archive is out of our reach, and is dropped with it right after).
+fn pkcs8(der: &[u8]) -> Zeroizing<PrivateKeyDer<'static>> {
+    Zeroizing::new(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(der.to_vec())))
 }

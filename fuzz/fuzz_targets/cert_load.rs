@@ -1,7 +1,7 @@
 //! Fuzzes certificate loading and inspection as `check`, start and reload run them: the
 //! input is written to a file (the loaders read files, as certfront does) and read as a
-//! PEM chain + key, as a certificate paired with a real key, as DER or PKCS#12 for
-//! `certs inspect`, and as a .pfx with its password file; whatever loads is inspected,
+//! PEM chain + key, as a certificate paired with a real key, as PEM, DER, PKCS#7 or
+//! PKCS#12 for `certs inspect`, and as a .pfx with its password file or a typed password; whatever loads is inspected,
 //! turned into a rustls key and held to the default policy. Errors are fine; panics are
 //! not, and every error must render a message naming the file.
 #![no_main]
@@ -11,8 +11,8 @@ use std::sync::LazyLock;
 use std::time::SystemTime;
 
 use certfront_certs::{
-    CertBundle, CertError, CertSource, PasswordSource, Policy, TrustAnchors, check, inspect, load,
-    read_certificates, sha1_hex, sha256_hex,
+    CertBundle, CertError, CertSource, PasswordSource, Policy, TrustAnchors, check, inspect,
+    is_pfx, load, load_pfx, read_certificates, sha1_hex, sha256_hex,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -111,7 +111,10 @@ fuzz_target!(|data: &[u8]| {
     std::fs::write(&files.input, data).expect("write input");
     set_private(&files.input);
 
-    // `certs inspect`: PEM, DER or PKCS#12, told apart by content.
+    // `certs inspect`: PEM, DER, PKCS#7 or PKCS#12, told apart by content.
+    if let Err(err) = is_pfx(&files.input) {
+        error_names_its_file(&err);
+    }
     for password in [None, Some(PASSWORD)] {
         match read_certificates(&files.input, password) {
             Ok(certs) => {
@@ -154,4 +157,6 @@ fuzz_target!(|data: &[u8]| {
     for source in &sources {
         examine(source, load(source));
     }
+    // `certs inspect --check` with a password typed at the prompt.
+    examine(&sources[2], load_pfx(&files.input, PASSWORD));
 });

@@ -17,20 +17,17 @@
 //! removes every identity and hop-by-hop header and keeps everything else as it was.
 #![no_main]
 
-use std::path::Path;
 use std::sync::{Arc, LazyLock};
 
-use bytes::Bytes;
 use certfront::authority::parse_host;
 use certfront::forward::admit;
 use certfront::forward::headers::{add_forwarded, is_identity_header, sanitize_request};
+use certfront::metrics::Metrics;
 use certfront::redirect::location;
-use certfront::sites::{Route, Site, SiteTable};
-use certfront_certs::store::{CertSlot, Served};
-use certfront_certs::{CertSource, load};
-use certfront_config::UnknownSni;
+use certfront::runtime::Runtime;
+use certfront::sites::SiteTable;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, StatusCode, Uri, Version};
+use http::{Method, Uri, Version};
 use libfuzzer_sys::fuzz_target;
 
 /// The site table of a deployment with an exact host under a wildcard one (the case of
@@ -41,47 +38,35 @@ const SITES: [&[&str]; 3] = [
     &["app.example.org", "app.internal.example.org"],
 ];
 
-static TABLE: LazyLock<SiteTable> = LazyLock::new(|| {
-    let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("../certs/testdata");
-    let source = CertSource::Pem {
-        cert: testdata.join("good.pem"),
-        key: testdata.join("good-key.pem"),
-    };
-    let bundle = load(&source).expect("fixture certificate");
-    let tls = Arc::new(
-        rustls::ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(bundle.chain.clone(), bundle.key.clone_key())
-            .expect("fixture server config"),
+/// The table start builds for [`SITES`] (config, internal CA, certificates), kept with
+/// the directory holding the CA.
+static RUNTIME: LazyLock<(tempfile::TempDir, Runtime)> = LazyLock::new(|| {
+    let state = tempfile::tempdir().expect("temp dir");
+    let mut text = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nstate_dir = {:?}\n",
+        state.path().display().to_string()
     );
-    let sites = SITES
-        .iter()
-        .map(|names| {
-            let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-            let served = Served::from_bundle(&bundle).expect("fixture key");
-            let opts = prometheus::HistogramOpts::new("fuzz_duration", "unused");
-            Arc::new(Site {
-                fqdn: names[0].clone(),
-                cert: Arc::new(CertSlot::new(
-                    names[0].clone(),
-                    names.clone(),
-                    source.clone(),
-                    served,
-                )),
-                names: names.into_boxed_slice(),
-                tls: tls.clone(),
-                route: Route::Respond {
-                    status: StatusCode::OK,
-                    body: Bytes::new(),
-                },
-                upstream_host: None,
-                client_auth: None,
-                duration: prometheus::Histogram::with_opts(opts).expect("histogram"),
-            })
-        })
-        .collect();
-    SiteTable::new(sites, Some("app.example.org"), UnknownSni::Reject)
+    for names in SITES {
+        text.push_str(&format!(
+            "[[host]]\nfqdn = {:?}\naliases = {:?}\ninternal = true\nrespond = {{ status = 200 }}\n",
+            names[0],
+            &names[1..]
+        ));
+    }
+    let config = certfront_config::parse(&text, state.path()).expect("fuzz config");
+    let prepared = certfront::prepare(config).unwrap_or_else(|e| panic!("{e}"));
+    let runtime = Runtime::build(prepared, None, &Arc::new(Metrics::new()))
+        .expect("runtime")
+        .runtime;
+    for (site, names) in runtime.table.sites().iter().zip(SITES) {
+        assert_eq!(site.fqdn, names[0], "sites out of order");
+    }
+    (state, runtime)
 });
+
+fn table() -> &'static SiteTable {
+    &RUNTIME.1.table
+}
 
 /// The reference router: which of [`SITES`] serves `name` (no port).
 fn reference_route(name: &str) -> Option<usize> {
@@ -150,10 +135,10 @@ fn read_head(data: &[u8]) -> Option<Head> {
 }
 
 fn check_admission(head: &Head) {
-    let sites = TABLE.sites();
-    for (i, site) in sites.iter().enumerate() {
+    let table = table();
+    for (i, site) in table.sites().iter().enumerate() {
         let Ok(raw) = admit(
-            &TABLE,
+            table,
             site,
             &head.method,
             head.version,
@@ -186,7 +171,12 @@ fn check_admission(head: &Head) {
 
 fn check_location(host: &HeaderValue, path: &str) {
     for https_port in [443, 8443] {
-        let Some(loc) = location(&TABLE, Some(host), path, https_port) else {
+        let Some(loc) = location(
+            |n| table().by_name(n).is_some(),
+            Some(host),
+            path,
+            https_port,
+        ) else {
             continue;
         };
         let parsed = parse_host(host.as_bytes()).expect("redirected an unparsable host");

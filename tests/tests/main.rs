@@ -4,10 +4,19 @@
 mod support;
 
 mod admin_metrics;
+mod ca_expiry;
 mod cert_reload;
+mod cert_tools;
 mod cli;
+mod config_reload;
+mod deploy;
 mod forward_http;
 mod hardening;
+mod host_policy;
+mod limits;
 mod mtls;
+mod request_path;
 mod shutdown;
+mod ticket_keys;
 mod tls_sni;
+mod upstream_tls;

@@ -46,7 +46,14 @@ pub(super) fn check_key_match(
     }
 }
 
-pub(super) fn check_key_file_mode(report: &mut Report, file: &Path, mode: KeyFileMode) {
+/// `file` holds `secret` ("the private key", "the .pfx password"): readable by group or
+/// others is a violation, a warning or nothing, as `policy.key_file_mode` says.
+pub(super) fn check_key_file_mode(
+    report: &mut Report,
+    file: &Path,
+    secret: &str,
+    mode: KeyFileMode,
+) {
     if mode == KeyFileMode::Ignore {
         return;
     }
@@ -55,7 +62,7 @@ pub(super) fn check_key_file_mode(report: &mut Report, file: &Path, mode: KeyFil
         return;
     }
     let detail = format!(
-        "mode {bits:04o} lets group or others read the private key, policy requires 0600 or stricter (chmod 600)"
+        "mode {bits:04o} lets group or others read {secret}, policy requires 0600 or stricter (chmod 600)"
     );
     match mode {
         KeyFileMode::Refuse => report.violate(file, Rule::KeyFileMode, detail),
@@ -236,6 +243,7 @@ mod tests {
         );
         let pw_file = dir.path().join("pw.txt");
         std::fs::write(&pw_file, "pw\n").unwrap();
+        set_mode(&pw_file, 0o600);
         let source = CertSource::Pfx {
             path: pfx.clone(),
             password: crate::source::PasswordSource::File(pw_file),
@@ -260,5 +268,82 @@ mod tests {
             vec![&pfx]
         };
         assert_eq!(files, expected, "{:#?}", report.violations);
+    }
+
+    /// The password file of a .pfx is a secret like a key file, under the same policy.
+    #[cfg(unix)]
+    #[test]
+    fn pfx_password_file_mode_rule() {
+        let ca = Ca::root(Alg::P256);
+        let (cert, key) = ca.issue(&Leaf::new(&["tablet.example.org"], Alg::P256));
+        let dir = tempfile::tempdir().unwrap();
+        let pfx = crate::testutil::write_pfx(
+            dir.path(),
+            &[&cert],
+            &key,
+            "pw",
+            p12_keystore::EncryptionAlgorithm::PbeWithHmacSha256AndAes256,
+        );
+        set_mode(&pfx, 0o600);
+        let pw_file = dir.path().join("pw.txt");
+        std::fs::write(&pw_file, "pw\n").unwrap();
+        set_mode(&pw_file, 0o640);
+        let source = CertSource::Pfx {
+            path: pfx,
+            password: crate::source::PasswordSource::File(pw_file.clone()),
+        };
+        let names = names(&["tablet.example.org"]);
+        let anchors = trust(&[&ca.der]);
+        let with = |key_file_mode| Policy {
+            key_file_mode,
+            ..Policy::default()
+        };
+        let (_, report) = load_and_check(
+            &names,
+            &source,
+            &with(KeyFileMode::Refuse),
+            &anchors,
+            SystemTime::now(),
+        )
+        .unwrap();
+        let v = only(&report, Rule::KeyFileMode);
+        assert_eq!(v.file, pw_file);
+        assert_eq!(
+            v.detail,
+            "mode 0640 lets group or others read the .pfx password, policy requires 0600 or stricter (chmod 600)"
+        );
+        let (_, report) = load_and_check(
+            &names,
+            &source,
+            &with(KeyFileMode::Warn),
+            &anchors,
+            SystemTime::now(),
+        )
+        .unwrap();
+        pass(&report);
+        assert!(
+            report.warnings[0].contains("the .pfx password"),
+            "{:?}",
+            report.warnings
+        );
+        let (_, report) = load_and_check(
+            &names,
+            &source,
+            &with(KeyFileMode::Ignore),
+            &anchors,
+            SystemTime::now(),
+        )
+        .unwrap();
+        assert!(report.violations.is_empty() && report.warnings.is_empty());
+        set_mode(&pw_file, 0o600);
+        let (_, report) = load_and_check(
+            &names,
+            &source,
+            &with(KeyFileMode::Refuse),
+            &anchors,
+            SystemTime::now(),
+        )
+        .unwrap();
+        assert!(report.violations.is_empty() && report.warnings.is_empty());
     }
 }

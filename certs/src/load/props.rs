@@ -1,5 +1,5 @@
 //! Property tests (the `cert_load` fuzz target's checks, on stable, in seconds): random
-//! bytes and damaged copies of real PEM, DER and PKCS#12 files never make a loader or
+//! bytes and damaged copies of real PEM, DER, PKCS#7 and PKCS#12 files never make a loader or
 //! `inspect` panic; whatever loads can be inspected and checked, and every error names
 //! the file.
 
@@ -15,7 +15,7 @@ use crate::testutil::{FIXTURE_PASSWORD, fixture};
 use crate::{Policy, TrustAnchors, check};
 
 /// The committed fixtures a damaged file starts from: PEM chains and keys, PKCS#12 in
-/// both encodings, and one DER certificate (made from `good.pem`).
+/// both encodings, PKCS#7 in DER and PEM, and one DER certificate (made from `good.pem`).
 fn fixtures() -> Vec<Vec<u8>> {
     let read = |name: &str| fs::read(fixture(name)).unwrap();
     let good_pem = read("good.pem");
@@ -34,6 +34,8 @@ fn fixtures() -> Vec<Vec<u8>> {
         read("good-key-pkcs1.pem"),
         read("good-aes.pfx"),
         read("good-legacy.pfx"),
+        read("good-chain.p7b"),
+        read("good-chain-pem.p7b"),
     ]
 }
 
@@ -164,7 +166,7 @@ proptest! {
 
     #[test]
     fn damaged_real_files_never_panic(
-        which in 0usize..7,
+        which in 0usize..9,
         damages in proptest::collection::vec(damage(), 1..4),
     ) {
         let original = fixtures().swap_remove(which);
@@ -185,6 +187,8 @@ fn undamaged_fixtures_load() {
     assert!(parse_key(path, &files[2]).is_ok());
     assert!(read_pfx(path, &files[5], FIXTURE_PASSWORD).is_ok());
     assert!(read_pfx(path, &files[6], FIXTURE_PASSWORD).is_ok());
+    assert!(parse_certs(path, &files[7]).is_ok());
+    assert!(parse_certs(path, &files[8]).is_ok());
     for bytes in &files {
         load_everything(bytes);
     }

@@ -33,7 +33,7 @@ fn pem_chain_and_key_load_leaf_first() {
     let source = write_pem(dir.path(), "app", &[&leaf, &inter.der], &key);
     let bundle = load(&source).unwrap();
     assert_eq!(bundle.chain, vec![leaf.clone(), inter.der.clone()]);
-    assert!(matches!(bundle.key, PrivateKeyDer::Pkcs8(_)));
+    assert!(matches!(*bundle.key, PrivateKeyDer::Pkcs8(_)));
     bundle.certified_key().unwrap();
     assert_eq!(bundle.leaf_info().unwrap().sans, ["app.example.org"]);
     // the same bytes hash the same; a changed key changes the hash

@@ -3,6 +3,7 @@
 
 mod examples;
 mod hosts;
+mod iis;
 mod props;
 mod server_tls;
 
@@ -193,7 +194,7 @@ fn unknown_keys_are_refused_with_line_and_column() {
         assert!(message.contains("unknown field"), "{message}");
         assert!(message.contains("line "), "{message}");
     }
-    let err = crate::parse(&format!("{SERVER}oops = 1\n"), Path::new("/")).unwrap_err();
+    let err = parse(&format!("{SERVER}oops = 1\n"), Path::new("/")).unwrap_err();
     assert!(
         err.to_string()
             .starts_with("<inline>: TOML parse error at line 3"),
@@ -207,7 +208,7 @@ fn wrong_types_are_refused_by_the_parser() {
         "fqdn = \"a.example.org\"\ninternal = true\nupstream = 80",
     ]));
     assert!(
-        message.contains("a string or a list of strings"),
+        message.contains("a URL, a table { url = \"...\", tls_name = \"...\" }, or a list"),
         "{message}"
     );
     let message = parse_error("[server]\nlisten = 443\n");

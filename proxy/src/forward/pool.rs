@@ -152,9 +152,11 @@ impl Body for PooledBody {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let this = self.project();
-        let frame = ready!(this.inner.poll_frame(cx));
-        if frame.is_none()
+        let mut this = self.project();
+        let frame = ready!(this.inner.as_mut().poll_frame(cx));
+        // A server that knows the length stops polling after the last byte, never asking
+        // for the end: so the end is also "the body says nothing is left".
+        if (frame.is_none() || this.inner.is_end_stream())
             && let Some(lease) = this.lease.take()
         {
             lease.release();

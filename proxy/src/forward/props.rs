@@ -3,17 +3,15 @@
 //! one-label wildcard) sends its name there, and only for a name the request carries; the
 //! redirect listener's `Location` is always `https://` + a served name, normalized.
 
-use std::path::Path;
-use std::sync::{Arc, LazyLock};
+use std::sync::LazyLock;
 
-use certfront_certs::store::{CertSlot, Served};
-use certfront_certs::{CertSource, load};
-use certfront_config::UnknownSni;
 use proptest::prelude::*;
 
 use super::*;
+use crate::metrics::Metrics;
 use crate::redirect::location;
-use crate::sites::{Route, Site, SiteTable};
+use crate::runtime::Runtime;
+use crate::sites::SiteTable;
 
 /// An exact host under a wildcard host (the client-auth bypass case), and one with an alias.
 const SITES: [&[&str]; 3] = [
@@ -22,47 +20,31 @@ const SITES: [&[&str]; 3] = [
     &["app.example.org", "app.internal.example.org"],
 ];
 
-static TABLE: LazyLock<SiteTable> = LazyLock::new(|| {
-    let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("../certs/testdata");
-    let source = CertSource::Pem {
-        cert: testdata.join("good.pem"),
-        key: testdata.join("good-key.pem"),
-    };
-    let bundle = load(&source).unwrap();
-    let tls = Arc::new(
-        rustls::ServerConfig::builder()
-            .with_no_client_auth()
-            .with_single_cert(bundle.chain.clone(), bundle.key.clone_key())
-            .unwrap(),
+/// The site table start builds for [`SITES`] (config, internal CA, certificates), kept
+/// with the directory holding the CA.
+static TABLE: LazyLock<(tempfile::TempDir, Runtime)> = LazyLock::new(|| {
+    let state = tempfile::tempdir().unwrap();
+    let mut text = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\nstate_dir = {:?}\n",
+        state.path().display().to_string()
     );
-    let sites = SITES
-        .iter()
-        .map(|names| {
-            let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
-            let served = Served::from_bundle(&bundle).unwrap();
-            let opts = prometheus::HistogramOpts::new("props_duration", "unused");
-            Arc::new(Site {
-                fqdn: names[0].clone(),
-                cert: Arc::new(CertSlot::new(
-                    names[0].clone(),
-                    names.clone(),
-                    source.clone(),
-                    served,
-                )),
-                names: names.into_boxed_slice(),
-                tls: tls.clone(),
-                route: Route::Respond {
-                    status: StatusCode::OK,
-                    body: Bytes::new(),
-                },
-                upstream_host: None,
-                client_auth: None,
-                duration: prometheus::Histogram::with_opts(opts).unwrap(),
-            })
-        })
-        .collect();
-    SiteTable::new(sites, Some("app.example.org"), UnknownSni::Reject)
+    for names in SITES {
+        text.push_str(&format!(
+            "[[host]]\nfqdn = {:?}\naliases = {:?}\ninternal = true\nrespond = {{ status = 200 }}\n",
+            names[0],
+            &names[1..]
+        ));
+    }
+    let config = certfront_config::parse(&text, state.path()).unwrap();
+    let prepared = crate::prepare(config).unwrap_or_else(|e| panic!("{e}"));
+    let metrics = Arc::new(Metrics::new());
+    let runtime = Runtime::build(prepared, None, &metrics).unwrap().runtime;
+    (state, runtime)
 });
+
+fn table() -> &'static SiteTable {
+    &TABLE.1.table
+}
 
 /// The reference router: which of [`SITES`] serves `name` (no port).
 fn reference_route(name: &str) -> Option<usize> {
@@ -136,8 +118,10 @@ proptest! {
     fn a_request_reaches_only_the_host_its_name_selects(
         (method, uri, version, headers) in request(),
     ) {
-        for (i, site) in TABLE.sites().iter().enumerate() {
-            let Ok(raw) = admit(&TABLE, site, &method, version, &uri, &headers) else {
+        let table = table();
+        for (i, site) in table.sites().iter().enumerate() {
+            prop_assert_eq!(&*site.fqdn, SITES[i][0]);
+            let Ok(raw) = admit(table, site, &method, version, &uri, &headers) else {
                 continue;
             };
             prop_assert!(method != Method::CONNECT && method != Method::TRACE);
@@ -152,7 +136,7 @@ proptest! {
     #[test]
     fn redirects_go_to_a_served_name_only(host in host_value(), https_port in any::<u16>()) {
         let Ok(value) = HeaderValue::from_str(&host) else { return Ok(()) };
-        let Some(loc) = location(&TABLE, Some(&value), "/x?y=1", https_port) else {
+        let Some(loc) = location(|n| table().by_name(n).is_some(), Some(&value), "/x?y=1", https_port) else {
             return Ok(());
         };
         let parsed = parse_host(value.as_bytes()).unwrap();

@@ -159,7 +159,8 @@ impl Upstreams {
         let targets = upstreams
             .iter()
             .map(|u| Target {
-                server_name: ServerName::try_from(u.host.clone())
+                // tls_name: what IIS's certificate names when the URL is an IP (SNI + verification)
+                server_name: ServerName::try_from(u.tls_name().to_owned())
                     .unwrap_or_else(|_| ServerName::try_from("invalid.invalid").expect("valid")),
                 label: Arc::from(u.original.as_str()),
                 upstream: u.clone(),
@@ -373,19 +374,12 @@ impl Upstreams {
     async fn connect(&self, target: &Target, upgrade: bool) -> Result<Sender, UpstreamError> {
         let label = &target.label;
         let up = &target.upstream;
-        let permit = match tokio::time::timeout(
-            self.connect_timeout,
-            target.pool.permits.clone().acquire_owned(),
-        )
-        .await
-        {
-            Ok(Ok(permit)) => permit,
-            _ => {
-                return Err(UpstreamError::Busy {
-                    upstream: label.clone(),
-                    limit: self.max_connections,
-                });
-            }
+        let acquire = target.pool.permits.clone().acquire_owned();
+        let Ok(Ok(permit)) = tokio::time::timeout(self.connect_timeout, acquire).await else {
+            return Err(UpstreamError::Busy {
+                upstream: label.clone(),
+                limit: self.max_connections,
+            });
         };
         let tcp = tokio::time::timeout(
             self.connect_timeout,
@@ -520,6 +514,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port,
             original: format!("http://127.0.0.1:{port}"),
+            tls_name: None,
         }
     }
 

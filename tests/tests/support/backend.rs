@@ -26,6 +26,8 @@ pub fn pattern(i: u64) -> u8 {
 pub struct Backend {
     pub addr: SocketAddr,
     pub hits: Arc<AtomicUsize>,
+    /// TCP connections accepted.
+    pub conns: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -50,14 +52,34 @@ impl Backend {
         Self::serve(listener, name, None).await
     }
 
-    /// An HTTPS backend presenting `cert_pem`/`key_pem`.
+    /// A plain HTTP/1.1 backend on a given address (e.g. one that refused a moment ago).
+    pub async fn start_on(name: &'static str, addr: SocketAddr) -> Backend {
+        let listener = TcpListener::bind(addr).await.expect("bind backend");
+        Self::serve(listener, name, None).await
+    }
+
+    /// An HTTPS backend presenting `cert_pem`/`key_pem`, HTTP/1.1 only.
     pub async fn start_tls(name: &'static str, cert_pem: &str, key_pem: &str) -> Backend {
+        Self::start_tls_alpn(name, cert_pem, key_pem, &[]).await
+    }
+
+    /// An HTTPS backend that speaks HTTP/2 when the client offers it (like IIS 10).
+    pub async fn start_tls_h2(name: &'static str, cert_pem: &str, key_pem: &str) -> Backend {
+        Self::start_tls_alpn(name, cert_pem, key_pem, &[b"h2", b"http/1.1"]).await
+    }
+
+    async fn start_tls_alpn(
+        name: &'static str,
+        cert_pem: &str,
+        key_pem: &str,
+        alpn: &[&[u8]],
+    ) -> Backend {
         use rustls_pki_types::pem::PemObject;
         let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(cert_pem.as_bytes())
             .collect::<Result<_, _>>()
             .expect("cert pem");
         let key = rustls_pki_types::PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).expect("key");
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
             rustls::crypto::aws_lc_rs::default_provider(),
         ))
         .with_safe_default_protocol_versions()
@@ -65,10 +87,22 @@ impl Backend {
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .expect("backend cert");
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind backend");
         Self::serve(listener, name, Some(Arc::new(config))).await
+    }
+
+    /// An HTTPS backend with its own rustls config (e.g. one that answers only one SNI).
+    pub async fn start_tls_config(
+        name: &'static str,
+        config: Arc<rustls::ServerConfig>,
+    ) -> Backend {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind backend");
+        Self::serve(listener, name, Some(config)).await
     }
 
     async fn serve(
@@ -78,12 +112,15 @@ impl Backend {
     ) -> Backend {
         let addr = listener.local_addr().expect("addr");
         let hits = Arc::new(AtomicUsize::new(0));
+        let conns = Arc::new(AtomicUsize::new(0));
         let counter = hits.clone();
+        let accepted = conns.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
                     return;
                 };
+                accepted.fetch_add(1, Ordering::SeqCst);
                 let counter = counter.clone();
                 let tls = tls.clone();
                 tokio::spawn(async move {
@@ -103,16 +140,29 @@ impl Backend {
                             else {
                                 return;
                             };
-                            let _ = http1::Builder::new()
+                            if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                                let _ = hyper::server::conn::http2::Builder::new(
+                                    hyper_util::rt::TokioExecutor::new(),
+                                )
                                 .serve_connection(TokioIo::new(tls), svc)
-                                .with_upgrades()
                                 .await;
+                            } else {
+                                let _ = http1::Builder::new()
+                                    .serve_connection(TokioIo::new(tls), svc)
+                                    .with_upgrades()
+                                    .await;
+                            }
                         }
                     }
                 });
             }
         });
-        Backend { addr, hits, task }
+        Backend {
+            addr,
+            hits,
+            conns,
+            task,
+        }
     }
 
     pub fn url(&self) -> String {

@@ -30,6 +30,33 @@ pub fn client_config(roots: &[&CertificateDer<'static>], alpn: &[&[u8]]) -> Arc<
     Arc::new(config)
 }
 
+/// Like [`client_config`], presenting `cert` (a client certificate and its key, PEM).
+pub fn client_config_with_cert(
+    roots: &[&CertificateDer<'static>],
+    alpn: &[&[u8]],
+    cert: &crate::support::pki::Leaf,
+) -> Arc<ClientConfig> {
+    use rustls_pki_types::PrivateKeyDer;
+    use rustls_pki_types::pem::PemObject;
+    let mut store = rustls::RootCertStore::empty();
+    for root in roots {
+        store.add((*root).clone()).expect("root");
+    }
+    let mut config = ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("versions")
+    .with_root_certificates(store)
+    .with_client_auth_cert(
+        vec![cert.der.clone()],
+        PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).expect("key"),
+    )
+    .expect("client cert");
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}
+
 /// Connects and completes a TLS handshake with `sni`.
 pub async fn connect(
     addr: SocketAddr,

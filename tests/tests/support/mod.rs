@@ -18,10 +18,27 @@ use certfront::Running;
 pub async fn start(toml: &str, dir: &Path) -> Running {
     let config = certfront_config::parse(toml, dir).unwrap_or_else(|e| panic!("config: {e}"));
     let prepared = certfront::prepare(config)
-        .unwrap_or_else(|errors| panic!("certificates refused:\n{}", errors.join("\n")));
+        .unwrap_or_else(|errors| panic!("certificates refused:\n{errors}"));
     certfront::start(prepared, std::sync::Arc::new(certfront::Metrics::new()))
         .await
         .expect("start")
+}
+
+/// Like [`start`], from a config file on disk (what a configuration reload re-reads).
+pub async fn start_file(path: &Path) -> Running {
+    let config = certfront_config::load(path).unwrap_or_else(|e| panic!("config: {e}"));
+    let prepared = certfront::prepare(config)
+        .unwrap_or_else(|errors| panic!("certificates refused:\n{errors}"));
+    certfront::start(prepared, std::sync::Arc::new(certfront::Metrics::new()))
+        .await
+        .expect("start")
+}
+
+/// Replaces `path` the way careful tools do (write aside, then rename over it).
+pub fn replace_file(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp-write");
+    std::fs::write(&tmp, text).expect("write");
+    std::fs::rename(&tmp, path).expect("rename");
 }
 
 /// The certfront binary built for these tests.
@@ -82,9 +99,8 @@ impl Process {
         let (mut addr, mut admin) = (None, None);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = match rx.recv_timeout(left) {
-                Ok(line) => line,
-                Err(_) => panic!("certfront did not become ready:\n{}", log.lock().unwrap()),
+            let Ok(line) = rx.recv_timeout(left) else {
+                panic!("certfront did not become ready:\n{}", log.lock().unwrap())
             };
             if let Some(a) = after(&line, "listening for TLS on ") {
                 addr.get_or_insert(a);
