@@ -55,6 +55,7 @@ impl Validator<'_> {
             .map(|(j, name)| self.dns_name(&format!("{at}.aliases[{j}]"), name))
             .collect();
         let source = self.source(&at, &raw);
+        let raw_acme = raw.acme == Some(true);
         let action = self.action(&at, raw.upstream.clone(), raw.respond.clone());
         let upstream_host = raw.upstream_host.clone();
         let upstream_ca = raw
@@ -74,6 +75,7 @@ impl Validator<'_> {
             upstream_host,
             upstream_ca,
             client_auth,
+            acme: raw_acme,
         })
     }
 
@@ -97,6 +99,9 @@ impl Validator<'_> {
         if raw.internal == Some(true) {
             kinds.push("internal = true");
         }
+        if raw.acme == Some(true) {
+            kinds.push("acme = true");
+        }
         match (&raw.cert, &raw.key) {
             (Some(_), None) => self.problem(
                 format!("{at}.key"),
@@ -113,7 +118,7 @@ impl Validator<'_> {
             0 => self.problem(
                 at,
                 "no certificate source: set cert and key (PEM files), pfx (a PKCS#12 file, \
-                 with pfx_password_env or pfx_password_file), or internal = true",
+                 with pfx_password_env or pfx_password_file), internal = true, or acme = true",
             ),
             1 => {}
             _ => self.problem(
@@ -138,6 +143,9 @@ impl Validator<'_> {
                 path,
                 password: password?,
             });
+        }
+        if raw.acme == Some(true) {
+            return self.acme_source(at, raw);
         }
         (raw.internal == Some(true)).then_some(CertSource::Internal)
     }
