@@ -8,7 +8,7 @@ pub mod check;
 pub mod csr;
 pub mod deny;
 pub mod error;
-mod files;
+pub mod files;
 pub mod inspect;
 mod keys;
 pub mod load;

@@ -15,8 +15,9 @@ pub struct Prepared {
     pub config: Config,
     pub ca: Option<Arc<InternalCa>>,
     pub trust: TrustAnchors,
-    /// One per `config.hosts`, same order.
-    pub served: Vec<Served>,
+    /// One per `config.hosts`, same order; `None` only for an `acme = true` host that has no
+    /// usable certificate yet (it serves nothing until the ACME engine stores one).
+    pub served: Vec<Option<Served>>,
     pub warnings: Vec<String>,
 }
 
@@ -139,10 +140,26 @@ pub fn verdicts(
                 trust,
                 now,
             );
+            if h.acme {
+                await_acme(&mut verdict);
+            }
             verdict.violations.extend(client_auth_problems(h));
             verdict
         })
         .collect()
+}
+
+/// An ACME host whose stored pair is missing or unusable is not a reason to refuse the
+/// start: the engine orders a new one at once. Its problems become warnings that say so.
+fn await_acme(verdict: &mut HostVerdict) {
+    if verdict.violations.is_empty() {
+        return;
+    }
+    let why = std::mem::take(&mut verdict.violations).join("; ");
+    verdict.warnings.push(format!(
+        "host {:?}: waits for a certificate from ACME (no usable stored certificate: {why})",
+        verdict.fqdn
+    ));
 }
 
 /// The files of `[host.client_auth]`: a CA that loads, and a deny list that parses.
@@ -178,9 +195,7 @@ pub fn prepare(config: Config) -> Result<Prepared, Vec<String>> {
     for verdict in results {
         errors.extend(verdict.violations);
         warnings.extend(verdict.warnings);
-        if let Some(s) = verdict.served {
-            served.push(s);
-        }
+        served.push(verdict.served);
     }
     if !errors.is_empty() {
         return Err(errors);

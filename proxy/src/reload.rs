@@ -56,7 +56,13 @@ pub fn reload_host(slot: &CertSlot, ctx: &ReloadCtx, trigger: Trigger) -> Outcom
     let loaded = load_source(&slot.fqdn, &slot.names, &slot.source, ctx.ca.as_deref());
     let outcome = match loaded {
         Err(e) => Outcome::Failed(vec![e]),
-        Ok(bundle) if bundle.content_hash == slot.load().content_hash => Outcome::Unchanged,
+        Ok(bundle)
+            if slot
+                .load()
+                .is_some_and(|s| s.content_hash == bundle.content_hash) =>
+        {
+            Outcome::Unchanged
+        }
         Ok(bundle) => {
             let report = check::check(
                 &slot.names,
@@ -102,7 +108,7 @@ fn report(slot: &CertSlot, outcome: &Outcome, metrics: &Metrics) {
             }
         }
         Outcome::Swapped => {
-            let served = slot.load();
+            let Some(served) = slot.load() else { return };
             info!(
                 host,
                 "certificate reloaded: now serving serial {} thumbprint {} (expires {})",
@@ -121,14 +127,16 @@ fn report(slot: &CertSlot, outcome: &Outcome, metrics: &Metrics) {
             );
         }
         Outcome::Failed(problems) => {
-            let served = slot.load();
-            for p in problems {
-                error!(
-                    host,
-                    "reload refused: {p}; still serving serial {} (expires {})",
+            let serving = match slot.load() {
+                Some(served) => format!(
+                    "still serving serial {} (expires {})",
                     served.info.serial,
                     crate::commands::fmt_time(served.info.not_after)
-                );
+                ),
+                None => "the host still serves no certificate".to_owned(),
+            };
+            for p in problems {
+                error!(host, "reload refused: {p}; {serving}");
             }
             slot.record(ReloadResult::Failure, Some(problems.join("; ")));
             metrics.reload_result(host, false);

@@ -105,13 +105,14 @@ fn build_sites(
     let mut sites = Vec::with_capacity(config.hosts.len());
     for (host, served) in config.hosts.iter().zip(served) {
         metrics.host(&host.fqdn);
-        metrics.cert_served(&host.fqdn, &served.info, served.loaded_at);
-        let slot = Arc::new(CertSlot::new(
-            host.fqdn.clone(),
-            host.names(),
-            host.source.clone(),
-            served,
-        ));
+        let slot = Arc::new(match served {
+            Some(served) => {
+                metrics.cert_served(&host.fqdn, &served.info, served.loaded_at);
+                CertSlot::new(host.fqdn.clone(), host.names(), host.source.clone(), served)
+            }
+            // An ACME host waiting for its first certificate (prepare allows no other).
+            None => CertSlot::empty(host.fqdn.clone(), host.names(), host.source.clone()),
+        });
         let (verifier, client_auth) = match &host.client_auth {
             Some(auth) => {
                 let (v, state) = crate::mtls::build(&host.fqdn, auth, metrics.clone())
