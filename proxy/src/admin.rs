@@ -30,8 +30,17 @@ pub async fn handle(
     let resp = match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" => {
+            let waiting = crate::acme::waiting(&app);
             if *app.shutdown.borrow() {
                 text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+            } else if !waiting.is_empty() {
+                crate::forward::plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Bytes::from(format!(
+                        "waiting for a certificate from ACME: {}\n",
+                        waiting.join(", ")
+                    )),
+                )
             } else {
                 text(StatusCode::OK, "ready\n")
             }
@@ -82,11 +91,13 @@ fn inventory(app: &App) -> Value {
                 "host": site.fqdn,
                 "names": slot.names,
                 "source": match &slot.source {
+                    _ if app.acme.is_acme(&site.fqdn) => "acme",
                     CertSource::Pem { .. } => "pem",
                     CertSource::Pfx { .. } => "pfx",
                     CertSource::Internal => "internal",
                 },
                 "files": files,
+                "acme": app.acme.json(&site.fqdn),
                 "last_reload": {
                     "result": status.last_result.map(result_name),
                     "at": status.last_attempt.map(|t| fmt_time(unix(t))),

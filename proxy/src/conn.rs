@@ -62,6 +62,8 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     pub trusted_proxies: Vec<IpNet>,
     pub per_ip: Arc<PerIp>,
+    /// Pending ACME challenge answers and each ACME host's status.
+    pub acme: Arc<crate::acme::AcmeState>,
     /// The zero of the millisecond clocks that connections keep.
     epoch: Instant,
 }
@@ -72,6 +74,7 @@ pub struct AppSettings {
     pub access_log: bool,
     pub drain: Duration,
     pub trusted_proxies: Vec<IpNet>,
+    pub acme: Arc<crate::acme::AcmeState>,
 }
 
 impl App {
@@ -115,6 +118,7 @@ impl App {
             metrics,
             trusted_proxies: settings.trusted_proxies,
             per_ip: Arc::new(PerIp::default()),
+            acme: settings.acme,
             epoch: Instant::now(),
         }
     }
@@ -349,7 +353,14 @@ async fn drive<C: Graceful>(conn: C, ctx: &ConnCtx) {
 /// Serves one TLS client connection to its end. `slot` is what admission gave it.
 pub async fn serve_tls(app: Arc<App>, tcp: TcpStream, peer: SocketAddr, slot: Slot) {
     let _ = tcp.set_nodelay(true);
-    let accepted = match tls::accept(tcp, &app.table, app.limits.handshake_timeout).await {
+    let accepted = match tls::accept(
+        tcp,
+        &app.table,
+        &app.acme.challenges,
+        app.limits.handshake_timeout,
+    )
+    .await
+    {
         Ok(accepted) => accepted,
         Err((site, e)) => {
             let host = site.as_ref().map(|s| s.fqdn.as_str()).unwrap_or("unknown");

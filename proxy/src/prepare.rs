@@ -19,6 +19,8 @@ pub struct Prepared {
     /// usable certificate yet (it serves nothing until the ACME engine stores one).
     pub served: Vec<Option<Served>>,
     pub warnings: Vec<String>,
+    /// `[acme]` resolved, when some host uses it: the engine starts once listeners are bound.
+    pub acme: Option<certfront_acme::Settings>,
 }
 
 /// A host's verdict, as `check` prints it.
@@ -197,6 +199,18 @@ pub fn prepare(config: Config) -> Result<Prepared, Vec<String>> {
         warnings.extend(verdict.warnings);
         served.push(verdict.served);
     }
+    let acme = match crate::acme::settings(&config) {
+        Ok(acme) => acme,
+        Err(e) => {
+            errors.push(e);
+            None
+        }
+    };
+    if let Some(acme) = &acme
+        && let Err(e) = crate::acme::create_dirs(&config, acme)
+    {
+        errors.push(e);
+    }
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -206,5 +220,6 @@ pub fn prepare(config: Config) -> Result<Prepared, Vec<String>> {
         trust,
         served,
         warnings,
+        acme,
     })
 }

@@ -40,6 +40,8 @@ pub struct Running {
     reload: mpsc::UnboundedSender<reload::Request>,
     /// Keeps the file watches alive (None when the OS refused them; the re-scan still runs).
     _watcher: Option<certfront_certs::watch::Watcher>,
+    /// The ACME engine's tasks (stopped when dropped).
+    _acme: Option<certfront_acme::Engine>,
 }
 
 impl Running {
@@ -181,8 +183,10 @@ fn local(listener: &TcpListener, fallback: SocketAddr) -> SocketAddr {
 
 /// Binds every listener and starts serving. Nothing is served unless all binds succeed.
 pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running, ProxyError> {
-    let (table, prepared) = build_sites(prepared, &metrics)?;
+    let (table, mut prepared) = build_sites(prepared, &metrics)?;
+    let acme_settings = prepared.acme.take();
     let config = &prepared.config;
+    let acme_state = Arc::new(crate::acme::AcmeState::new(config));
 
     let mut tls_listeners = Vec::new();
     for addr in &config.server.listen {
@@ -205,12 +209,28 @@ pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running,
             access_log: config.server.access_log,
             drain: Duration::from_secs(config.server.drain_seconds),
             trusted_proxies: config.server.trusted_proxies.clone(),
+            acme: acme_state.clone(),
         },
         shutdown_rx,
         Tracker::default(),
         metrics.clone(),
     ));
     let (reload_tx, watcher) = start_reloader(&prepared, &app, metrics.clone());
+    // After every bind: the CA validates by connecting to the listeners.
+    let acme_engine = acme_settings.map(|settings| {
+        let reload = reload_tx.clone();
+        crate::acme::start(
+            config,
+            settings,
+            config.policy.clone(),
+            prepared.trust.clone(),
+            &acme_state,
+            &metrics,
+            Arc::new(move |_host: &str| {
+                let _ = reload.send(reload::Request::All);
+            }),
+        )
+    });
     let permits = Arc::new(Semaphore::new(config.limits.max_connections));
 
     let tls_addrs: Vec<SocketAddr> = tls_listeners
@@ -297,6 +317,7 @@ pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running,
         accept_loops,
         reload: reload_tx,
         _watcher: watcher,
+        _acme: acme_engine,
     })
 }
 

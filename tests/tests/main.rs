@@ -3,6 +3,7 @@
 
 mod support;
 
+mod acme;
 mod admin_metrics;
 mod cert_reload;
 mod cli;

@@ -36,6 +36,11 @@ pub fn check(path: &Path) -> ExitCode {
         inventory::print_host(host, verdict, now);
         problems += verdict.violations.len();
     }
+    // [acme] is checked offline: the EAB key's variable and acme.ca, not the server.
+    if let Err(e) = crate::acme::settings(&config) {
+        eprintln!("error: {e}");
+        problems += 1;
+    }
     for verdict in &verdicts {
         for w in &verdict.warnings {
             eprintln!("warning: {w}");
