@@ -31,11 +31,12 @@ pub struct AcmeHost {
     pub names: Vec<String>,
     pub cert: PathBuf,
     pub key: PathBuf,
+    /// The host's rules (`[policy]` with its `[host.policy]`).
+    pub policy: Policy,
 }
 
-/// The certificate rules an issued certificate must pass, exactly as a file must.
+/// The trust anchors an issued chain must reach, exactly as a file's must.
 pub struct Gate {
-    pub policy: Policy,
     pub trust: TrustAnchors,
 }
 
@@ -334,7 +335,7 @@ async fn attempt(
         &host.names,
         &source,
         &bundle,
-        &ctx.gate.policy,
+        &host.policy,
         &ctx.gate.trust,
         SystemTime::now(),
     );
@@ -382,7 +383,7 @@ fn read_stored(ctx: &Ctx, host: &AcmeHost, now: SystemTime) -> Result<Stored, St
         &host.names,
         &source,
         &bundle,
-        &ctx.gate.policy,
+        &host.policy,
         &ctx.gate.trust,
         now,
     );

@@ -11,8 +11,8 @@ use std::thread;
 use std::time::{Duration as StdDuration, SystemTime};
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose, PKCS_ECDSA_P256_SHA256, SerialNumber,
+    BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
+    PKCS_ECDSA_P256_SHA256, SerialNumber,
 };
 use rustls::RootCertStore;
 use rustls::client::verify_server_cert_signed_by_trust_anchor;
@@ -23,12 +23,16 @@ use time::{Duration, OffsetDateTime};
 use tracing::warn;
 use zeroize::Zeroizing;
 
+use crate::check::check;
+use crate::csr::{eku_purpose, ku_purpose};
 use crate::error::CertError;
 use crate::files::{create_private_dir, publish_once, replace};
 use crate::keys::key_matches;
 use crate::load::{CertBundle, load, parse_certs, read};
 use crate::names::{Allow, check_dns_name, covers, normalize};
+use crate::policy::{HashAlg, KeyUsage, Policy};
 use crate::source::CertSource;
+use crate::trust::TrustAnchors;
 use constraints::within;
 
 const KEY_FILE: &str = "ca-key.pem";
@@ -159,10 +163,22 @@ impl InternalCa {
         self.root.clone()
     }
 
-    /// A leaf for `fqdn` and `names` (every one a SAN dNSName), kept in
-    /// `state_dir/hosts/<fqdn>.pem` and `<fqdn>-key.pem` (0600). The stored leaf is reused
-    /// while it covers the names, chains to this CA and has more than 30 days left.
+    /// A leaf for `fqdn` and `names` that meets the default policy; see [`Self::issue_for`].
     pub fn issue(&self, fqdn: &str, names: &[String]) -> Result<CertBundle, CertError> {
+        self.issue_for(fqdn, names, &Policy::default())
+    }
+
+    /// A leaf for `fqdn` and `names` (every one a SAN dNSName) made to meet `policy`: its
+    /// key type and size, key usages and extended key usages (e.g. Client Authentication
+    /// for a host whose `[host.policy]` asks for it). Kept in `state_dir/hosts/<fqdn>.pem`
+    /// and `<fqdn>-key.pem` (0600); the stored leaf is reused while it covers the names,
+    /// chains to this CA, meets the policy and has more than 30 days left.
+    pub fn issue_for(
+        &self,
+        fqdn: &str,
+        names: &[String],
+        policy: &Policy,
+    ) -> Result<CertBundle, CertError> {
         let mut all = vec![normalize(fqdn)];
         for name in names.iter().map(|n| normalize(n)) {
             if !all.contains(&name) {
@@ -184,6 +200,10 @@ impl InternalCa {
                 });
             }
         }
+        let profile = LeafProfile::for_policy(policy).map_err(|detail| CertError::InternalCa {
+            path: self.dir.clone(),
+            detail: format!("cannot issue for {}: {detail}", all[0]),
+        })?;
         let hosts = self.dir.join("hosts");
         create_private_dir(&hosts)?;
         let stem = all[0].replace('*', "wildcard");
@@ -197,18 +217,16 @@ impl InternalCa {
         if cert.exists()
             && key.exists()
             && let Ok(bundle) = load(&source)
-            && self.reusable(&bundle, &all)
+            && self.reusable(&bundle, &all, &source, policy)
         {
             return Ok(bundle);
         }
-        let leaf_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|source| {
-            CertError::Generate {
-                path: key.clone(),
-                source,
-            }
+        let leaf_key = profile.generate().map_err(|source| CertError::Generate {
+            path: key.clone(),
+            source,
         })?;
         let leaf = self
-            .sign_leaf(&all, &leaf_key)
+            .sign_leaf(&all, &leaf_key, &profile)
             .map_err(|source| CertError::Generate {
                 path: cert.clone(),
                 source,
@@ -227,14 +245,19 @@ impl InternalCa {
         &self,
         names: &[String],
         key: &KeyPair,
+        profile: &LeafProfile,
     ) -> Result<rcgen::Certificate, rcgen::Error> {
         let mut params = CertificateParams::new(names.to_vec())?;
         params
             .distinguished_name
             .push(DnType::CommonName, names[0].as_str());
         params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.key_usages = profile.key_usages.iter().map(|u| ku_purpose(*u)).collect();
+        params.extended_key_usages = profile
+            .extended_key_usages
+            .iter()
+            .map(|u| eku_purpose(*u))
+            .collect();
         params.use_authority_key_identifier_extension = true;
         let now = OffsetDateTime::now_utc();
         // an hour back, for clients whose clock runs a little behind
@@ -245,8 +268,15 @@ impl InternalCa {
         params.signed_by(key, &issuer)
     }
 
-    /// Covers every name, chains to this CA now, has its key, and is not near expiry.
-    fn reusable(&self, bundle: &CertBundle, names: &[String]) -> bool {
+    /// Covers every name, chains to this CA now, has its key, meets the host's policy
+    /// (which may have changed since it was issued), and is not near expiry.
+    fn reusable(
+        &self,
+        bundle: &CertBundle,
+        names: &[String],
+        source: &CertSource,
+        policy: &Policy,
+    ) -> bool {
         let Ok(info) = bundle.leaf_info() else {
             return false;
         };
@@ -269,7 +299,82 @@ impl InternalCa {
         });
         let key_ok = x509_parser::parse_x509_certificate(&bundle.chain[0])
             .is_ok_and(|(_, c)| key_matches(&bundle.key, c.public_key()) == Ok(true));
-        chains.is_ok() && key_ok
+        let meets_policy = TrustAnchors::new(false, &[], std::slice::from_ref(&self.root))
+            .is_ok_and(|anchors| {
+                check(names, source, bundle, policy, &anchors, SystemTime::now()).is_ok()
+            });
+        chains.is_ok() && key_ok && meets_policy
+    }
+}
+
+/// What a leaf must carry to meet a policy.
+struct LeafProfile {
+    key: LeafKey,
+    key_usages: Vec<KeyUsage>,
+    extended_key_usages: Vec<crate::policy::ExtKeyUsage>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LeafKey {
+    P256,
+    P384,
+    Rsa(rcgen::RsaKeySize),
+}
+
+impl LeafProfile {
+    /// The smallest key that meets the policy (ECDSA where it can, RSA where the policy
+    /// asks for more than P-384), the policy's key usages (plus Digital Signature, which
+    /// every TLS key needs), and its extended key usages (plus Server Authentication).
+    fn for_policy(policy: &Policy) -> Result<Self, String> {
+        if policy.min_signature_hash > HashAlg::Sha256 {
+            return Err(format!(
+                "the internal CA signs with ECDSA P-256 and SHA-256, and the policy requires \
+                 {} or stronger; set min_signature_hash = \"sha256\" in this host's [host.policy]",
+                policy.min_signature_hash
+            ));
+        }
+        let key = match (policy.min_ec_bits, policy.min_rsa_bits) {
+            (0..=256, _) => LeafKey::P256,
+            (257..=384, _) => LeafKey::P384,
+            (_, 0..=2048) => LeafKey::Rsa(rcgen::RsaKeySize::_2048),
+            (_, 2049..=3072) => LeafKey::Rsa(rcgen::RsaKeySize::_3072),
+            (_, 3073..=4096) => LeafKey::Rsa(rcgen::RsaKeySize::_4096),
+            (ec, rsa) => {
+                return Err(format!(
+                    "the policy requires EC >= {ec} or RSA >= {rsa} bits; the internal CA \
+                     issues P-256, P-384 or RSA up to 4096 bits"
+                ));
+            }
+        };
+        let required = match key {
+            LeafKey::Rsa(_) => &policy.rsa_key_usage,
+            LeafKey::P256 | LeafKey::P384 => &policy.ec_key_usage,
+        };
+        let mut key_usages = vec![KeyUsage::DigitalSignature];
+        for usage in required {
+            if !key_usages.contains(usage) {
+                key_usages.push(*usage);
+            }
+        }
+        let mut extended_key_usages = vec![crate::policy::ExtKeyUsage::ServerAuth];
+        for usage in &policy.extended_key_usage {
+            if !extended_key_usages.contains(usage) {
+                extended_key_usages.push(*usage);
+            }
+        }
+        Ok(LeafProfile {
+            key,
+            key_usages,
+            extended_key_usages,
+        })
+    }
+
+    fn generate(&self) -> Result<KeyPair, rcgen::Error> {
+        match self.key {
+            LeafKey::P256 => KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256),
+            LeafKey::P384 => KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384),
+            LeafKey::Rsa(size) => KeyPair::generate_rsa_for(&rcgen::PKCS_RSA_SHA256, size),
+        }
     }
 }
 
@@ -355,3 +460,5 @@ fn read_key(path: &Path) -> Result<KeyPair, CertError> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_policy;

@@ -5,6 +5,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use rustls_pki_types::CertificateDer;
 use x509_parser::certificate::X509Certificate;
 
 use crate::error::CertError;
@@ -125,58 +126,110 @@ pub fn check(
 ) -> Report {
     let (cert_file, key_file) = files_of(source);
     let mut report = Report::default();
-    let Some(leaf_der) = bundle.chain.first() else {
-        report.violate(
-            &cert_file,
-            Rule::Load,
-            "no certificate in the file".to_owned(),
-        );
-        return report;
+    let key = Some((bundle, key_file.as_deref()));
+    let rules = Rules {
+        names,
+        cert_file: &cert_file,
+        chain: &bundle.chain,
+        policy,
+        trust,
+        now,
     };
-    let leaf = match x509_parser::parse_x509_certificate(leaf_der) {
-        Ok((_, leaf)) => leaf,
-        Err(e) => {
-            report.violate(
-                &cert_file,
-                Rule::Load,
-                format!("the leaf certificate cannot be parsed: {e}"),
+    if rules.run(&mut report, key) {
+        if let Some(key_file) = key_file {
+            check_key_file_mode(
+                &mut report,
+                &key_file,
+                "the private key",
+                policy.key_file_mode,
             );
-            return report;
         }
-    };
-    let info = info_of(&leaf, leaf_der);
-
-    check_names(&mut report, &cert_file, names, &leaf, &info);
-    check_key_size(&mut report, &cert_file, &info, policy);
-    check_signatures(&mut report, &cert_file, bundle, policy);
-    check_key_usage(&mut report, &cert_file, &info, policy);
-    check_ext_key_usage(&mut report, &cert_file, &info, policy);
-    check_validity(&mut report, &cert_file, &info, policy, now);
-    check_key_match(&mut report, &cert_file, key_file.as_deref(), bundle, &leaf);
-    if policy.require_chain {
-        check_chain(&mut report, &cert_file, bundle, &info, trust, now);
-    }
-    if let Some(key_file) = key_file {
-        check_key_file_mode(
-            &mut report,
-            &key_file,
-            "the private key",
-            policy.key_file_mode,
-        );
-    }
-    if let CertSource::Pfx {
-        password: PasswordSource::File(password_file),
-        ..
-    } = source
-    {
-        check_key_file_mode(
-            &mut report,
-            password_file,
-            "the .pfx password",
-            policy.key_file_mode,
-        );
+        if let CertSource::Pfx {
+            password: PasswordSource::File(password_file),
+            ..
+        } = source
+        {
+            check_key_file_mode(
+                &mut report,
+                password_file,
+                "the .pfx password",
+                policy.key_file_mode,
+            );
+        }
     }
     report
+}
+
+/// Every rule that needs no private key (all but key match and key file mode), for a
+/// certificate file checked before it is installed (`certs inspect --check`). `names`
+/// may be empty: the name rule then has nothing to check.
+pub fn check_certificate(
+    names: &[String],
+    cert_file: &Path,
+    chain: &[CertificateDer<'static>],
+    policy: &Policy,
+    trust: &TrustAnchors,
+    now: SystemTime,
+) -> Report {
+    let mut report = Report::default();
+    let rules = Rules {
+        names,
+        cert_file,
+        chain,
+        policy,
+        trust,
+        now,
+    };
+    rules.run(&mut report, None);
+    report
+}
+
+/// What the rules look at.
+struct Rules<'a> {
+    names: &'a [String],
+    cert_file: &'a Path,
+    chain: &'a [CertificateDer<'static>],
+    policy: &'a Policy,
+    trust: &'a TrustAnchors,
+    now: SystemTime,
+}
+
+impl Rules<'_> {
+    /// Every rule on the certificates, and key match when the key is given (the bundle
+    /// and its key file); `false` when the leaf could not even be parsed.
+    fn run(&self, report: &mut Report, key: Option<(&CertBundle, Option<&Path>)>) -> bool {
+        let (file, policy) = (self.cert_file, self.policy);
+        let Some(leaf_der) = self.chain.first() else {
+            report.violate(file, Rule::Load, "no certificate in the file".to_owned());
+            return false;
+        };
+        let leaf = match x509_parser::parse_x509_certificate(leaf_der) {
+            Ok((_, leaf)) => leaf,
+            Err(e) => {
+                report.violate(
+                    file,
+                    Rule::Load,
+                    format!("the leaf certificate cannot be parsed: {e}"),
+                );
+                return false;
+            }
+        };
+        let info = info_of(&leaf, leaf_der);
+
+        check_names(report, file, self.names, &leaf, &info);
+        check_key_size(report, file, &info, policy);
+        check_signatures(report, file, self.chain, policy);
+        check_key_usage(report, file, &info, policy);
+        check_ext_key_usage(report, file, &info, policy);
+        check_validity(report, file, &info, policy, self.now);
+        if let Some((bundle, key_file)) = key {
+            check_key_match(report, file, key_file, bundle, &leaf);
+        }
+        if policy.require_chain {
+            check_chain(report, file, self.chain, &info, self.trust, self.now);
+        }
+        true
+    }
 }
 
 /// Loads `source` then checks it; a load failure becomes one `Rule::Load` violation.
@@ -258,8 +311,13 @@ fn check_key_size(report: &mut Report, file: &Path, info: &CertInfo, policy: &Po
 
 /// The leaf and every intermediate in the file; a self-signed root's own signature
 /// protects nothing (clients trust it by its key), so it is not held to the rule.
-fn check_signatures(report: &mut Report, file: &Path, bundle: &CertBundle, policy: &Policy) {
-    for (i, der) in bundle.chain.iter().enumerate() {
+fn check_signatures(
+    report: &mut Report,
+    file: &Path,
+    chain: &[CertificateDer<'static>],
+    policy: &Policy,
+) {
+    for (i, der) in chain.iter().enumerate() {
         let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else {
             report.violate(
                 file,

@@ -1,18 +1,21 @@
 //! Certificate signing requests: a new key and a CSR that a CA turns into a certificate
-//! meeting the default policy (every name a SAN dNSName, key size, key usage, EKU).
+//! meeting the policy (every name a SAN dNSName, key size, key usage, EKU), with the
+//! subject fields CAs ask for. Names are kept as typed: CAs and Windows show them so.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
+use rcgen::string::PrintableString;
 use rcgen::{
-    CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose,
+    CertificateParams, DnType, DnValue, ExtendedKeyUsagePurpose, KeyPair, KeyUsagePurpose,
     PKCS_ECDSA_P256_SHA256, PKCS_ECDSA_P384_SHA384, PKCS_RSA_SHA256, RsaKeySize,
 };
 
 use crate::error::CertError;
 use crate::files::{create_private_dir, write_new};
 use crate::names::{Allow, NameError, check_dns_name, normalize};
+use crate::policy::{ExtKeyUsage, KeyUsage};
 
 /// The key to generate.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -79,6 +82,58 @@ impl FromStr for CsrKey {
     }
 }
 
+/// The subject fields besides the CN (which is the first name), as a CA's order form or
+/// the IIS certificate wizard asks for them; `None` leaves a field out.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CsrSubject {
+    /// O, e.g. "Example Hospital Inc."
+    pub organization: Option<String>,
+    /// OU, e.g. "IT"
+    pub organizational_unit: Option<String>,
+    /// L, the city
+    pub locality: Option<String>,
+    /// ST, the state or province, spelled out
+    pub state: Option<String>,
+    /// C, two letters (ISO 3166), written upper-case
+    pub country: Option<String>,
+}
+
+/// What `write_csr` asks the CA for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CsrRequest {
+    /// Every name the certificate must cover, kept as typed (case included; a trailing dot
+    /// is dropped); the first is the subject CN and names the files.
+    pub names: Vec<String>,
+    pub key: CsrKey,
+    /// Purposes requested besides Server Authentication, which is always requested
+    /// (e.g. Client Authentication where a vendor guide asks for both).
+    pub extended_key_usage: Vec<ExtKeyUsage>,
+    pub subject: CsrSubject,
+}
+
+impl CsrRequest {
+    /// A request for `names` with the default key and only Server Authentication.
+    pub fn new(names: &[String]) -> Self {
+        CsrRequest {
+            names: names.to_vec(),
+            key: CsrKey::P256,
+            extended_key_usage: Vec::new(),
+            subject: CsrSubject::default(),
+        }
+    }
+
+    /// The purposes the CSR asks for: Server Authentication, then the extra ones.
+    pub fn purposes(&self) -> Vec<ExtKeyUsage> {
+        let mut all = vec![ExtKeyUsage::ServerAuth];
+        for eku in &self.extended_key_usage {
+            if !all.contains(eku) {
+                all.push(*eku);
+            }
+        }
+        all
+    }
+}
+
 /// The two files `write_csr` made.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CsrFiles {
@@ -87,23 +142,31 @@ pub struct CsrFiles {
 }
 
 /// Writes `<first name>.key` (PKCS#8 PEM, mode 0600) and `<first name>.csr` (PEM) into
-/// `out_dir` (created when missing). Never overwrites: an existing file is an error and
-/// nothing is written. A wildcard first name gives `wildcard.example.org.key`.
-pub fn write_csr(names: &[String], key: CsrKey, out_dir: &Path) -> Result<CsrFiles, CertError> {
-    let names: Vec<String> = names.iter().map(|n| normalize(n)).collect();
+/// `out_dir` (created when missing); file names are lower-case, a wildcard first name
+/// gives `wildcard.example.org.key`. Never overwrites: an existing file is an error and
+/// nothing is written. Every name and subject field is checked before anything is made.
+pub fn write_csr(request: &CsrRequest, out_dir: &Path) -> Result<CsrFiles, CertError> {
+    let mut names: Vec<String> = Vec::new();
+    for typed in &request.names {
+        let name = typed.strip_suffix('.').unwrap_or(typed).to_owned();
+        check_dns_name(&normalize(&name), Allow::HOST).map_err(|reason| {
+            CertError::InvalidName {
+                name: typed.clone(),
+                reason,
+            }
+        })?;
+        if !names.iter().any(|n| n.eq_ignore_ascii_case(&name)) {
+            names.push(name);
+        }
+    }
     let Some(first) = names.first() else {
         return Err(CertError::InvalidName {
             name: String::new(),
             reason: NameError::Empty,
         });
     };
-    for name in &names {
-        check_dns_name(name, Allow::HOST).map_err(|reason| CertError::InvalidName {
-            name: name.clone(),
-            reason,
-        })?;
-    }
-    let stem = first.replace('*', "wildcard");
+    let subject = subject_fields(&request.subject)?;
+    let stem = normalize(first).replace('*', "wildcard");
     let files = CsrFiles {
         key: out_dir.join(format!("{stem}.key")),
         csr: out_dir.join(format!("{stem}.csr")),
@@ -114,6 +177,7 @@ pub fn write_csr(names: &[String], key: CsrKey, out_dir: &Path) -> Result<CsrFil
         }
     }
 
+    let key = request.key;
     let key_pair = key.generate().map_err(|source| CertError::Generate {
         path: files.key.clone(),
         source,
@@ -124,6 +188,9 @@ pub fn write_csr(names: &[String], key: CsrKey, out_dir: &Path) -> Result<CsrFil
             source,
         })?;
     params.distinguished_name = rcgen::DistinguishedName::new();
+    for (dn_type, value) in subject {
+        params.distinguished_name.push(dn_type, value);
+    }
     params
         .distinguished_name
         .push(DnType::CommonName, first.as_str());
@@ -136,7 +203,7 @@ pub fn write_csr(names: &[String], key: CsrKey, out_dir: &Path) -> Result<CsrFil
     } else {
         vec![KeyUsagePurpose::DigitalSignature]
     };
-    params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    params.extended_key_usages = request.purposes().into_iter().map(eku_purpose).collect();
     let csr = params
         .serialize_request(&key_pair)
         .and_then(|csr| csr.pem())
@@ -155,102 +222,76 @@ pub fn write_csr(names: &[String], key: CsrKey, out_dir: &Path) -> Result<CsrFil
     Ok(files)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::{CertificateSigningRequestDer, PrivateKeyDer};
-
-    fn names(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| (*s).to_owned()).collect()
-    }
-
-    #[test]
-    fn key_names_round_trip() {
-        for k in CsrKey::ALL {
-            assert_eq!(k.as_str().parse::<CsrKey>().unwrap(), *k);
+/// The subject fields in the order X.500 names them (C, ST, L, O, OU), checked: no
+/// control characters, within RFC 5280's upper bounds, a two-letter country.
+fn subject_fields(subject: &CsrSubject) -> Result<Vec<(DnType, DnValue)>, CertError> {
+    let invalid = |field: &'static str, value: &str, expected: &str| CertError::InvalidSubject {
+        field,
+        value: value.to_owned(),
+        expected: expected.to_owned(),
+    };
+    let mut fields = Vec::new();
+    if let Some(country) = &subject.country {
+        let upper = country.to_ascii_uppercase();
+        if upper.len() != 2 || !upper.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(invalid("country", country, "two letters, e.g. US or NL"));
         }
-        assert!("rsa1024".parse::<CsrKey>().unwrap_err().contains("p256"));
+        // RFC 5280: countryName is a PrintableString
+        let value = PrintableString::try_from(upper.as_str())
+            .map_err(|_| invalid("country", country, "two letters, e.g. US or NL"))?;
+        fields.push((DnType::CountryName, DnValue::PrintableString(value)));
     }
-
-    #[test]
-    fn writes_key_0600_and_csr_with_every_name() {
-        let dir = tempfile::tempdir().unwrap();
-        let out = dir.path().join("out");
-        let files = write_csr(
-            &names(&["App.Example.org", "app.internal.example.org"]),
-            CsrKey::P256,
-            &out,
-        )
-        .unwrap();
-        assert_eq!(files.key, out.join("app.example.org.key"));
-        assert!(matches!(
-            PrivateKeyDer::from_pem_file(&files.key).unwrap(),
-            PrivateKeyDer::Pkcs8(_)
-        ));
-        #[cfg(unix)]
+    let text_fields = [
+        ("state", DnType::StateOrProvinceName, &subject.state, 128),
+        ("locality", DnType::LocalityName, &subject.locality, 128),
+        ("org", DnType::OrganizationName, &subject.organization, 64),
+        (
+            "ou",
+            DnType::OrganizationalUnitName,
+            &subject.organizational_unit,
+            64,
+        ),
+    ];
+    for (field, dn_type, value, max) in text_fields {
+        let Some(value) = value else { continue };
+        let expected = format!("1 to {max} characters, no control characters");
+        if value.trim().is_empty()
+            || value.chars().count() > max
+            || value.chars().any(char::is_control)
         {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&files.key).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
+            return Err(invalid(field, value, &expected));
         }
-        let der = CertificateSigningRequestDer::from_pem_file(&files.csr).unwrap();
-        let parsed = rcgen::CertificateSigningRequestParams::from_der(&der).unwrap();
-        let sans: Vec<String> = parsed
-            .params
-            .subject_alt_names
-            .iter()
-            .map(|s| match s {
-                rcgen::SanType::DnsName(n) => n.as_str().to_owned(),
-                other => panic!("unexpected SAN {other:?}"),
-            })
-            .collect();
-        assert_eq!(
-            sans,
-            names(&["app.example.org", "app.internal.example.org"])
-        );
+        fields.push((dn_type, DnValue::Utf8String(value.clone())));
     }
+    Ok(fields)
+}
 
-    #[test]
-    fn rsa_key_meets_the_policy() {
-        let dir = tempfile::tempdir().unwrap();
-        let files = write_csr(&names(&["*.example.org"]), CsrKey::Rsa2048, dir.path()).unwrap();
-        assert_eq!(files.csr, dir.path().join("wildcard.example.org.csr"));
-        let text = std::fs::read_to_string(&files.key).unwrap();
-        assert!(text.starts_with("-----BEGIN PRIVATE KEY-----"));
-    }
-
-    #[test]
-    fn never_overwrites() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("app.example.org.csr"), "keep me").unwrap();
-        let err = write_csr(&names(&["app.example.org"]), CsrKey::P256, dir.path()).unwrap_err();
-        assert!(matches!(err, CertError::Exists { .. }), "{err}");
-        assert!(!dir.path().join("app.example.org.key").exists());
-        assert_eq!(
-            std::fs::read_to_string(dir.path().join("app.example.org.csr")).unwrap(),
-            "keep me"
-        );
-    }
-
-    #[test]
-    fn refuses_bad_names() {
-        let dir = tempfile::tempdir().unwrap();
-        let err = write_csr(
-            &names(&["app.example.org", "bad name"]),
-            CsrKey::P256,
-            dir.path(),
-        )
-        .unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("\"bad name\" is not a valid DNS name: label \"bad name\" contains ' '"),
-            "{err}"
-        );
-        let err = write_csr(&names(&["*.org"]), CsrKey::P256, dir.path()).unwrap_err();
-        assert!(err.to_string().contains("at least two labels"), "{err}");
-        let err = write_csr(&names(&["hc_app.corp.local"]), CsrKey::P256, dir.path()).unwrap_err();
-        assert!(err.to_string().contains("underscores"), "{err}");
-        assert!(write_csr(&[], CsrKey::P256, dir.path()).is_err());
+/// rcgen's name for a policy key usage.
+pub(crate) fn ku_purpose(usage: KeyUsage) -> KeyUsagePurpose {
+    match usage {
+        KeyUsage::DigitalSignature => KeyUsagePurpose::DigitalSignature,
+        KeyUsage::NonRepudiation => KeyUsagePurpose::ContentCommitment,
+        KeyUsage::KeyEncipherment => KeyUsagePurpose::KeyEncipherment,
+        KeyUsage::DataEncipherment => KeyUsagePurpose::DataEncipherment,
+        KeyUsage::KeyAgreement => KeyUsagePurpose::KeyAgreement,
+        KeyUsage::KeyCertSign => KeyUsagePurpose::KeyCertSign,
+        KeyUsage::CrlSign => KeyUsagePurpose::CrlSign,
+        KeyUsage::EncipherOnly => KeyUsagePurpose::EncipherOnly,
+        KeyUsage::DecipherOnly => KeyUsagePurpose::DecipherOnly,
     }
 }
+
+/// rcgen's name for a policy extended key usage.
+pub(crate) fn eku_purpose(usage: ExtKeyUsage) -> ExtendedKeyUsagePurpose {
+    match usage {
+        ExtKeyUsage::ServerAuth => ExtendedKeyUsagePurpose::ServerAuth,
+        ExtKeyUsage::ClientAuth => ExtendedKeyUsagePurpose::ClientAuth,
+        ExtKeyUsage::CodeSigning => ExtendedKeyUsagePurpose::CodeSigning,
+        ExtKeyUsage::EmailProtection => ExtendedKeyUsagePurpose::EmailProtection,
+        ExtKeyUsage::TimeStamping => ExtendedKeyUsagePurpose::TimeStamping,
+        ExtKeyUsage::OcspSigning => ExtendedKeyUsagePurpose::OcspSigning,
+    }
+}
+
+#[cfg(test)]
+mod tests;

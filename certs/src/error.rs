@@ -92,6 +92,9 @@ pub enum CertError {
         source: p12_keystore::error::Error,
     },
 
+    #[error("{}: {detail}", path.display())]
+    Pkcs7 { path: PathBuf, detail: String },
+
     #[error("{}: the PKCS#12 file holds no private key (export it with its private key)", path.display())]
     PfxNoKey { path: PathBuf },
 
@@ -149,6 +152,14 @@ pub enum CertError {
         reason: crate::names::NameError,
     },
 
+    /// A CSR subject field (`--org`, `--country`...) a CA would refuse.
+    #[error("--{field} {value:?}: expected {expected}")]
+    InvalidSubject {
+        field: &'static str,
+        value: String,
+        expected: String,
+    },
+
     #[error("the internal CA issues certificates only from InternalCa::issue, not load()")]
     InternalSource,
 }
@@ -172,6 +183,7 @@ impl CertError {
             | NotPfx { path }
             | PfxNeedsPassword { path }
             | Pfx { path, .. }
+            | Pkcs7 { path, .. }
             | PfxNoKey { path }
             | PfxNoCertificate { path }
             | PasswordEnv { path, .. }
@@ -183,6 +195,7 @@ impl CertError {
             | KeyUnusable { .. }
             | KeyMismatch
             | InvalidName { .. }
+            | InvalidSubject { .. }
             | InternalSource => None,
         }
     }

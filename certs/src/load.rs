@@ -17,6 +17,7 @@ use zeroize::Zeroizing;
 use crate::error::{CertError, pem_detail, x509_error};
 use crate::inspect::{CertInfo, inspect};
 use crate::pfx::{looks_like_pkcs12, read_pfx};
+use crate::pkcs7::{looks_like_pkcs7, read_pkcs7};
 use crate::source::{CertSource, PasswordSource};
 
 #[cfg(test)]
@@ -130,6 +131,24 @@ pub fn load(source: &CertSource) -> Result<CertBundle, CertError> {
     }
 }
 
+/// A .pfx file's chain and key with a password given directly (`certs inspect --check`,
+/// where it may come from a prompt).
+pub fn load_pfx(path: &Path, password: &str) -> Result<CertBundle, CertError> {
+    let bytes = read(path)?;
+    let (chain, key) = read_pfx(path, &bytes, password)?;
+    Ok(CertBundle {
+        chain,
+        key,
+        content_hash: content_hash(&[&bytes]),
+    })
+}
+
+/// Whether a file is PKCS#12 (.pfx/.p12), by content: the password is then needed.
+pub fn is_pfx(path: &Path) -> Result<bool, CertError> {
+    let bytes = read(path)?;
+    Ok(!is_pem(&bytes) && looks_like_pkcs12(&bytes))
+}
+
 /// Every certificate in a file, for `certs inspect`: PEM (any number), DER (one) or
 /// PKCS#12 (leaf and chain; needs the password), recognised by content, not by name.
 pub fn read_certificates(
@@ -166,20 +185,34 @@ fn is_pem(bytes: &[u8]) -> bool {
     bytes.windows(10).any(|w| w == b"-----BEGIN")
 }
 
-/// Certificates from PEM (every `CERTIFICATE` section, other sections skipped, so a file
-/// holding key and chain together works) or one DER certificate (a Windows .cer).
+/// Certificates from PEM (every `CERTIFICATE` and `PKCS7` section, other sections
+/// skipped, so a file holding key and chain together works), one DER certificate (a
+/// Windows .cer) or a DER PKCS#7 bundle (.p7b/.p7c, put in chain order).
 pub(crate) fn parse_certs(
     path: &Path,
     bytes: &[u8],
 ) -> Result<Vec<CertificateDer<'static>>, CertError> {
     let certs: Vec<CertificateDer<'static>> = if is_pem(bytes) {
-        CertificateDer::pem_slice_iter(bytes)
-            .collect::<Result<_, _>>()
-            .map_err(|e| pem_error(path, e))?
+        let mut certs = Vec::new();
+        for der in CertificateDer::pem_slice_iter(bytes) {
+            let der = der.map_err(|e| pem_error(path, e))?;
+            // some CAs wrap a .p7b in "BEGIN CERTIFICATE" lines
+            if x509_parser::parse_x509_certificate(&der).is_err() && looks_like_pkcs7(&der) {
+                certs.extend(read_pkcs7(path, &der)?);
+            } else {
+                certs.push(der);
+            }
+        }
+        for bundle in pem_pkcs7_sections(path, bytes)? {
+            certs.extend(read_pkcs7(path, &bundle)?);
+        }
+        certs
     } else if looks_like_pkcs12(bytes) {
         return Err(CertError::UnexpectedPfx {
             path: path.to_owned(),
         });
+    } else if looks_like_pkcs7(bytes) {
+        read_pkcs7(path, bytes)?
     } else if x509_parser::parse_x509_certificate(bytes).is_ok() {
         vec![CertificateDer::from(bytes.to_vec())]
     } else {
@@ -199,6 +232,41 @@ pub(crate) fn parse_certs(
         })?;
     }
     Ok(certs)
+}
+
+/// The bodies of `-----BEGIN PKCS7-----` sections, which pki-types' PEM reader skips (it
+/// knows the sections rustls uses only).
+fn pem_pkcs7_sections(path: &Path, bytes: &[u8]) -> Result<Vec<Vec<u8>>, CertError> {
+    use base64::Engine;
+    const BEGIN: &str = "-----BEGIN PKCS7-----";
+    const END: &str = "-----END PKCS7-----";
+    let text = String::from_utf8_lossy(bytes);
+    let mut sections = Vec::new();
+    let mut rest = text.as_ref();
+    while let Some(start) = rest.find(BEGIN) {
+        let body = &rest[start + BEGIN.len()..];
+        let Some(end) = body.find(END) else {
+            return Err(CertError::Pkcs7 {
+                path: path.to_owned(),
+                detail: format!("damaged PEM: the line \"{END}\" is missing (file truncated?)"),
+            });
+        };
+        let b64: String = body[..end]
+            .chars()
+            .filter(|c| !c.is_ascii_whitespace())
+            .collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .map_err(|e| CertError::Pkcs7 {
+                path: path.to_owned(),
+                detail: format!(
+                    "damaged PEM: the text between BEGIN PKCS7 and END PKCS7 is not valid base64 ({e})"
+                ),
+            })?;
+        sections.push(der);
+        rest = &body[end + END.len()..];
+    }
+    Ok(sections)
 }
 
 /// The first private key in a PEM file: PKCS#8, PKCS#1 or SEC1.

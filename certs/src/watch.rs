@@ -6,7 +6,11 @@
 //! then compares content hashes, so unrelated churn in a directory costs a read, not a swap.
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
 
 use notify::event::{AccessKind, AccessMode};
 use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher as _};
@@ -14,11 +18,14 @@ use tracing::warn;
 
 use crate::error::CertError;
 
-/// Keeps the OS watches alive; dropping it stops them.
-pub struct Watcher {
-    _inner: RecommendedWatcher,
-    /// The directories watched, for logs.
-    pub dirs: Vec<PathBuf>,
+/// Keeps the OS watches alive; dropping it stops them. One watcher serves the whole life
+/// of the process: [`Watcher::set`] changes what it watches (after a configuration
+/// reload) without a new inotify instance and thread each time.
+pub struct Watcher<K> {
+    inner: Mutex<RecommendedWatcher>,
+    owners: Arc<ArcSwap<HashMap<PathBuf, Vec<K>>>>,
+    /// The directories watched now.
+    dirs: Mutex<Vec<PathBuf>>,
 }
 
 /// The directory that holds `file`, made absolute and canonical (events name canonical paths).
@@ -40,21 +47,15 @@ fn changes_content(kind: &EventKind) -> bool {
     }
 }
 
-/// Watches the directories of `files` (each tagged with its owner, e.g. a host index) and
-/// calls `notify` with the owners of a directory whenever anything in it changes.
-/// `notify` runs on the watcher's thread, once per event, however many arrive: it must
-/// neither block nor queue without bound (mark the owners in a set and wake the reader).
-pub fn watch<F>(files: &[(usize, PathBuf)], notify: F) -> Result<Watcher, CertError>
-where
-    F: Fn(&[usize]) + Send + 'static,
-{
-    let mut owners: HashMap<PathBuf, Vec<usize>> = HashMap::new();
+/// Which directories to watch for `files`, and whose files each holds.
+fn owners_of<K: Clone + Eq>(files: &[(K, PathBuf)]) -> HashMap<PathBuf, Vec<K>> {
+    let mut owners: HashMap<PathBuf, Vec<K>> = HashMap::new();
     for (owner, file) in files {
         match watched_dir(file) {
             Some(dir) => {
                 let list = owners.entry(dir).or_default();
                 if !list.contains(owner) {
-                    list.push(*owner);
+                    list.push(owner.clone());
                 }
             }
             None => warn!(
@@ -63,7 +64,21 @@ where
             ),
         }
     }
-    let dirs: Vec<PathBuf> = owners.keys().cloned().collect();
+    owners
+}
+
+/// Watches the directories of `files` (each tagged with its owner, e.g. "host X's
+/// certificate") and calls `notify` with the owners of a directory whenever anything in it
+/// changes. `notify` runs on the watcher's thread, once per event, however many arrive: it
+/// must neither block nor queue without bound (mark the owners in a set and wake the
+/// reader).
+pub fn watch<K, F>(files: &[(K, PathBuf)], notify: F) -> Result<Watcher<K>, CertError>
+where
+    K: Clone + Eq + Hash + Send + Sync + 'static,
+    F: Fn(&[K]) + Send + 'static,
+{
+    let owners: Arc<ArcSwap<HashMap<PathBuf, Vec<K>>>> =
+        Arc::new(ArcSwap::from_pointee(HashMap::new()));
     let handler = {
         let owners = owners.clone();
         move |res: notify::Result<Event>| match res {
@@ -71,6 +86,7 @@ where
             // close after writing is the moment a copy is complete.
             Ok(event) if !changes_content(&event.kind) => {}
             Ok(event) => {
+                let owners = owners.load();
                 for path in &event.paths {
                     let dir = if owners.contains_key(path) {
                         Some(path.as_path())
@@ -85,22 +101,45 @@ where
             Err(e) => warn!("file watcher: {e}; the periodic re-scan still covers changes"),
         }
     };
-    let mut inner = notify::recommended_watcher(handler).map_err(|source| CertError::Watch {
+    let inner = notify::recommended_watcher(handler).map_err(|source| CertError::Watch {
         path: PathBuf::from("."),
         source,
     })?;
-    for dir in &dirs {
-        inner
-            .watch(dir, RecursiveMode::NonRecursive)
-            .map_err(|source| CertError::Watch {
-                path: dir.clone(),
-                source,
-            })?;
+    let watcher = Watcher {
+        inner: Mutex::new(inner),
+        owners,
+        dirs: Mutex::new(Vec::new()),
+    };
+    watcher.set(files)?;
+    Ok(watcher)
+}
+
+impl<K: Clone + Eq> Watcher<K> {
+    /// Watches exactly the directories of `files` from now on.
+    pub fn set(&self, files: &[(K, PathBuf)]) -> Result<(), CertError> {
+        let owners = owners_of(files);
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let mut dirs = self.dirs.lock().unwrap_or_else(|e| e.into_inner());
+        for gone in dirs.iter().filter(|d| !owners.contains_key(*d)) {
+            let _ = inner.unwatch(gone);
+        }
+        for dir in owners.keys().filter(|d| !dirs.contains(d)) {
+            inner
+                .watch(dir, RecursiveMode::NonRecursive)
+                .map_err(|source| CertError::Watch {
+                    path: dir.clone(),
+                    source,
+                })?;
+        }
+        *dirs = owners.keys().cloned().collect();
+        self.owners.store(Arc::new(owners));
+        Ok(())
     }
-    Ok(Watcher {
-        _inner: inner,
-        dirs,
-    })
+
+    /// How many directories are watched.
+    pub fn dirs(&self) -> usize {
+        self.dirs.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
 }
 
 #[cfg(test)]

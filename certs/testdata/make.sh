@@ -57,3 +57,10 @@ openssl pkcs12 -export -inkey good-key.pem -in good.pem -certfile ca.pem \
   -passout "pass:$PASS" -out good-aes.pfx
 openssl pkcs12 -export -legacy -inkey good-key.pem -in good.pem -certfile ca.pem \
   -passout "pass:$PASS" -out good-legacy.pfx
+
+# The good leaf and the root as PKCS#7 bundles (.p7b), the way CAs deliver a chain and
+# Windows exports one, in DER and in PEM ("BEGIN PKCS7"); the root is listed first, since
+# order means nothing in a bundle. And the leaf alone as a DER .cer.
+openssl crl2pkcs7 -nocrl -certfile ca.pem -certfile good.pem -outform DER -out good-chain.p7b
+openssl crl2pkcs7 -nocrl -certfile ca.pem -certfile good.pem -out good-chain-pem.p7b
+openssl x509 -in good.pem -outform DER -out good.cer

@@ -22,6 +22,9 @@ pub struct Config {
     pub limits: Limits,
     /// `[acme]`, when present (then at least its directory and email are valid).
     pub acme: Option<Acme>,
+    /// Valid settings that are probably mistakes, with their TOML path (`check`
+    /// prints them, `run` logs them; neither refuses).
+    pub warnings: Vec<crate::Problem>,
 }
 
 impl Config {
@@ -50,6 +53,8 @@ pub struct Server {
     pub rescan_seconds: u64,
     /// One line per request at info level.
     pub access_log: bool,
+    /// Reload the whole configuration when its file (or a trust file it names) changes.
+    pub watch_config: bool,
     /// Peers whose `X-Forwarded-For` is appended to (from anyone else it is replaced by
     /// the peer address). Networks in canonical form (host bits cleared); a bare IP
     /// address is a /32 or /128. Empty by default: no peer is trusted.
@@ -94,6 +99,8 @@ pub struct Tls {
     /// Extra trust anchors (private CA roots), resolved.
     pub trust: Vec<PathBuf>,
     pub resumption: bool,
+    /// Session-ticket keys shared by every instance, resolved; `None`: random keys per process.
+    pub ticket_key_file: Option<PathBuf>,
 }
 
 /// One `[[host]]`.
@@ -114,6 +121,9 @@ pub struct Host {
     /// `acme = true`: `source` is then the PEM pair in `state_dir/acme/<fqdn>/` that the
     /// ACME engine writes, and a missing or unusable pair does not stop the start.
     pub acme: bool,
+    /// `[policy]` with this host's `[host.policy]` overrides applied: what its
+    /// certificate is held to, and what the internal CA issues for it.
+    pub policy: Policy,
 }
 
 impl Host {
@@ -143,11 +153,20 @@ pub struct Upstream {
     pub host: String,
     /// As written, else 80 for http and 443 for https.
     pub port: u16,
+    /// `tls_name`: the name sent as SNI and verified in an https upstream's
+    /// certificate (normalized); `None`: the URL's host.
+    pub tls_name: Option<String>,
     /// As written in the file; for logs only.
     pub original: String,
 }
 
 impl Upstream {
+    /// The name an https upstream's certificate is verified against, also sent
+    /// as SNI (unless it is an IP address): `tls_name`, else the URL's host.
+    pub fn tls_name(&self) -> &str {
+        self.tls_name.as_deref().unwrap_or(&self.host)
+    }
+
     /// `host:port`, with IPv6 in brackets: what to connect to.
     pub fn authority(&self) -> String {
         if self.host.contains(':') {

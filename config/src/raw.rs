@@ -49,6 +49,7 @@ pub struct RawServer {
     pub drain_seconds: Option<u64>,
     pub rescan_seconds: Option<u64>,
     pub access_log: Option<bool>,
+    pub watch_config: Option<bool>,
     /// CIDRs or bare IP addresses whose `X-Forwarded-For` is appended to.
     pub trusted_proxies: Option<Vec<String>>,
 }
@@ -63,6 +64,8 @@ pub struct RawTls {
     #[serde(default)]
     pub trust: Vec<String>,
     pub resumption: Option<bool>,
+    /// Shared session-ticket keys (see `docs/configuration.md`), so clients resume on any instance.
+    pub ticket_key_file: Option<String>,
 }
 
 /// `[policy]`.
@@ -95,12 +98,14 @@ pub struct RawHost {
     pub internal: Option<bool>,
     /// The certificate is ordered from `[acme]` and kept in `state_dir/acme/<fqdn>/`.
     pub acme: Option<bool>,
-    /// One URL or a list.
-    pub upstream: Option<OneOrMany>,
+    /// One URL or table, or a list of them.
+    pub upstream: Option<RawUpstreams>,
     pub upstream_host: Option<String>,
     pub upstream_ca: Option<String>,
     pub respond: Option<RawRespond>,
     pub client_auth: Option<RawClientAuth>,
+    /// `[host.policy]`: overrides of `[policy]` keys for this host only.
+    pub policy: Option<RawPolicy>,
 }
 
 /// `respond = { status = 200, body = "..." }`.
@@ -192,5 +197,94 @@ impl<'de> Deserialize<'de> for OneOrMany {
         }
 
         deserializer.deserialize_any(OneOrManyVisitor)
+    }
+}
+
+/// `upstream`: `"https://10.0.0.21"`, `{ url = "https://10.0.0.21", tls_name = "app01.corp.example" }`,
+/// or a list mixing both forms.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RawUpstreams {
+    One(RawUpstream),
+    Many(Vec<RawUpstream>),
+}
+
+/// One upstream: a URL alone, or a table with the URL and its TLS options.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUpstream {
+    pub url: Option<String>,
+    /// The name sent as SNI and verified in the upstream's certificate (default: the URL's host).
+    pub tls_name: Option<String>,
+}
+
+impl RawUpstream {
+    fn url(url: String) -> Self {
+        RawUpstream {
+            url: Some(url),
+            tls_name: None,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RawUpstreams {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct UpstreamsVisitor;
+
+        impl<'de> Visitor<'de> for UpstreamsVisitor {
+            type Value = RawUpstreams;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a URL, a table { url = \"...\", tls_name = \"...\" }, or a list of them",
+                )
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawUpstreams, E> {
+                Ok(RawUpstreams::One(RawUpstream::url(v.to_string())))
+            }
+
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<RawUpstreams, A::Error> {
+                let table = RawUpstream::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(RawUpstreams::One(table))
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RawUpstreams, A::Error> {
+                let mut items = Vec::new();
+                while let Some(item) = seq.next_element::<UpstreamItem>()? {
+                    items.push(item.0);
+                }
+                Ok(RawUpstreams::Many(items))
+            }
+        }
+
+        deserializer.deserialize_any(UpstreamsVisitor)
+    }
+}
+
+/// One element of an `upstream` list: a URL or a table.
+struct UpstreamItem(RawUpstream);
+
+impl<'de> Deserialize<'de> for UpstreamItem {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ItemVisitor;
+
+        impl<'de> Visitor<'de> for ItemVisitor {
+            type Value = UpstreamItem;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a URL or a table { url = \"...\", tls_name = \"...\" }")
+            }
+
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<UpstreamItem, E> {
+                Ok(UpstreamItem(RawUpstream::url(v.to_string())))
+            }
+
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<UpstreamItem, A::Error> {
+                RawUpstream::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(UpstreamItem)
+            }
+        }
+
+        deserializer.deserialize_any(ItemVisitor)
     }
 }

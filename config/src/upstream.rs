@@ -43,6 +43,7 @@ fn parse_inner(text: &str) -> Result<Upstream, String> {
         tls,
         host,
         port: port.unwrap_or(if tls { 443 } else { 80 }),
+        tls_name: None,
         original: text.to_string(),
     })
 }

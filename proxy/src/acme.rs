@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use certfront_acme::{AcmeHost, Challenges, Engine, Gate, Settings, StatusBoard};
-use certfront_certs::{CertSource, Policy, TrustAnchors};
+use certfront_certs::{CertSource, TrustAnchors};
 use certfront_config::Config;
 use serde_json::{Value, json};
 
@@ -74,7 +74,8 @@ pub fn http_01(
 
 /// Hosts whose certificate waits for ACME (empty slots), for `/readyz`.
 pub fn waiting(app: &crate::conn::App) -> Vec<String> {
-    app.table
+    app.runtime()
+        .table
         .sites()
         .iter()
         .filter(|s| !s.cert.is_serving())
@@ -118,7 +119,6 @@ pub fn create_dirs(config: &Config, _settings: &Settings) -> Result<(), String> 
 pub fn start(
     config: &Config,
     settings: Settings,
-    policy: Policy,
     trust: TrustAnchors,
     state: &AcmeState,
     metrics: &Metrics,
@@ -131,13 +131,14 @@ pub fn start(
                 names: h.names(),
                 cert: cert.clone(),
                 key: key.clone(),
+                policy: h.policy.clone(),
             }),
             _ => None, // validate() gives every ACME host a PEM pair
         })
         .collect();
     Engine::spawn(
         settings,
-        Gate { policy, trust },
+        Gate { trust },
         hosts,
         state.challenges.clone(),
         metrics.acme.clone(),

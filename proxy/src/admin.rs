@@ -70,10 +70,12 @@ pub async fn handle(
     Ok(resp)
 }
 
-/// `/certs`: per host, what is served and how the last reload went.
+/// `/certs`: per host, what is served and how the last reload went; then every CA
+/// certificate depended on (see [`crate::dependents`]), soonest expiry first per role.
 fn inventory(app: &App) -> Value {
     let now = SystemTime::now();
-    let hosts: Vec<Value> = app
+    let rt = app.runtime();
+    let hosts: Vec<Value> = rt
         .table
         .sites()
         .iter()
@@ -143,7 +145,37 @@ fn inventory(app: &App) -> Value {
             entry
         })
         .collect();
-    json!({ "hosts": hosts })
+    let status = app
+        .config_status
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone();
+    let config = json!({
+        "path": rt.config.source.display().to_string(),
+        "loaded_at": status.loaded_at.map(|t| fmt_time(unix(t))),
+        "last_reload": {
+            "result": status.last_attempt.map(|_| if status.last_error.is_some() { "failure" } else { "success" }),
+            "at": status.last_attempt.map(|t| fmt_time(unix(t))),
+            "error": status.last_error,
+        },
+        "restart_needed": status.restart_needed,
+    });
+    let cas: Vec<Value> = app
+        .metrics
+        .cas()
+        .iter()
+        .map(|ca| {
+            json!({
+                "role": ca.role.as_str(),
+                "subject": ca.subject,
+                "thumbprint": ca.thumbprint,
+                "not_after": fmt_time(ca.not_after),
+                "days_left": ca.days_left(now),
+                "origins": ca.origins,
+            })
+        })
+        .collect();
+    json!({ "config": config, "hosts": hosts, "cas": cas })
 }
 
 fn result_name(result: ReloadResult) -> &'static str {

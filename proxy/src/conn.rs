@@ -6,17 +6,17 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use certfront_config::{IpNet, Limits};
+use arc_swap::ArcSwap;
 use http::HeaderValue;
 use http_body::{Body, Frame, SizeHint};
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tracing::{debug, info};
@@ -25,102 +25,64 @@ use crate::admission::{PerIp, Slot};
 use crate::forward;
 use crate::metrics::Metrics;
 use crate::mtls::ClientCert;
-use crate::sites::{Site, SiteTable};
+use crate::runtime::Runtime;
+use crate::sites::Site;
 use crate::tls;
 use crate::tracker::Tracker;
 
-/// HTTP/2 protections, set here rather than left to hyper's and h2's defaults so that a
-/// dependency upgrade cannot loosen them.
-mod h2_limits {
-    /// Streams the client opened and reset before we accepted them (CVE-2023-44487, "rapid
-    /// reset"); past this the connection gets GOAWAY ENHANCE_YOUR_CALM.
-    pub(super) const MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
-    /// Streams we had to reset because the client misbehaved (CVE-2024-2653 family).
-    pub(super) const MAX_LOCAL_ERROR_RESET_STREAMS: usize = 256;
-    /// Response bytes buffered per stream for a client that does not read (bounds what a
-    /// slow reader pins: this, times the concurrent streams).
-    pub(super) const MAX_SEND_BUF: usize = 64 * 1024;
-    /// Request bytes a client may send ahead per stream and per connection (flow control
-    /// windows): what an upload to a slow upstream can pin.
-    pub(super) const STREAM_WINDOW: u32 = 256 * 1024;
-    pub(super) const CONNECTION_WINDOW: u32 = 1024 * 1024;
-    pub(super) const MAX_FRAME: u32 = 16 * 1024;
-}
-
-/// What every connection shares; built once at start.
+/// What every connection shares for the life of the process. What can change while it
+/// runs is in [`Runtime`], one immutable snapshot behind one pointer.
 pub struct App {
-    pub table: SiteTable,
-    pub limits: Limits,
-    pub access_log: bool,
-    pub http1: http1::Builder,
-    pub http2: http2::Builder<TokioExecutor>,
+    pub runtime: ArcSwap<Runtime>,
     /// Flips to `true` when a drain starts.
     pub shutdown: watch::Receiver<bool>,
-    /// How long open requests and tunnels may continue once a drain starts.
-    pub drain: Duration,
     pub tracker: Tracker,
     pub metrics: Arc<Metrics>,
-    pub trusted_proxies: Vec<IpNet>,
     pub per_ip: Arc<PerIp>,
-    /// Pending ACME challenge answers and each ACME host's status.
+    /// The state of the configuration file, for `/certs` (written by the reloader only).
+    pub config_status: Mutex<ConfigStatus>,
+    /// Pending ACME challenge answers and each ACME host's status (issue 12).
     pub acme: Arc<crate::acme::AcmeState>,
     /// The zero of the millisecond clocks that connections keep.
     epoch: Instant,
 }
 
-/// What [`App::new`] takes from the configuration.
-pub struct AppSettings {
-    pub limits: Limits,
-    pub access_log: bool,
-    pub drain: Duration,
-    pub trusted_proxies: Vec<IpNet>,
-    pub acme: Arc<crate::acme::AcmeState>,
+/// What `/certs` says about the configuration file.
+#[derive(Clone, Debug, Default)]
+pub struct ConfigStatus {
+    pub loaded_at: Option<std::time::SystemTime>,
+    pub last_attempt: Option<std::time::SystemTime>,
+    pub last_error: Option<String>,
+    /// Changed settings that only a restart applies (listener addresses, connection limits).
+    pub restart_needed: Vec<String>,
 }
 
 impl App {
     pub fn new(
-        table: SiteTable,
-        settings: AppSettings,
+        runtime: Runtime,
         shutdown: watch::Receiver<bool>,
         tracker: Tracker,
         metrics: Arc<Metrics>,
+        acme: Arc<crate::acme::AcmeState>,
     ) -> Self {
-        let limits = settings.limits;
-        let mut h1 = http1::Builder::new();
-        h1.timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
-            .max_headers(100)
-            .max_header_size(limits.max_header_bytes)
-            .max_buf_size(limits.max_header_bytes.max(8192) + 8192);
-        let mut h2 = http2::Builder::new(TokioExecutor::new());
-        h2.timer(TokioTimer::new())
-            .max_concurrent_streams(limits.h2_max_concurrent_streams)
-            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
-            .max_pending_accept_reset_streams(h2_limits::MAX_PENDING_ACCEPT_RESET_STREAMS)
-            .max_local_error_reset_streams(h2_limits::MAX_LOCAL_ERROR_RESET_STREAMS)
-            .max_send_buf_size(h2_limits::MAX_SEND_BUF)
-            .initial_stream_window_size(h2_limits::STREAM_WINDOW)
-            .initial_connection_window_size(h2_limits::CONNECTION_WINDOW)
-            .adaptive_window(false)
-            .max_frame_size(h2_limits::MAX_FRAME)
-            // PINGs find dead peers; they are not activity (see `idle`).
-            .keep_alive_interval(limits.idle_timeout / 2)
-            .keep_alive_timeout(limits.idle_timeout / 2);
         App {
-            table,
-            limits,
-            access_log: settings.access_log,
-            http1: h1,
-            http2: h2,
+            acme,
+            runtime: ArcSwap::from_pointee(runtime),
             shutdown,
-            drain: settings.drain,
             tracker,
             metrics,
-            trusted_proxies: settings.trusted_proxies,
             per_ip: Arc::new(PerIp::default()),
-            acme: settings.acme,
+            config_status: Mutex::new(ConfigStatus {
+                loaded_at: Some(std::time::SystemTime::now()),
+                ..ConfigStatus::default()
+            }),
             epoch: Instant::now(),
         }
+    }
+
+    /// The current snapshot (what a new connection takes).
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.load_full()
     }
 
     pub(crate) fn now_ms(&self) -> u64 {
@@ -166,6 +128,10 @@ pub(crate) fn idle_wait(
 /// Per connection: who the client is, which host its SNI chose, and what it holds.
 pub struct ConnCtx {
     pub app: Arc<App>,
+    /// The snapshot taken at accept, kept to the end of the connection.
+    pub rt: Arc<Runtime>,
+    /// HTTP/2 (else HTTP/1.1), as ALPN chose.
+    pub h2: bool,
     pub site: Arc<Site>,
     pub peer: SocketAddr,
     /// The client's address as it goes into X-Forwarded-For, rendered once per connection.
@@ -188,7 +154,7 @@ impl ConnCtx {
         }
     }
 
-    /// Resolves once a drain has started and `app.drain` has passed since.
+    /// Resolves once a drain has started and `drain_seconds` have passed since.
     pub async fn drain_deadline(&self) {
         let mut shutdown = self.app.shutdown.clone();
         loop {
@@ -199,12 +165,12 @@ impl ConnCtx {
                 return std::future::pending().await;
             }
         }
-        tokio::time::sleep(self.app.drain).await;
+        tokio::time::sleep(crate::runtime::drain(&self.rt.config)).await;
     }
 
     /// Resolves when no request has been in flight for `idle_timeout`.
     async fn idle(&self) {
-        let timeout = self.app.limits.idle_timeout;
+        let timeout = self.rt.config.limits.idle_timeout;
         loop {
             let wait = idle_wait(
                 self.activity.active.load(Ordering::Acquire),
@@ -313,8 +279,10 @@ async fn drive<C: Graceful>(conn: C, ctx: &ConnCtx) {
     tokio::pin!(idle);
     let revoked = ctx.revoked();
     tokio::pin!(revoked);
+    let retired = ctx.site.retirement();
+    tokio::pin!(retired);
     let age = async {
-        match ctx.app.limits.max_connection_age {
+        match ctx.rt.config.limits.max_connection_age {
             Some(age) => tokio::time::sleep(age).await,
             None => std::future::pending().await,
         }
@@ -343,6 +311,31 @@ async fn drive<C: Graceful>(conn: C, ctx: &ConnCtx) {
             _ = shutdown.changed(), if !closing => "drain",
             _ = &mut idle, if !closing => "idle",
             _ = &mut age, if !closing => "max_connection_age",
+            _ = &mut retired, if !closing => {
+                // A newer configuration serves this host differently, or not at all: finish
+                // what is in flight (HTTP/1.1 answers carry `Connection: close` from now
+                // on), then close, at the latest `drain_seconds` from now.
+                let deadline = tokio::time::sleep(crate::runtime::drain(&ctx.rt.config));
+                tokio::pin!(deadline);
+                // HTTP/2: GOAWAY tells the client which requests were taken, so none is
+                // lost. HTTP/1.1 has no such signal: closing an idle connection races a
+                // request the client may be sending, so the close rides on the next answer.
+                if ctx.h2 {
+                    conn.as_mut().begin_drain();
+                }
+                tokio::select! {
+                    res = conn.as_mut() => {
+                        if let Err(e) = res {
+                            debug!(peer = %ctx.peer, "connection ended: {e}");
+                        }
+                    }
+                    _ = &mut deadline => {
+                        debug!(peer = %ctx.peer, "closing connection: its host was reconfigured and drain_seconds passed");
+                    }
+                    _ = &mut revoked => {}
+                }
+                return;
+            }
         };
         debug!(peer = %ctx.peer, "closing connection ({why})");
         closing = true;
@@ -353,11 +346,12 @@ async fn drive<C: Graceful>(conn: C, ctx: &ConnCtx) {
 /// Serves one TLS client connection to its end. `slot` is what admission gave it.
 pub async fn serve_tls(app: Arc<App>, tcp: TcpStream, peer: SocketAddr, slot: Slot) {
     let _ = tcp.set_nodelay(true);
+    let rt = app.runtime();
     let accepted = match tls::accept(
         tcp,
-        &app.table,
+        &rt.table,
         &app.acme.challenges,
-        app.limits.handshake_timeout,
+        rt.config.limits.handshake_timeout,
     )
     .await
     {
@@ -407,7 +401,9 @@ pub async fn serve_tls(app: Arc<App>, tcp: TcpStream, peer: SocketAddr, slot: Sl
             .inc();
         return;
     }
-    let trusted_peer = app
+    let trusted_peer = rt
+        .config
+        .server
         .trusted_proxies
         .iter()
         .any(|net| net.contains(&peer.ip()));
@@ -420,6 +416,8 @@ pub async fn serve_tls(app: Arc<App>, tcp: TcpStream, peer: SocketAddr, slot: Sl
             last_end_ms: AtomicU64::new(app.now_ms()),
         },
         app: app.clone(),
+        rt: rt.clone(),
+        h2: accepted.h2,
         site: accepted.site,
         peer,
         _slot: slot,
@@ -430,7 +428,12 @@ pub async fn serve_tls(app: Arc<App>, tcp: TcpStream, peer: SocketAddr, slot: Sl
             let in_flight = InFlight::new(ctx.clone());
             let ctx = ctx.clone();
             async move {
-                let resp = forward::handle(req, ctx).await;
+                let mut resp = forward::handle(req, ctx.clone()).await;
+                if !ctx.h2 && ctx.site.is_retired() {
+                    // Reconfigured host: this is the connection's last answer.
+                    resp.headers_mut()
+                        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+                }
                 Ok::<_, Infallible>(resp.map(|body| Counted {
                     body,
                     _in_flight: in_flight,
@@ -440,13 +443,9 @@ pub async fn serve_tls(app: Arc<App>, tcp: TcpStream, peer: SocketAddr, slot: Sl
     };
     let io = TokioIo::new(accepted.stream);
     if accepted.h2 {
-        drive(app.http2.serve_connection(io, service), &ctx).await;
+        drive(rt.http2.serve_connection(io, service), &ctx).await;
     } else {
-        drive(
-            app.http1.serve_connection(io, service).with_upgrades(),
-            &ctx,
-        )
-        .await;
+        drive(rt.http1.serve_connection(io, service).with_upgrades(), &ctx).await;
     }
 }
 

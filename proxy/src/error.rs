@@ -23,4 +23,6 @@ pub enum ProxyError {
     Cert(#[from] certfront_certs::CertError),
     #[error("{0}")]
     ClientAuth(String),
+    #[error("tls.ticket_key_file: {0}")]
+    TicketKeys(#[from] crate::tickets::TicketKeyError),
 }

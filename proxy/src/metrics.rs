@@ -2,10 +2,11 @@
 //! `start` and passed down, never the global default. Label values come only from the
 //! config and the certificates, so no client can add series.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use certfront_certs::DependedCa;
 use certfront_certs::inspect::CertInfo;
 use prometheus::{
     Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
@@ -27,10 +28,20 @@ pub struct Metrics {
     pub upstream_errors: IntCounterVec,
     pub client_cert_rejections: IntCounterVec,
     pub deny_list_reload_failing: IntGaugeVec,
+    pub config_reloads: IntCounterVec,
+    pub config_reload_failing: prometheus::IntGauge,
+    pub config_last_reload_success: prometheus::Gauge,
     /// `certfront_acme_orders_total`, `certfront_acme_renewal_failing` (issue 12).
     pub acme: certfront_acme::AcmeMetrics,
     /// The certificate labels exported per host, so a rotation can remove the old series.
     cert_series: Mutex<HashMap<String, [String; 3]>>,
+    ca_not_after: GaugeVec,
+    /// The CA certificates exported now (see [`crate::dependents`]), for `/certs` and so that
+    /// the next set can remove the series of those no longer depended on.
+    cas: Mutex<Vec<DependedCa>>,
+    /// What [`crate::dependents`] last gathered; kept here because every writer (start,
+    /// the reloader) holds the metrics.
+    pub(crate) ca_inputs: crate::dependents::Inputs,
 }
 
 fn unix(t: SystemTime) -> f64 {
@@ -95,8 +106,35 @@ impl Metrics {
             ).expect("metric"),
             acme: certfront_acme::AcmeMetrics::new(),
             cert_series: Mutex::new(HashMap::new()),
+            config_reloads: IntCounterVec::new(
+                Opts::new(
+                    "certfront_config_reloads_total",
+                    "Configuration reloads (config file or trust files changed, or SIGHUP), by result.",
+                ),
+                &["result"],
+            )
+            .expect("metric"),
+            config_reload_failing: prometheus::IntGauge::new(
+                "certfront_config_reload_failing",
+                "1 while the configuration on disk is refused and the previous one is still in force.",
+            )
+            .expect("metric"),
+            config_last_reload_success: prometheus::Gauge::new(
+                "certfront_config_last_reload_success_timestamp_seconds",
+                "When the configuration in force was loaded (start or last successful reload), as a Unix timestamp.",
+            )
+            .expect("metric"),
+            ca_not_after: GaugeVec::new(
+                Opts::new("certfront_ca_not_after_timestamp_seconds", "notAfter of a CA certificate certfront depends on (role: intermediate, trust, client_ca, upstream_ca, internal_ca), as a Unix timestamp."),
+                &["role", "subject", "thumbprint"],
+            ).expect("metric"),
+            cas: Mutex::new(Vec::new()),
+            ca_inputs: crate::dependents::Inputs::default(),
             registry,
         };
+        m.config_reloads.with_label_values(&["success"]);
+        m.config_reloads.with_label_values(&["failure"]);
+        m.config_last_reload_success.set(unix(SystemTime::now()));
         let build_info = IntGaugeVec::new(
             Opts::new(
                 "certfront_build_info",
@@ -121,6 +159,10 @@ impl Metrics {
             Box::new(m.upstream_errors.clone()),
             Box::new(m.client_cert_rejections.clone()),
             Box::new(m.deny_list_reload_failing.clone()),
+            Box::new(m.config_reloads.clone()),
+            Box::new(m.config_reload_failing.clone()),
+            Box::new(m.config_last_reload_success.clone()),
+            Box::new(m.ca_not_after.clone()),
             Box::new(build_info),
         ] {
             m.registry.register(c).expect("unique metric names");
@@ -178,6 +220,55 @@ impl Metrics {
         self.cert_reload_failing.with_label_values(&[host]).set(0);
     }
 
+    /// Exports `cas` as the whole set of CA certificates depended on: the series of any CA
+    /// not in it any more disappear.
+    pub fn set_cas(&self, cas: Vec<DependedCa>) {
+        let mut current = self.cas.lock().unwrap_or_else(|e| e.into_inner());
+        let keep: HashSet<[&str; 3]> = cas.iter().map(ca_labels).collect();
+        for old in current.iter().map(ca_labels).filter(|l| !keep.contains(l)) {
+            let _ = self.ca_not_after.remove_label_values(&old);
+        }
+        for ca in &cas {
+            self.ca_not_after
+                .with_label_values(&ca_labels(ca))
+                .set(ca.not_after as f64);
+        }
+        *current = cas;
+    }
+
+    /// The CA certificates exported now, as the last [`Metrics::set_cas`] gave them.
+    pub fn cas(&self) -> Vec<DependedCa> {
+        self.cas.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// A configuration reload: counted; the failing gauge follows the result.
+    pub fn config_reload(&self, success: bool) {
+        let result = if success { "success" } else { "failure" };
+        self.config_reloads.with_label_values(&[result]).inc();
+        self.config_reload_failing.set(i64::from(!success));
+        if success {
+            self.config_last_reload_success.set(unix(SystemTime::now()));
+        }
+    }
+
+    /// Removes the gauges of a host the configuration no longer has, so that no expiry or
+    /// reload alert fires for it. Counters stay: they are history, not state.
+    pub fn forget_host(&self, host: &str) {
+        let series = self
+            .cert_series
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(host);
+        if let Some(old) = series {
+            let old = [host, old[0].as_str(), old[1].as_str(), old[2].as_str()];
+            let _ = self.cert_not_after.remove_label_values(&old);
+            let _ = self.cert_not_before.remove_label_values(&old);
+        }
+        let _ = self.cert_reload_failing.remove_label_values(&[host]);
+        let _ = self.cert_last_reload_success.remove_label_values(&[host]);
+        let _ = self.deny_list_reload_failing.remove_label_values(&[host]);
+    }
+
     /// The text exposition format that Prometheus scrapes.
     pub fn render(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(8192);
@@ -190,4 +281,9 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics::new()
     }
+}
+
+/// The labels of a CA's series: role, subject, thumbprint.
+fn ca_labels(c: &DependedCa) -> [&str; 3] {
+    [c.role.as_str(), c.subject.as_str(), c.thumbprint.as_str()]
 }

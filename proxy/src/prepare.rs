@@ -15,6 +15,7 @@ pub struct Prepared {
     pub config: Config,
     pub ca: Option<Arc<InternalCa>>,
     pub trust: TrustAnchors,
+    /// One per `config.hosts`, same order.
     /// One per `config.hosts`, same order; `None` only for an `acme = true` host that has no
     /// usable certificate yet (it serves nothing until the ACME engine stores one).
     pub served: Vec<Option<Served>>,
@@ -59,17 +60,18 @@ pub fn anchors(config: &Config) -> Result<(Option<Arc<InternalCa>>, TrustAnchors
     Ok((ca, trust))
 }
 
-/// Reads a host's certificate: its files, or the internal CA's leaf for its names.
-/// Start, `check` and every reload read through here.
+/// Reads a host's certificate: its files, or the internal CA's leaf for its names,
+/// issued to meet the host's `policy`. Start, `check` and every reload read through here.
 pub fn load_source(
     fqdn: &str,
     names: &[String],
     source: &CertSource,
+    policy: &Policy,
     ca: Option<&InternalCa>,
 ) -> Result<CertBundle, String> {
     match source {
         CertSource::Internal => match ca {
-            Some(ca) => ca.issue(fqdn, names).map_err(|e| e.to_string()),
+            Some(ca) => ca.issue_for(fqdn, names, policy).map_err(|e| e.to_string()),
             None => Err("internal CA is not available".to_owned()),
         },
         other => certfront_certs::load(other).map_err(|e| e.to_string()),
@@ -87,7 +89,7 @@ pub fn load_host(
     now: SystemTime,
 ) -> HostVerdict {
     let prefix = |line: &dyn std::fmt::Display| format!("host {fqdn:?}: {line}");
-    let bundle = match load_source(fqdn, names, source, ca) {
+    let bundle = match load_source(fqdn, names, source, policy, ca) {
         Ok(bundle) => bundle,
         Err(e) => {
             return HostVerdict {
@@ -133,15 +135,7 @@ pub fn verdicts(
         .hosts
         .iter()
         .map(|h| {
-            let mut verdict = load_host(
-                &h.fqdn,
-                &h.names(),
-                &h.source,
-                &config.policy,
-                ca,
-                trust,
-                now,
-            );
+            let mut verdict = load_host(&h.fqdn, &h.names(), &h.source, &h.policy, ca, trust, now);
             if h.acme {
                 await_acme(&mut verdict);
             }
@@ -187,12 +181,43 @@ fn client_auth_problems(host: &certfront_config::Host) -> Vec<String> {
     problems
 }
 
+/// `tls.ticket_key_file`: problems (the file is unusable) and warnings (it is readable by
+/// others, who could then decrypt the tickets).
+pub fn ticket_key_findings(config: &Config) -> (Vec<String>, Vec<String>) {
+    let Some(path) = config
+        .tls
+        .ticket_key_file
+        .as_ref()
+        .filter(|_| config.tls.resumption)
+    else {
+        return (Vec::new(), Vec::new());
+    };
+    if let Err(e) = crate::tickets::TicketKeys::load(path) {
+        return (vec![format!("tls.ticket_key_file: {e}")], Vec::new());
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            let message = format!(
+                "tls.ticket_key_file: {}: readable by group or others (mode {:o}); whoever \
+                 reads it can decrypt session tickets: chmod 600",
+                path.display(),
+                meta.permissions().mode() & 0o777
+            );
+            return (Vec::new(), vec![message]);
+        }
+    }
+    (Vec::new(), Vec::new())
+}
+
 /// Loads and checks everything; `Err` holds every violation of every host, one a line.
 pub fn prepare(config: Config) -> Result<Prepared, Vec<String>> {
     let (ca, trust) = anchors(&config).map_err(|e| vec![e])?;
     let results = verdicts(&config, ca.as_deref(), &trust, SystemTime::now());
-    let mut errors = Vec::new();
-    let mut warnings = Vec::new();
+    let (mut errors, mut warnings) = ticket_key_findings(&config);
     let mut served = Vec::with_capacity(results.len());
     for verdict in results {
         errors.extend(verdict.violations);

@@ -12,22 +12,20 @@ use hyper::body::Incoming;
 
 use crate::authority::parse_host;
 use crate::conn::App;
-use crate::sites::SiteTable;
 
 /// `https://host[:port]path?query` for a request naming a served host, else `None`. The
 /// host is checked for syntax and looked up exactly as TLS requests are, and goes into
 /// `Location` normalized (lower case, no port), never as the client wrote it.
 pub fn location(
-    table: &SiteTable,
+    serves: impl Fn(&str) -> bool,
     host: Option<&HeaderValue>,
     path: &str,
     https_port: u16,
 ) -> Option<String> {
     let host = parse_host(host?.as_bytes()).ok()?;
-    if host.ip {
+    if host.ip || !serves(host.name) {
         return None;
     }
-    table.by_name(host.name)?;
     let name = certfront_certs::names::normalize(host.name);
     // A request target that is not origin-form (`*`, or absolute) redirects to the root.
     let path = if path.starts_with('/') { path } else { "/" };
@@ -51,8 +49,9 @@ pub async fn handle(
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
+    let rt = app.runtime.load();
     let target = location(
-        &app.table,
+        |name| rt.table.by_name(name).is_some(),
         req.headers().get(header::HOST),
         path,
         https_port,
@@ -67,4 +66,49 @@ pub async fn handle(
     *resp.status_mut() = StatusCode::PERMANENT_REDIRECT;
     resp.headers_mut().insert(header::LOCATION, target);
     Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn served(name: &str) -> bool {
+        name.eq_ignore_ascii_case("app.example.org")
+            || name.eq_ignore_ascii_case("app.example.org.")
+    }
+
+    fn at(host: &'static str, path: &str, port: u16) -> Option<String> {
+        location(served, Some(&HeaderValue::from_static(host)), path, port)
+    }
+
+    #[test]
+    fn a_served_name_goes_to_https_normalized() {
+        assert_eq!(
+            at("APP.example.org.:80", "/Mobile/Login.aspx?x=1", 443).as_deref(),
+            Some("https://app.example.org/Mobile/Login.aspx?x=1")
+        );
+        assert_eq!(
+            at("app.example.org", "/", 8443).as_deref(),
+            Some("https://app.example.org:8443/")
+        );
+        // A target that is not origin-form goes to the root, never to another host.
+        assert_eq!(
+            at("app.example.org", "http://evil.example/", 443).as_deref(),
+            Some("https://app.example.org/")
+        );
+    }
+
+    #[test]
+    fn unserved_malformed_or_address_hosts_get_no_location() {
+        for host in [
+            "evil.example",
+            "app.example.org@evil.example",
+            "10.0.0.5",
+            "[::1]",
+            "app..example.org",
+        ] {
+            assert_eq!(at(host, "/", 443), None, "{host}");
+        }
+        assert_eq!(location(served, None, "/", 443), None);
+    }
 }

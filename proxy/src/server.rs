@@ -6,25 +6,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use certfront_config::{Action, Host};
-use http::{HeaderValue, StatusCode};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use rustls::{ClientConfig, RootCertStore};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, error, info};
 
 use crate::admission::{OpenGauge, Slot};
-use crate::conn::{self, App, AppSettings};
+use crate::conn::{self, App};
 use crate::error::ProxyError;
-use crate::forward::upstream::{PoolLimits, Upstreams};
 use crate::metrics::Metrics;
 use crate::prepare::Prepared;
-use crate::sites::{Route, Site, SiteTable};
-use crate::tls::TlsShared;
+use crate::runtime::Runtime;
 use crate::tracker::Tracker;
 use crate::{admin, redirect, reload};
 use certfront_certs::store::CertSlot;
@@ -38,8 +33,6 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     accept_loops: Vec<JoinHandle<()>>,
     reload: mpsc::UnboundedSender<reload::Request>,
-    /// Keeps the file watches alive (None when the OS refused them; the re-scan still runs).
-    _watcher: Option<certfront_certs::watch::Watcher>,
     /// The ACME engine's tasks (stopped when dropped).
     _acme: Option<certfront_acme::Engine>,
 }
@@ -48,6 +41,7 @@ impl Running {
     /// Every host's certificate slot, in config order (what reloads write to).
     pub fn slots(&self) -> Vec<Arc<CertSlot>> {
         self.app
+            .runtime()
             .table
             .sites()
             .iter()
@@ -55,7 +49,8 @@ impl Running {
             .collect()
     }
 
-    /// Re-reads every host's certificate files now (what SIGHUP does).
+    /// Re-reads the configuration (when it changed) and every host's files now (what
+    /// SIGHUP does).
     pub fn reload_all(&self) {
         let _ = self.reload.send(reload::Request::All);
     }
@@ -77,100 +72,6 @@ impl Running {
     }
 }
 
-fn upstream_tls(roots: &RootCertStore, host: &Host) -> Result<Arc<ClientConfig>, ProxyError> {
-    let mut roots = roots.clone();
-    if let Some(ca) = &host.upstream_ca {
-        let anchors = certfront_certs::TrustAnchors::new(false, std::slice::from_ref(ca), &[])?;
-        for anchor in anchors.roots().roots.iter() {
-            roots.roots.push(anchor.clone());
-        }
-    }
-    let mut config = ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
-}
-
-fn build_sites(
-    prepared: Prepared,
-    metrics: &Arc<Metrics>,
-) -> Result<(SiteTable, Prepared), ProxyError> {
-    let mut prepared = prepared;
-    let config = &prepared.config;
-    let shared = TlsShared::new(config)?;
-    let roots = prepared.trust.roots();
-    let served = std::mem::take(&mut prepared.served);
-    let mut sites = Vec::with_capacity(config.hosts.len());
-    for (host, served) in config.hosts.iter().zip(served) {
-        metrics.host(&host.fqdn);
-        let slot = Arc::new(match served {
-            Some(served) => {
-                metrics.cert_served(&host.fqdn, &served.info, served.loaded_at);
-                CertSlot::new(host.fqdn.clone(), host.names(), host.source.clone(), served)
-            }
-            // An ACME host waiting for its first certificate (prepare allows no other).
-            None => CertSlot::empty(host.fqdn.clone(), host.names(), host.source.clone()),
-        });
-        let (verifier, client_auth) = match &host.client_auth {
-            Some(auth) => {
-                let (v, state) = crate::mtls::build(&host.fqdn, auth, metrics.clone())
-                    .map_err(ProxyError::ClientAuth)?;
-                (Some(v), Some(state))
-            }
-            None => (None, None),
-        };
-        let tls = shared.host_config(slot.clone(), verifier)?;
-        let route = match &host.action {
-            Action::Respond { status, body } => Route::Respond {
-                status: StatusCode::from_u16(*status).unwrap_or(StatusCode::OK),
-                body: Bytes::from(body.clone()),
-            },
-            Action::Upstream(list) => {
-                let tls = if list.iter().any(|u| u.tls) {
-                    Some(upstream_tls(&roots, host)?)
-                } else {
-                    None
-                };
-                Route::Upstream(Box::new(Upstreams::new(
-                    list,
-                    tls,
-                    PoolLimits {
-                        connect_timeout: config.limits.upstream_connect_timeout,
-                        max_connections: config.limits.upstream_max_connections,
-                        max_idle: config.limits.upstream_max_idle_connections,
-                    },
-                )))
-            }
-        };
-        let upstream_host = host
-            .upstream_host
-            .as_deref()
-            .and_then(|h| HeaderValue::from_str(h).ok());
-        sites.push(Arc::new(Site {
-            fqdn: host.fqdn.clone(),
-            names: host.names().into_boxed_slice(),
-            cert: slot,
-            tls,
-            route,
-            upstream_host,
-            client_auth,
-            duration: metrics
-                .http_request_duration
-                .with_label_values(&[host.fqdn.as_str()]),
-        }));
-    }
-    let table = SiteTable::new(
-        sites,
-        config.tls.default_host.as_deref(),
-        config.tls.unknown_sni,
-    );
-    Ok((table, prepared))
-}
-
 async fn bind(addr: SocketAddr) -> Result<TcpListener, ProxyError> {
     TcpListener::bind(addr)
         .await
@@ -183,9 +84,11 @@ fn local(listener: &TcpListener, fallback: SocketAddr) -> SocketAddr {
 
 /// Binds every listener and starts serving. Nothing is served unless all binds succeed.
 pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running, ProxyError> {
-    let (table, mut prepared) = build_sites(prepared, &metrics)?;
+    let mut prepared = prepared;
     let acme_settings = prepared.acme.take();
-    let config = &prepared.config;
+    let runtime = Runtime::build(prepared, None, &metrics)?.runtime;
+    let config = runtime.config.clone();
+    let config = &config;
     let acme_state = Arc::new(crate::acme::AcmeState::new(config));
 
     let mut tls_listeners = Vec::new();
@@ -203,27 +106,21 @@ pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running,
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let app = Arc::new(App::new(
-        table,
-        AppSettings {
-            limits: config.limits.clone(),
-            access_log: config.server.access_log,
-            drain: Duration::from_secs(config.server.drain_seconds),
-            trusted_proxies: config.server.trusted_proxies.clone(),
-            acme: acme_state.clone(),
-        },
+        runtime,
         shutdown_rx,
         Tracker::default(),
         metrics.clone(),
+        acme_state.clone(),
     ));
-    let (reload_tx, watcher) = start_reloader(&prepared, &app, metrics.clone());
+    crate::dependents::refresh_runtime(&metrics, &app.runtime());
+    let reload_tx = start_reloader(&app, metrics.clone());
     // After every bind: the CA validates by connecting to the listeners.
     let acme_engine = acme_settings.map(|settings| {
         let reload = reload_tx.clone();
         crate::acme::start(
             config,
             settings,
-            config.policy.clone(),
-            prepared.trust.clone(),
+            app.runtime().trust.clone(),
             &acme_state,
             &metrics,
             Arc::new(move |_host: &str| {
@@ -316,66 +213,27 @@ pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running,
         shutdown: shutdown_tx,
         accept_loops,
         reload: reload_tx,
-        _watcher: watcher,
         _acme: acme_engine,
     })
 }
 
-/// Starts the reloader: file watches on every host's directories, debounced reloads,
-/// the periodic re-scan, and a channel for SIGHUP.
-fn start_reloader(
-    prepared: &Prepared,
-    app: &App,
-    metrics: Arc<Metrics>,
-) -> (
-    mpsc::UnboundedSender<reload::Request>,
-    Option<certfront_certs::watch::Watcher>,
-) {
-    let slots: Vec<Arc<CertSlot>> = app.table.sites().iter().map(|s| s.cert.clone()).collect();
-    let deny: Vec<_> = app
-        .table
-        .sites()
-        .iter()
-        .map(|s| s.client_auth.clone())
-        .collect();
+/// Starts the one writer: file watches on everything the snapshot depends on, debounced
+/// reloads, the periodic re-scan, and a channel for SIGHUP.
+fn start_reloader(app: &Arc<App>, metrics: Arc<Metrics>) -> mpsc::UnboundedSender<reload::Request> {
     // SIGHUP requests: one per signal, and tokio coalesces signals. Watcher events go
     // through `Changes`, which is bounded by the number of watched files.
     let (tx, rx) = mpsc::unbounded_channel();
     let changes = Arc::new(reload::Changes::default());
-    let files = reload::watched_files(&slots, &deny);
-    let marks = changes.clone();
-    let watcher = if files.is_empty() {
-        None
-    } else {
-        match certfront_certs::watch::watch(&files, move |ids| marks.mark(ids)) {
-            Ok(w) => {
-                info!(
-                    "watching {} director(ies) for certificate changes",
-                    w.dirs.len()
-                );
-                Some(w)
-            }
-            Err(e) => {
-                warn!(
-                    "{e}; certificate changes are picked up by the periodic re-scan and SIGHUP only"
-                );
-                None
-            }
-        }
-    };
-    let ctx = Arc::new(reload::ReloadCtx {
-        policy: prepared.config.policy.clone(),
-        trust: prepared.trust.clone(),
-        ca: prepared.ca.clone(),
+    let watcher = reload::watch(&app.runtime(), &changes);
+    let reloader = reload::Reloader {
+        app: app.clone(),
         metrics,
-    });
-    // The config allows at most a day; the clamp keeps that promise here too.
-    let rescan = match prepared.config.server.rescan_seconds {
-        0 => None,
-        s => Some(Duration::from_secs(s.min(86_400))),
+        changes,
+        requests: rx,
+        watcher,
     };
-    tokio::spawn(reload::run(slots, deny, ctx, changes, rx, rescan));
-    (tx, watcher)
+    tokio::spawn(reloader.run());
+    tx
 }
 
 async fn serve_plain<S>(tcp: TcpStream, peer: SocketAddr, svc: S, keep_alive: bool)
@@ -409,7 +267,7 @@ impl Admit {
     /// connection is closed), then a place under the listener's limit, waited for (the
     /// listener stops accepting meanwhile, as a full backlog would).
     async fn slot(&self, peer: SocketAddr) -> Option<Slot> {
-        let limit = self.app.limits.max_connections_per_ip;
+        let limit = self.app.runtime.load().config.limits.max_connections_per_ip;
         let Some(ip) = self.app.per_ip.take(peer.ip(), limit) else {
             debug!(%peer, "connection refused: {limit} connections from this address already (limits.max_connections_per_ip)");
             return None;

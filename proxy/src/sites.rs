@@ -35,6 +35,30 @@ pub struct Site {
     pub client_auth: Option<Arc<crate::mtls::ClientAuthState>>,
     /// This host's request-duration histogram, resolved once instead of per request.
     pub duration: prometheus::Histogram,
+    /// The `[[host]]` it was built from.
+    pub host: certfront_config::Host,
+    /// Hash of everything the site was built from (see `runtime`): equal means reusable.
+    pub definition: [u8; 32],
+    /// Set once a newer snapshot no longer serves this site as it is: its connections
+    /// finish their requests and close.
+    pub retired: tokio::sync::watch::Sender<bool>,
+}
+
+impl Site {
+    /// Marks the site retired and wakes its connections.
+    pub fn retire(&self) {
+        self.retired.send_replace(true);
+    }
+
+    pub fn is_retired(&self) -> bool {
+        *self.retired.borrow()
+    }
+
+    /// Resolves once the site is retired.
+    pub async fn retirement(&self) {
+        let mut rx = self.retired.subscribe();
+        let _ = rx.wait_for(|retired| *retired).await;
+    }
 }
 
 /// The outcome of an SNI lookup.

@@ -38,17 +38,20 @@ pub struct TlsShared {
 }
 
 impl TlsShared {
-    pub fn new(config: &Config) -> Result<Self, rustls::Error> {
+    pub fn new(config: &Config) -> Result<Self, crate::ProxyError> {
         let versions: &'static [&'static rustls::SupportedProtocolVersion] =
             match config.tls.min_version {
                 TlsVersion::V1_3 => &TLS13_ONLY,
                 TlsVersion::V1_2 => rustls::ALL_VERSIONS,
             };
         let (sessions, ticketer): (Arc<dyn StoresServerSessions>, _) = if config.tls.resumption {
-            (
-                ServerSessionMemoryCache::new(64 * 1024),
-                Some(rustls::crypto::aws_lc_rs::Ticketer::new()?),
-            )
+            // tls.ticket_key_file: keys shared with the other instances, so tickets resume anywhere
+            let ticketer: Arc<dyn rustls::server::ProducesTickets> =
+                match &config.tls.ticket_key_file {
+                    Some(path) => crate::tickets::FileTicketer::start(path)?,
+                    None => rustls::crypto::aws_lc_rs::Ticketer::new()?,
+                };
+            (ServerSessionMemoryCache::new(64 * 1024), Some(ticketer))
         } else {
             (Arc::new(NoServerSessionStorage {}), None)
         };

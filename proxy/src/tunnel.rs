@@ -51,16 +51,24 @@ where
                 return;
             }
         },
-        _ = idle(&ctx.app, &last_byte_ms) => "idle",
+        _ = idle(ctx, &last_byte_ms) => "idle",
+        _ = retired(ctx) => "host reconfigured",
         _ = ctx.drain_deadline() => "drain",
         _ = ctx.revoked() => "client certificate denied",
     };
     info!(peer = %ctx.peer, host = %ctx.site.fqdn, "closing websocket tunnel ({why})");
 }
 
+/// Resolves `drain_seconds` after the tunnel's host was retired by a new configuration.
+async fn retired(ctx: &ConnCtx) {
+    ctx.site.retirement().await;
+    tokio::time::sleep(crate::runtime::drain(&ctx.rt.config)).await;
+}
+
 /// Resolves when no byte has crossed the tunnel for `tunnel_idle_timeout`.
-async fn idle(app: &App, last_byte_ms: &AtomicU64) {
-    let timeout = app.limits.tunnel_idle_timeout;
+async fn idle(ctx: &ConnCtx, last_byte_ms: &AtomicU64) {
+    let app = &ctx.app;
+    let timeout = ctx.rt.config.limits.tunnel_idle_timeout;
     loop {
         let wait = crate::conn::idle_wait(
             0,

@@ -5,12 +5,18 @@ mod support;
 
 mod acme;
 mod admin_metrics;
+mod ca_expiry;
 mod cert_reload;
+mod cert_tools;
 mod cli;
+mod config_reload;
 mod forward_http;
 mod hardening;
+mod host_policy;
 mod limits;
 mod mtls;
 mod request_path;
 mod shutdown;
+mod ticket_keys;
 mod tls_sni;
+mod upstream_tls;

@@ -46,7 +46,7 @@ fn config(s: &Setup, tls_extra: &str) -> String {
 }
 
 /// The handshake failed with the server's `unrecognized_name` alert.
-fn assert_unrecognized_name(err: &std::io::Error) {
+pub(crate) fn assert_unrecognized_name(err: &std::io::Error) {
     assert_eq!(
         rustls_error(err),
         Some(&rustls::Error::AlertReceived(

@@ -327,11 +327,23 @@ fn the_root_is_name_constrained_to_the_configured_domains() {
     );
     // ... and a leaf signed outside them anyway (a stolen CA key) fails verification.
     let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
-    let forged = ca.sign_leaf(&names(&["bank.example.com"]), &key).unwrap();
+    let forged = ca
+        .sign_leaf(
+            &names(&["bank.example.com"]),
+            &key,
+            &LeafProfile::for_policy(&Policy::default()).unwrap(),
+        )
+        .unwrap();
     let err = client_verifies(&ca.root_der(), forged.der(), "bank.example.com").unwrap_err();
     assert!(format!("{err:?}").contains("NameConstraint"), "{err:?}");
     // The same forged leaf for a permitted name verifies: the constraint made the difference.
-    let fine = ca.sign_leaf(&names(&["x.hospital.example"]), &key).unwrap();
+    let fine = ca
+        .sign_leaf(
+            &names(&["x.hospital.example"]),
+            &key,
+            &LeafProfile::for_policy(&Policy::default()).unwrap(),
+        )
+        .unwrap();
     client_verifies(&ca.root_der(), fine.der(), "x.hospital.example").unwrap();
 }
 

@@ -9,11 +9,10 @@ use rustls::client::verify_server_cert_signed_by_trust_anchor;
 use rustls::crypto::aws_lc_rs::default_provider;
 use rustls::server::ParsedCertificate;
 use rustls::{CertificateError, Error as TlsError};
-use rustls_pki_types::UnixTime;
+use rustls_pki_types::{CertificateDer, UnixTime};
 
 use super::validity::date;
 use crate::inspect::{CertInfo, unix_seconds};
-use crate::load::CertBundle;
 use crate::trust::TrustAnchors;
 
 /// The verdict a TLS client would reach on the chain (rustls-webpki, server auth), name
@@ -24,12 +23,12 @@ use crate::trust::TrustAnchors;
 pub(super) fn check_chain(
     report: &mut Report,
     file: &Path,
-    bundle: &CertBundle,
+    chain: &[CertificateDer<'static>],
     info: &CertInfo,
     trust: &TrustAnchors,
     now: SystemTime,
 ) {
-    let Some(leaf) = bundle.chain.first() else {
+    let Some(leaf) = chain.first() else {
         return;
     };
     let now_s = unix_seconds(now);
@@ -45,7 +44,7 @@ pub(super) fn check_chain(
         verify_server_cert_signed_by_trust_anchor(
             &parsed,
             &trust.roots(),
-            &bundle.chain[1..],
+            &chain[1..],
             at,
             default_provider().signature_verification_algorithms.all,
         )

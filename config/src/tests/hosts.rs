@@ -238,6 +238,7 @@ fn upstream_is_a_string_or_a_list() {
             tls: true,
             host: "fd00::12".into(),
             port: 8443,
+            tls_name: None,
             original: "https://[fd00::12]:8443/".into()
         }
     );

@@ -4,6 +4,7 @@
 mod acme;
 mod examples;
 mod hosts;
+mod iis;
 mod server_tls;
 
 use std::path::Path;
@@ -207,7 +208,7 @@ fn wrong_types_are_refused_by_the_parser() {
         "fqdn = \"a.example.org\"\ninternal = true\nupstream = 80",
     ]));
     assert!(
-        message.contains("a string or a list of strings"),
+        message.contains("a URL, a table { url = \"...\", tls_name = \"...\" }, or a list"),
         "{message}"
     );
     let message = parse_error("[server]\nlisten = 443\n");

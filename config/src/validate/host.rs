@@ -1,20 +1,24 @@
 //! The rules of one `[[host]]`: names, exactly one certificate source, exactly
 //! one of upstream and respond, upstream options, client auth.
 
-use certfront_certs::{CertSource, PasswordSource};
+use certfront_certs::{CertSource, PasswordSource, Policy};
 
 use super::Validator;
 use super::cross::Claimed;
 use crate::model::{Action, ClientAuth, ClientAuthMode, Host};
 use crate::names::{check_dns_name, normalize};
-use crate::raw::{OneOrMany, RawClientAuth, RawHost, RawRespond};
+use crate::raw::{RawClientAuth, RawHost, RawRespond, RawUpstream, RawUpstreams};
 use crate::upstream::{parse_authority, parse_upstream};
 
 impl Validator<'_> {
     /// Every host, in file order (`None` where a host has problems), and the
     /// names they claim. Names are checked for uniqueness as they come, from
     /// the raw tables so that a host with other problems is still compared.
-    pub(super) fn hosts(&mut self, raw: Vec<RawHost>) -> (Vec<Option<Host>>, Claimed) {
+    pub(super) fn hosts(
+        &mut self,
+        raw: Vec<RawHost>,
+        policy: &Policy,
+    ) -> (Vec<Option<Host>>, Claimed) {
         if raw.is_empty() {
             self.problem(
                 "host",
@@ -28,7 +32,7 @@ impl Validator<'_> {
             .map(|(i, raw)| {
                 let fqdn = raw.fqdn.as_deref().map(normalize);
                 let aliases: Vec<String> = raw.aliases.iter().map(|a| normalize(a)).collect();
-                let host = self.host(i, raw);
+                let host = self.host(i, raw, policy);
                 self.claim_names(&mut claimed, i, fqdn, aliases);
                 host
             })
@@ -36,7 +40,7 @@ impl Validator<'_> {
         (hosts, claimed)
     }
 
-    fn host(&mut self, i: usize, raw: RawHost) -> Option<Host> {
+    fn host(&mut self, i: usize, raw: RawHost, global_policy: &Policy) -> Option<Host> {
         let at = format!("host[{i}]");
         let before = self.problems.len();
         let fqdn = match &raw.fqdn {
@@ -64,6 +68,10 @@ impl Validator<'_> {
             .map(|p| self.path(&format!("{at}.upstream_ca"), p));
         self.upstream_options(&at, &raw);
         let client_auth = raw.client_auth.map(|ca| self.client_auth(&at, ca));
+        let policy = match raw.policy {
+            Some(overrides) => self.policy(&format!("{at}.policy"), overrides, global_policy),
+            None => global_policy.clone(),
+        };
         if self.problems.len() > before {
             return None;
         }
@@ -76,6 +84,7 @@ impl Validator<'_> {
             upstream_ca,
             client_auth,
             acme: raw_acme,
+            policy,
         })
     }
 
@@ -199,7 +208,7 @@ impl Validator<'_> {
     fn action(
         &mut self,
         at: &str,
-        upstream: Option<OneOrMany>,
+        upstream: Option<RawUpstreams>,
         respond: Option<RawRespond>,
     ) -> Option<Action> {
         match (upstream, respond) {
@@ -215,21 +224,21 @@ impl Validator<'_> {
                 self.problem(at, "both upstream and respond are set: choose one");
                 None
             }
-            (Some(OneOrMany::One(url)), None) => {
-                let upstream = self.upstream(&format!("{at}.upstream"), &url)?;
+            (Some(RawUpstreams::One(raw)), None) => {
+                let upstream = self.upstream(&format!("{at}.upstream"), raw)?;
                 Some(Action::Upstream(vec![upstream]))
             }
-            (Some(OneOrMany::Many(urls)), None) => {
-                if urls.is_empty() {
+            (Some(RawUpstreams::Many(list)), None) => {
+                if list.is_empty() {
                     self.problem(
                         format!("{at}.upstream"),
                         "empty list: give at least one URL",
                     );
                 }
-                let parsed: Vec<_> = urls
-                    .iter()
+                let parsed: Vec<_> = list
+                    .into_iter()
                     .enumerate()
-                    .map(|(j, url)| self.upstream(&format!("{at}.upstream[{j}]"), url))
+                    .map(|(j, raw)| self.upstream(&format!("{at}.upstream[{j}]"), raw))
                     .collect();
                 parsed
                     .into_iter()
@@ -240,10 +249,67 @@ impl Validator<'_> {
         }
     }
 
-    fn upstream(&mut self, at: &str, url: &str) -> Option<crate::model::Upstream> {
-        parse_upstream(url)
+    /// One upstream, URL or table; warns about an https upstream by IP address without
+    /// `tls_name`, whose certificate (issued for the server's FQDN) would not verify.
+    fn upstream(&mut self, at: &str, raw: RawUpstream) -> Option<crate::model::Upstream> {
+        let Some(url) = raw.url else {
+            self.problem(
+                format!("{at}.url"),
+                "missing: the upstream's URL, e.g. { url = \"https://10.0.0.21\", tls_name = \"app01.corp.example\" }",
+            );
+            return None;
+        };
+        let mut upstream = parse_upstream(&url)
             .map_err(|message| self.problem(at, message))
-            .ok()
+            .ok()?;
+        match raw.tls_name {
+            Some(_) if !upstream.tls => {
+                self.problem(
+                    format!("{at}.tls_name"),
+                    format!(
+                        "set, but {url:?} is plain http: tls_name is the name certfront verifies in \
+                         an https upstream's certificate; use https:// or remove tls_name"
+                    ),
+                );
+                None
+            }
+            Some(name) => {
+                let name = normalize(&name);
+                let valid = name.parse::<std::net::IpAddr>().is_ok()
+                    || (!name.starts_with("*.") && check_dns_name(&name).is_ok());
+                if !valid {
+                    let why = check_dns_name(&name)
+                        .err()
+                        .unwrap_or_else(|| "a wildcard is not a server's name".into());
+                    self.problem(
+                        format!("{at}.tls_name"),
+                        format!(
+                            "{name:?} is not a DNS name or IP address ({why}); expected the name \
+                             in the upstream's certificate, e.g. \"app01.corp.example\""
+                        ),
+                    );
+                    return None;
+                }
+                upstream.tls_name = Some(name);
+                Some(upstream)
+            }
+            None => {
+                if upstream.tls && upstream.host.parse::<std::net::IpAddr>().is_ok() {
+                    self.warn(
+                        at,
+                        format!(
+                            "{url:?} is an IP address without tls_name: certfront verifies the \
+                             upstream's certificate against {ip} and sends no SNI, but IIS \
+                             certificates usually name the server's FQDN, which then fails (502); \
+                             write upstream = {{ url = {url:?}, tls_name = \"<name in the IIS \
+                             certificate>\" }}",
+                            ip = upstream.host
+                        ),
+                    );
+                }
+                Some(upstream)
+            }
+        }
     }
 
     fn respond(&mut self, at: &str, raw: RawRespond) -> Option<Action> {
@@ -272,11 +338,13 @@ impl Validator<'_> {
     fn upstream_options(&mut self, at: &str, raw: &RawHost) {
         let urls: Vec<&str> = match &raw.upstream {
             None => Vec::new(),
-            Some(OneOrMany::One(url)) => vec![url],
-            Some(OneOrMany::Many(urls)) => urls.iter().map(String::as_str).collect(),
+            Some(RawUpstreams::One(one)) => one.url.as_deref().into_iter().collect(),
+            Some(RawUpstreams::Many(list)) => {
+                list.iter().filter_map(|u| u.url.as_deref()).collect()
+            }
         };
         if let Some(value) = &raw.upstream_host {
-            if urls.is_empty() {
+            if raw.upstream.is_none() {
                 self.problem(
                     format!("{at}.upstream_host"),
                     "set, but this host has no upstream",

@@ -26,12 +26,13 @@ impl RawConfig {
             base_dir,
             problems: Vec::new(),
             acme: None,
+            warnings: Vec::new(),
         };
         let server = v.server(self.server);
         let (tls, default_host) = v.tls(self.tls);
-        let policy = v.policy(self.policy);
+        let policy = v.policy("policy", self.policy, &Policy::default());
         let acme = v.acme(self.acme, &server, &policy);
-        let (hosts, claimed) = v.hosts(self.hosts);
+        let (hosts, claimed) = v.hosts(self.hosts, &policy);
         let default_host = default_host.and_then(|name| v.default_host(&name, &claimed));
         let limits = v.limits(self.limits);
         if !v.problems.is_empty() {
@@ -51,6 +52,7 @@ impl RawConfig {
             hosts: hosts.collect(),
             limits,
             acme,
+            warnings: v.warnings,
         })
     }
 }
@@ -61,11 +63,17 @@ struct Validator<'a> {
     problems: Vec<Problem>,
     /// What `acme = true` hosts need from `[acme]`, once it has been read.
     acme: Option<acme::AcmeFacts>,
+    /// Valid but probably not what the administrator wants (`check` prints them).
+    warnings: Vec<Problem>,
 }
 
 impl Validator<'_> {
     fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.problems.push(Problem::new(path, message));
+    }
+
+    fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.warnings.push(Problem::new(path, message));
     }
 
     /// A file or directory path from the config, resolved against the config's directory.
@@ -115,6 +123,7 @@ impl Validator<'_> {
                 &limits::RESCAN,
             ),
             access_log: raw.access_log.unwrap_or(true),
+            watch_config: raw.watch_config.unwrap_or(true),
             trusted_proxies: self.trusted_proxies(raw.trusted_proxies.unwrap_or_default()),
         }
     }
@@ -235,16 +244,29 @@ impl Validator<'_> {
             default_host: None,
             trust,
             resumption: raw.resumption.unwrap_or(true),
+            ticket_key_file: raw
+                .ticket_key_file
+                .as_deref()
+                .map(|p| self.path("tls.ticket_key_file", p)),
         };
+        if tls.ticket_key_file.is_some() && !tls.resumption {
+            self.problem(
+                "tls.ticket_key_file",
+                "set, but tls.resumption = false: session tickets are off, so the keys would \
+                 never be used; remove one of the two",
+            );
+        }
         (tls, raw.default_host)
     }
 
-    fn policy(&mut self, raw: RawPolicy) -> Policy {
-        let d = Policy::default();
-        let mut bits = |at: &str, value: Option<u32>, default: u32| match value {
+    /// `[policy]` (`at` = "policy") over the defaults, or `[host.policy]` (`at` =
+    /// "host[N].policy") over the global policy: every key set replaces the one below.
+    fn policy(&mut self, at: &str, raw: RawPolicy, base: &Policy) -> Policy {
+        let d = base.clone();
+        let mut bits = |key: &str, value: Option<u32>, default: u32| match value {
             Some(0) => {
                 self.problem(
-                    at,
+                    format!("{at}.{key}"),
                     format!("0 bits: must be > 0 (the default is {default})"),
                 );
                 default
@@ -252,29 +274,33 @@ impl Validator<'_> {
             Some(n) => n,
             None => default,
         };
-        let min_rsa_bits = bits("policy.min_rsa_bits", raw.min_rsa_bits, d.min_rsa_bits);
-        let min_ec_bits = bits("policy.min_ec_bits", raw.min_ec_bits, d.min_ec_bits);
+        let min_rsa_bits = bits("min_rsa_bits", raw.min_rsa_bits, d.min_rsa_bits);
+        let min_ec_bits = bits("min_ec_bits", raw.min_ec_bits, d.min_ec_bits);
         Policy {
             min_rsa_bits,
             min_ec_bits,
             min_signature_hash: self
-                .parsed("policy.min_signature_hash", raw.min_signature_hash)
+                .parsed(&format!("{at}.min_signature_hash"), raw.min_signature_hash)
                 .unwrap_or(d.min_signature_hash),
             rsa_key_usage: self.parsed_list(
-                "policy.rsa_key_usage",
+                &format!("{at}.rsa_key_usage"),
                 raw.rsa_key_usage,
                 d.rsa_key_usage,
             ),
-            ec_key_usage: self.parsed_list("policy.ec_key_usage", raw.ec_key_usage, d.ec_key_usage),
+            ec_key_usage: self.parsed_list(
+                &format!("{at}.ec_key_usage"),
+                raw.ec_key_usage,
+                d.ec_key_usage,
+            ),
             extended_key_usage: self.parsed_list(
-                "policy.extended_key_usage",
+                &format!("{at}.extended_key_usage"),
                 raw.extended_key_usage,
                 d.extended_key_usage,
             ),
             require_chain: raw.require_chain.unwrap_or(d.require_chain),
             expiry_warning_days: raw.expiry_warning_days.unwrap_or(d.expiry_warning_days),
             key_file_mode: self
-                .parsed("policy.key_file_mode", raw.key_file_mode)
+                .parsed(&format!("{at}.key_file_mode"), raw.key_file_mode)
                 .unwrap_or(d.key_file_mode),
         }
     }

@@ -1,5 +1,7 @@
 //! What each subcommand does, with the exit codes of DESIGN "Command line".
 
+mod health;
+mod inspect;
 mod inventory;
 mod run;
 
@@ -7,9 +9,13 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use certfront_certs::csr::{CsrKey, write_csr};
+use certfront_certs::csr::{CsrKey, CsrRequest, CsrSubject, write_csr};
+use certfront_certs::policy::ExtKeyUsage;
 
+use crate::cli::CsrArgs;
 use crate::prepare;
+pub use health::health;
+pub use inspect::inspect;
 pub use inventory::{fmt_time, print_info};
 pub use run::run;
 
@@ -22,6 +28,9 @@ pub fn check(path: &Path) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    for w in &config.warnings {
+        eprintln!("warning: {}: {w}", config.source.display());
+    }
     let (ca, trust) = match prepare::anchors(&config) {
         Ok(v) => v,
         Err(e) => {
@@ -36,6 +45,14 @@ pub fn check(path: &Path) -> ExitCode {
         inventory::print_host(host, verdict, now);
         problems += verdict.violations.len();
     }
+    let (ticket_errors, ticket_warnings) = prepare::ticket_key_findings(&config);
+    for w in &ticket_warnings {
+        eprintln!("warning: {w}");
+    }
+    for e in &ticket_errors {
+        eprintln!("error: {e}");
+    }
+    problems += ticket_errors.len();
     // [acme] is checked offline: the EAB key's variable and acme.ca, not the server.
     if let Err(e) = crate::acme::settings(&config) {
         eprintln!("error: {e}");
@@ -71,84 +88,47 @@ pub fn print_config_error(e: &certfront_config::ConfigError) {
     }
 }
 
-/// `certfront certs inspect FILE`.
-pub fn inspect(file: &Path, password_env: Option<&str>, json: bool) -> ExitCode {
-    let password = match password_env {
-        Some(var) => match std::env::var(var) {
-            // wiped when inspect returns
-            Ok(p) => Some(zeroize::Zeroizing::new(p)),
-            Err(_) => {
-                eprintln!("error: environment variable {var} is not set");
-                return ExitCode::from(1);
-            }
-        },
-        None => None,
-    };
-    let certs = match certfront_certs::read_certificates(
-        file,
-        password.as_ref().map(|p| p.as_str()),
-    ) {
-        Ok(certs) => certs,
-        Err(e) => {
-            eprintln!("error: {e}");
-            if matches!(e, certfront_certs::CertError::PfxNeedsPassword { .. }) {
-                eprintln!(
-                    "hint: put the password in an environment variable and pass --password-env VAR"
-                );
-            }
-            return ExitCode::from(1);
-        }
-    };
-    let mut infos = Vec::with_capacity(certs.len());
-    for der in &certs {
-        match certfront_certs::inspect(der) {
-            Ok(info) => infos.push(info),
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::from(1);
-            }
-        }
-    }
-    let now = SystemTime::now();
-    if json {
-        let out: Vec<_> = infos.iter().map(|i| inventory::info_json(i, now)).collect();
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&out).expect("JSON of plain data")
-        );
-    } else {
-        for (i, info) in infos.iter().enumerate() {
-            if infos.len() > 1 {
-                println!("certificate {} of {}:", i + 1, infos.len());
-            }
-            print_info(info, now);
-        }
-    }
-    ExitCode::SUCCESS
-}
-
 /// `certfront certs csr`.
-pub fn csr(names: &[String], key: &str, out: &Path) -> ExitCode {
-    let key: CsrKey = match key.parse() {
+pub fn csr(args: &CsrArgs) -> ExitCode {
+    let key: CsrKey = match args.key.parse() {
         Ok(k) => k,
         Err(e) => {
             eprintln!("error: --key: {e}");
             return ExitCode::from(1);
         }
     };
-    // write_csr normalizes and validates every name (certs' one DNS-name validator)
-    let names: Vec<String> = names
-        .iter()
-        .map(|n| certfront_certs::names::normalize(n))
-        .collect();
-    match write_csr(&names, key, out) {
+    let mut extended_key_usage = Vec::new();
+    for text in &args.eku {
+        match text.trim().parse::<ExtKeyUsage>() {
+            Ok(eku) => extended_key_usage.push(eku),
+            Err(e) => {
+                eprintln!("error: --eku: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    }
+    let request = CsrRequest {
+        names: args.fqdn.clone(),
+        key,
+        extended_key_usage,
+        subject: CsrSubject {
+            organization: args.org.clone(),
+            organizational_unit: args.ou.clone(),
+            locality: args.locality.clone(),
+            state: args.state.clone(),
+            country: args.country.clone(),
+        },
+    };
+    match write_csr(&request, &args.out) {
         Ok(files) => {
             println!(
                 "private key: {} (mode 0600, keep it secret)",
                 files.key.display()
             );
             println!("request:     {}", files.csr.display());
-            println!("names:       {}", names.join(", "));
+            println!("names:       {}", args.fqdn.join(", "));
+            let purposes: Vec<&str> = request.purposes().iter().map(|p| p.as_str()).collect();
+            println!("purposes:    {}", purposes.join(", "));
             println!(
                 "send the request to your CA; install the certificate it returns with the key."
             );

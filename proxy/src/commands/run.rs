@@ -23,6 +23,9 @@ pub fn run(path: &Path) -> ExitCode {
             return ExitCode::from(REFUSED);
         }
     };
+    for w in &config.warnings {
+        warn!("{}: {w}", config.source.display());
+    }
     let prepared = match prepare(config) {
         Ok(p) => p,
         Err(lines) => {

@@ -146,7 +146,7 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnCtx>) -> Response<Body>
     let started = Instant::now();
     let site = &ctx.site;
     let admitted = admit(
-        &ctx.app.table,
+        &ctx.rt.table,
         site,
         req.method(),
         req.version(),
@@ -162,7 +162,9 @@ pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnCtx>) -> Response<Body>
     });
     // Kept for the request log only; a `Uri` clone shares the parsed bytes, no copy.
     let logged = ctx
-        .app
+        .rt
+        .config
+        .server
         .access_log
         .then(|| (req.method().clone(), req.uri().clone()));
     let (resp, upstream, host) = match admitted {
@@ -250,7 +252,7 @@ async fn forward(
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
     }
-    let limits = &ctx.app.limits;
+    let limits = &ctx.rt.config.limits;
     let req = req.map(|body| Timed::new(limits.body_timeout, body));
 
     let sent = tokio::time::timeout(limits.upstream_response_timeout, ups.send(req, websocket));

@@ -159,7 +159,8 @@ impl Upstreams {
         let targets = upstreams
             .iter()
             .map(|u| Target {
-                server_name: ServerName::try_from(u.host.clone())
+                // tls_name: what IIS's certificate names when the URL is an IP (SNI + verification)
+                server_name: ServerName::try_from(u.tls_name().to_owned())
                     .unwrap_or_else(|_| ServerName::try_from("invalid.invalid").expect("valid")),
                 label: Arc::from(u.original.as_str()),
                 upstream: u.clone(),
@@ -520,6 +521,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port,
             original: format!("http://127.0.0.1:{port}"),
+            tls_name: None,
         }
     }
 

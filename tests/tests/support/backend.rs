@@ -94,6 +94,17 @@ impl Backend {
         Self::serve(listener, name, Some(Arc::new(config))).await
     }
 
+    /// An HTTPS backend with its own rustls config (e.g. one that answers only one SNI).
+    pub async fn start_tls_config(
+        name: &'static str,
+        config: Arc<rustls::ServerConfig>,
+    ) -> Backend {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind backend");
+        Self::serve(listener, name, Some(config)).await
+    }
+
     async fn serve(
         listener: TcpListener,
         name: &'static str,

@@ -25,6 +25,23 @@ pub async fn start(toml: &str, dir: &Path) -> Running {
         .expect("start")
 }
 
+/// Like [`start`], from a config file on disk (what a configuration reload re-reads).
+pub async fn start_file(path: &Path) -> Running {
+    let config = certfront_config::load(path).unwrap_or_else(|e| panic!("config: {e}"));
+    let prepared = certfront::prepare(config)
+        .unwrap_or_else(|errors| panic!("certificates refused:\n{}", errors.join("\n")));
+    certfront::start(prepared, std::sync::Arc::new(certfront::Metrics::new()))
+        .await
+        .expect("start")
+}
+
+/// Replaces `path` the way careful tools do (write aside, then rename over it).
+pub fn replace_file(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp-write");
+    std::fs::write(&tmp, text).expect("write");
+    std::fs::rename(&tmp, path).expect("rename");
+}
+
 /// The certfront binary built for these tests.
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_certfront-under-test")

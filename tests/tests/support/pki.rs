@@ -24,12 +24,27 @@ pub struct Leaf {
 
 impl TestCa {
     pub fn new(cn: &str) -> TestCa {
-        let key = KeyPair::generate().expect("CA key");
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
-        params.distinguished_name.push(DnType::CommonName, cn);
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        TestCa::with(cn, |_| {})
+    }
+
+    /// A root with its parameters (e.g. its validity) adjusted by `tweak` before it signs
+    /// itself.
+    pub fn with(cn: &str, tweak: impl FnOnce(&mut CertificateParams)) -> TestCa {
+        let (key, params) = ca_params(cn, tweak);
         let cert = params.self_signed(&key).expect("self-signed CA");
+        TestCa {
+            pem: cert.pem(),
+            der: cert.der().clone(),
+            issuer: Issuer::new(params, key),
+        }
+    }
+
+    /// An intermediate CA signed by this one (`pem` holds the intermediate alone).
+    pub fn intermediate(&self, cn: &str, tweak: impl FnOnce(&mut CertificateParams)) -> TestCa {
+        let (key, params) = ca_params(cn, tweak);
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .expect("signed intermediate");
         TestCa {
             pem: cert.pem(),
             der: cert.der().clone(),
@@ -73,6 +88,16 @@ impl TestCa {
             p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
         })
     }
+}
+
+fn ca_params(cn: &str, tweak: impl FnOnce(&mut CertificateParams)) -> (KeyPair, CertificateParams) {
+    let key = KeyPair::generate().expect("CA key");
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("params");
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    tweak(&mut params);
+    (key, params)
 }
 
 impl Leaf {

@@ -1,0 +1,124 @@
+//! A certificate reload of one host: read cert and key together, hold them to the host's
+//! policy, and act on `certs::rotation::decide`: swap, wait for the other half of a
+//! rotation, or keep the last good certificate and report.
+
+use std::time::SystemTime;
+
+use certfront_certs::rotation::{Decision, Trigger, decide};
+use certfront_certs::store::{ReloadResult, Served};
+use certfront_certs::{InternalCa, TrustAnchors, check};
+use tracing::{error, info};
+
+use crate::metrics::Metrics;
+use crate::prepare::load_source;
+use crate::sites::Site;
+
+/// The outcome of one host's reload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Unchanged,
+    Swapped,
+    Pending,
+    /// The files violate (each problem as printed); the served certificate stays.
+    Failed(Vec<String>),
+}
+
+/// Reloads one host (blocking: file I/O and signature checks; run off the async workers).
+pub fn reload_host(
+    site: &Site,
+    trust: &TrustAnchors,
+    ca: Option<&InternalCa>,
+    metrics: &Metrics,
+    trigger: Trigger,
+) -> Outcome {
+    let slot = &site.cert;
+    let policy = &site.host.policy;
+    let outcome = match load_source(&slot.fqdn, &slot.names, &slot.source, policy, ca) {
+        Err(e) => Outcome::Failed(vec![e]),
+        Ok(bundle) => {
+            // An empty slot (an ACME host before its first certificate) matches no content.
+            let served_hash = slot.load().map(|s| s.content_hash).unwrap_or([0; 32]);
+            // What is served passed every rule already: only new content is checked (a
+            // re-scan of 10,000 unchanged hosts costs reads and hashes, no verification).
+            let violations = if served_hash == bundle.content_hash {
+                Vec::new()
+            } else {
+                let now = SystemTime::now();
+                check::check(&slot.names, &slot.source, &bundle, policy, trust, now).violations
+            };
+            match decide(&served_hash, &bundle.content_hash, &violations, trigger) {
+                Decision::Unchanged => Outcome::Unchanged,
+                Decision::Pending => Outcome::Pending,
+                Decision::Refuse => {
+                    Outcome::Failed(violations.iter().map(|v| v.to_string()).collect())
+                }
+                Decision::Swap => match Served::from_bundle(&bundle) {
+                    Ok(served) => {
+                        slot.store(served);
+                        Outcome::Swapped
+                    }
+                    Err(e) => Outcome::Failed(vec![e.to_string()]),
+                },
+            }
+        }
+    };
+    report(site, &outcome, metrics);
+    outcome
+}
+
+fn report(site: &Site, outcome: &Outcome, metrics: &Metrics) {
+    let slot = &site.cert;
+    let host = slot.fqdn.as_str();
+    match outcome {
+        Outcome::Unchanged => {
+            if slot.status().last_result == Some(ReloadResult::Failure) {
+                // The files are back to what is served: nothing on disk is bad any more.
+                slot.record(ReloadResult::Success, None);
+                metrics
+                    .cert_reload_failing
+                    .with_label_values(&[host])
+                    .set(0);
+                info!(host, "certificate files match the served certificate again");
+            }
+        }
+        Outcome::Swapped => {
+            let Some(served) = slot.load() else { return };
+            info!(
+                host,
+                serial = %served.info.serial,
+                thumbprint = %served.info.sha1_thumbprint,
+                expires = %crate::commands::fmt_time(served.info.not_after),
+                "certificate reloaded"
+            );
+            slot.record(ReloadResult::Success, None);
+            metrics.reload_result(host, true);
+            metrics.cert_served(host, &served.info, served.loaded_at);
+            crate::dependents::chain_served(metrics, host, &served.key.cert);
+        }
+        Outcome::Pending => {
+            info!(
+                host,
+                "certificate and key do not match yet (rotation in progress?); still serving the previous certificate"
+            );
+        }
+        Outcome::Failed(problems) => {
+            let served = slot.load();
+            for p in problems {
+                match &served {
+                    Some(served) => error!(
+                        host,
+                        serving = %served.info.serial,
+                        expires = %crate::commands::fmt_time(served.info.not_after),
+                        "reload refused, the last good certificate stays: {p}"
+                    ),
+                    None => error!(
+                        host,
+                        "reload refused, the host still serves no certificate: {p}"
+                    ),
+                }
+            }
+            slot.record(ReloadResult::Failure, Some(problems.join("; ")));
+            metrics.reload_result(host, false);
+        }
+    }
+}

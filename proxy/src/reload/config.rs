@@ -1,0 +1,111 @@
+//! Reloading the whole configuration: parse and validate the file, load and check every
+//! certificate and trust file, build a complete new runtime snapshot, and only then swap
+//! it in. Anything wrong anywhere keeps the running snapshot and is reported.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use certfront_config::Config;
+
+use crate::metrics::Metrics;
+use crate::runtime::{Built, Runtime};
+
+/// A checked candidate, ready to be swapped in.
+pub struct Candidate {
+    pub built: Built,
+    /// Settings that changed in the file but only apply after a restart.
+    pub restart_needed: Vec<String>,
+    pub warnings: Vec<String>,
+}
+
+/// Builds a candidate from the file at `path` (blocking: file I/O, signature checks).
+/// `Err` holds every problem, one a line, as `check` would print them.
+pub fn candidate(
+    path: &Path,
+    current: &Runtime,
+    metrics: &Arc<Metrics>,
+) -> Result<Candidate, Vec<String>> {
+    let mut config = certfront_config::load(path).map_err(|e| {
+        e.to_string()
+            .lines()
+            .map(str::to_owned)
+            .filter(|l| !l.trim().is_empty())
+            .collect::<Vec<_>>()
+    })?;
+    let restart_needed = keep_listeners(&current.config, &mut config);
+    let prepared = crate::prepare(config)?;
+    let warnings = prepared.warnings.clone();
+    let built =
+        Runtime::build(prepared, Some(current), metrics).map_err(|e| vec![e.to_string()])?;
+    Ok(Candidate {
+        built,
+        restart_needed,
+        warnings,
+    })
+}
+
+/// Listener addresses and connection limits belong to the listening sockets bound at
+/// start: a new value is reported as needing a restart, and the running one is kept in
+/// the new snapshot so it describes what really runs.
+pub fn keep_listeners(running: &Config, new: &mut Config) -> Vec<String> {
+    let mut changed = Vec::new();
+    if new.server.listen != running.server.listen {
+        changed.push("server.listen".to_owned());
+        new.server.listen = running.server.listen.clone();
+    }
+    if new.server.admin != running.server.admin {
+        changed.push("server.admin".to_owned());
+        new.server.admin = running.server.admin;
+    }
+    if new.server.http_redirect != running.server.http_redirect {
+        changed.push("server.http_redirect".to_owned());
+        new.server.http_redirect = running.server.http_redirect;
+    }
+    if new.limits.max_connections != running.limits.max_connections {
+        changed.push("limits.max_connections".to_owned());
+        new.limits.max_connections = running.limits.max_connections;
+    }
+    if new.limits.redirect_max_connections != running.limits.redirect_max_connections {
+        changed.push("limits.redirect_max_connections".to_owned());
+        new.limits.redirect_max_connections = running.limits.redirect_max_connections;
+    }
+    changed
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> Config {
+        let toml = format!(
+            "[server]\nlisten = [\"127.0.0.1:8443\"]\n{extra}\n[[host]]\nfqdn = \"app.localhost\"\n\
+             internal = true\nrespond = {{ body = \"x\" }}\n"
+        );
+        certfront_config::parse(&toml, Path::new("/tmp")).expect("config")
+    }
+
+    #[test]
+    fn listener_changes_are_reported_and_not_applied() {
+        let running = config("admin = \"127.0.0.1:9443\"");
+        let mut new = config("admin = \"127.0.0.1:9444\"\ndrain_seconds = 5");
+        new.server.listen = vec!["0.0.0.0:443".parse().unwrap()];
+        new.limits.max_connections = 5;
+        let changed = keep_listeners(&running, &mut new);
+        assert_eq!(
+            changed,
+            ["server.listen", "server.admin", "limits.max_connections"]
+        );
+        assert_eq!(new.server.listen, running.server.listen);
+        assert_eq!(new.server.admin, running.server.admin);
+        assert_eq!(new.limits.max_connections, running.limits.max_connections);
+        // Everything else applies.
+        assert_eq!(new.server.drain_seconds, 5);
+    }
+
+    #[test]
+    fn nothing_to_report_when_listeners_stay() {
+        let running = config("");
+        let mut new = config("drain_seconds = 3");
+        assert!(keep_listeners(&running, &mut new).is_empty());
+    }
+}

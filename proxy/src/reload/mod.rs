@@ -1,0 +1,514 @@
+//! The one writer: every change to what certfront serves goes through this task. File
+//! events (debounced, with a ceiling), SIGHUP and the periodic re-scan lead to
+//!
+//! - a new runtime snapshot when the configuration file or a trust file it names changed
+//!   ([`config`]: the whole candidate is built and checked before it is swapped in);
+//! - otherwise a certificate reload of the hosts whose files changed ([`cert`]: one
+//!   atomic store per host) and a re-read of changed deny lists.
+//!
+//! Bad input never replaces good: a refused configuration, certificate or deny list keeps
+//! what is in force, and is logged, counted and shown in `/certs`.
+
+mod cert;
+mod config;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use certfront_certs::rotation::Trigger;
+use certfront_certs::watch::Watcher;
+use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
+use tracing::{error, info, warn};
+
+use crate::conn::App;
+use crate::metrics::Metrics;
+use crate::mtls::{ClientAuthState, DenyFileError};
+use crate::runtime::Runtime;
+pub use cert::{Outcome, reload_host};
+
+/// Files must be quiet this long before they are read: editors and `cp` write in steps.
+pub const DEBOUNCE: Duration = Duration::from_millis(200);
+
+/// What a watched file belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum WatchKey {
+    /// A host's certificate, key, .pfx or password file (by fqdn).
+    HostCert(Arc<str>),
+    /// A host's client-certificate deny list (by fqdn).
+    DenyList(Arc<str>),
+    /// The configuration file, or a trust file it names (`tls.trust`, `client_auth.ca`,
+    /// `upstream_ca`): a change means a new snapshot.
+    Config,
+}
+
+/// Asks the reloader for a full re-read now (SIGHUP, `Running::reload_all`). Watcher
+/// events do not come this way but through [`Changes`], which cannot grow.
+#[derive(Debug)]
+pub enum Request {
+    All,
+}
+
+/// The longest a reload waits after the first event of a burst, however busy the
+/// directory stays: well inside the 5 seconds in which a rotation must be served.
+pub const MAX_DELAY: Duration = Duration::from_secs(2);
+
+/// When a burst of events is read: once the files have been quiet for [`DEBOUNCE`], but
+/// never later than [`MAX_DELAY`] after the burst's first event, so a directory that
+/// never stops changing (a log file beside the certificates) cannot postpone it for ever.
+pub fn reload_at(first_event: Instant, last_event: Instant) -> Instant {
+    (last_event + DEBOUNCE).min(first_event + MAX_DELAY)
+}
+
+/// What the watcher saw and the reloader has not read yet: the owners marked (a set, so
+/// bounded by the number of watched files however many events arrive) and one wake-up
+/// (`Notify` keeps at most one). The notify thread marks and returns; it never waits for
+/// the reloader and nothing queues while a reload runs.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pending: Mutex<BTreeSet<WatchKey>>,
+    wake: Notify,
+}
+
+impl Changes {
+    /// Called on the watcher's thread for every event.
+    pub fn mark(&self, owners: &[WatchKey]) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(owners.iter().cloned());
+        self.wake.notify_one();
+    }
+
+    fn take(&self) -> BTreeSet<WatchKey> {
+        std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// `now + d`, or far in the future when that cannot be represented (never a panic).
+fn later(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d)
+        .unwrap_or_else(|| now + Duration::from_secs(86400 * 365))
+}
+
+/// The writer's state.
+pub struct Reloader {
+    pub app: Arc<App>,
+    pub metrics: Arc<Metrics>,
+    pub changes: Arc<Changes>,
+    pub requests: mpsc::UnboundedReceiver<Request>,
+    /// Keeps the file watches of the current snapshot alive.
+    pub watcher: Option<Watcher<WatchKey>>,
+}
+
+/// Every file the snapshot depends on, with what it belongs to.
+pub fn watched_files(rt: &Runtime) -> Vec<(WatchKey, PathBuf)> {
+    let mut files = Vec::new();
+    for site in rt.table.sites() {
+        let fqdn: Arc<str> = Arc::from(site.fqdn.as_str());
+        for f in site.cert.source.files() {
+            files.push((WatchKey::HostCert(fqdn.clone()), f.to_path_buf()));
+        }
+        if let Some(path) = site.client_auth.as_ref().and_then(|a| a.deny_path.clone()) {
+            files.push((WatchKey::DenyList(fqdn.clone()), path));
+        }
+    }
+    let config = &rt.config;
+    if config.server.watch_config && config.source.is_file() {
+        files.push((WatchKey::Config, config.source.clone()));
+        files.extend(
+            config
+                .tls
+                .trust
+                .iter()
+                .map(|p| (WatchKey::Config, p.clone())),
+        );
+        for host in &config.hosts {
+            if let Some(auth) = &host.client_auth {
+                files.push((WatchKey::Config, auth.ca.clone()));
+            }
+            if let Some(ca) = &host.upstream_ca {
+                files.push((WatchKey::Config, ca.clone()));
+            }
+        }
+    }
+    files
+}
+
+/// Watches `rt`'s files, marking `changes`; `None` when the OS refused (the re-scan and
+/// SIGHUP still work).
+pub fn watch(rt: &Runtime, changes: &Arc<Changes>) -> Option<Watcher<WatchKey>> {
+    let files = watched_files(rt);
+    let marks = changes.clone();
+    match certfront_certs::watch::watch(&files, move |keys| marks.mark(keys)) {
+        Ok(w) => {
+            info!(
+                directories = w.dirs(),
+                "watching for certificate and configuration changes"
+            );
+            Some(w)
+        }
+        Err(e) => {
+            warn!("{e}; changes are picked up by the periodic re-scan and SIGHUP only");
+            None
+        }
+    }
+}
+
+impl Reloader {
+    /// Runs until the request channel closes (certfront stops).
+    pub async fn run(mut self) {
+        let mut dirty: BTreeSet<WatchKey> = BTreeSet::new();
+        // (first, last) event of the burst not read yet
+        let mut burst: Option<(Instant, Instant)> = None;
+        let mut next_rescan = later(self.rescan());
+        loop {
+            let wake = match burst {
+                Some((first, last)) => reload_at(first, last).min(next_rescan),
+                None => next_rescan,
+            };
+            tokio::select! {
+                () = self.changes.wake.notified() => {
+                    let keys = self.changes.take();
+                    if !keys.is_empty() {
+                        dirty.extend(keys);
+                        let now = Instant::now();
+                        burst = Some((burst.map_or(now, |(first, _)| first), now));
+                    }
+                }
+                req = self.requests.recv() => match req {
+                    None => return,
+                    Some(Request::All) => {
+                        info!("re-reading the configuration and every certificate (SIGHUP)");
+                        dirty.clear();
+                        burst = None;
+                        self.everything(Trigger::Signal).await;
+                    }
+                },
+                () = tokio::time::sleep_until(wake) => {
+                    let now = Instant::now();
+                    if now >= next_rescan {
+                        next_rescan = later(self.rescan());
+                        dirty.clear();
+                        burst = None;
+                        self.everything(Trigger::Rescan).await;
+                    } else if burst.is_some_and(|(first, last)| now >= reload_at(first, last)) {
+                        burst = None;
+                        let keys = std::mem::take(&mut dirty);
+                        self.some(keys).await;
+                    }
+                }
+            }
+        }
+    }
+
+    fn rescan(&self) -> Duration {
+        match self.app.runtime().config.server.rescan_seconds {
+            0 => Duration::from_secs(86400 * 365),
+            s => Duration::from_secs(s.min(86_400)),
+        }
+    }
+
+    /// SIGHUP and the re-scan: a new snapshot if the configuration changed, else every
+    /// host's files and deny list.
+    async fn everything(&mut self, trigger: Trigger) {
+        if self.config_changed().await {
+            return;
+        }
+        let rt = self.app.runtime();
+        for site in rt.table.sites() {
+            if let Some(auth) = &site.client_auth {
+                reload_deny(auth, &self.metrics);
+            }
+        }
+        let fqdns = rt.table.sites().iter().map(|s| s.fqdn.clone()).collect();
+        self.certs(fqdns, trigger).await;
+    }
+
+    /// A burst of watcher events.
+    async fn some(&mut self, keys: BTreeSet<WatchKey>) {
+        if keys.contains(&WatchKey::Config) && self.config_changed().await {
+            return;
+        }
+        let rt = self.app.runtime();
+        let mut certs = Vec::new();
+        for key in keys {
+            match key {
+                WatchKey::HostCert(fqdn) => certs.push(fqdn.to_string()),
+                WatchKey::DenyList(fqdn) => {
+                    if let Some(auth) = rt.site(&fqdn).and_then(|s| s.client_auth.as_ref()) {
+                        reload_deny(auth, &self.metrics);
+                    }
+                }
+                WatchKey::Config => {}
+            }
+        }
+        self.certs(certs, Trigger::Event).await;
+    }
+
+    /// Certificate reloads of `fqdns` in the current snapshot, off the async workers.
+    async fn certs(&self, fqdns: Vec<String>, trigger: Trigger) {
+        if fqdns.is_empty() {
+            return;
+        }
+        let rt = self.app.runtime();
+        let metrics = self.metrics.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            for fqdn in &fqdns {
+                if let Some(site) = rt.site(fqdn) {
+                    reload_host(site, &rt.trust, rt.ca.as_deref(), &metrics, trigger);
+                }
+            }
+        })
+        .await;
+        if let Err(e) = result {
+            warn!("reload task failed: {e}");
+        }
+    }
+
+    /// Builds and swaps in a new snapshot when the configuration file or a trust file
+    /// changed since the running snapshot was built (or the last attempt failed). Returns
+    /// whether a new snapshot is in force (its build re-read every certificate too).
+    async fn config_changed(&mut self) -> bool {
+        let current = self.app.runtime();
+        let path = current.config.source.clone();
+        if !path.is_file() {
+            return false;
+        }
+        let unchanged = {
+            let current = current.clone();
+            tokio::task::spawn_blocking(move || {
+                crate::runtime::fingerprint(&current.config) == current.fingerprint
+            })
+            .await
+            .unwrap_or(false)
+        };
+        let failing = self.metrics.config_reload_failing.get() != 0;
+        if unchanged && !failing {
+            return false;
+        }
+        let metrics = self.metrics.clone();
+        let built = {
+            let current = current.clone();
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || config::candidate(&path, &current, &metrics)).await
+        };
+        let now = SystemTime::now();
+        let candidate = match built {
+            Ok(Ok(candidate)) => candidate,
+            Ok(Err(problems)) => {
+                if unchanged {
+                    // The file is what runs; what failed was a certificate, which the
+                    // certificate reload reports per host.
+                    return false;
+                }
+                self.config_failed(&path, problems, now);
+                return false;
+            }
+            Err(e) => {
+                self.config_failed(&path, vec![format!("reload task failed: {e}")], now);
+                return false;
+            }
+        };
+        self.swap(&path, candidate, now);
+        true
+    }
+
+    fn config_failed(&self, path: &std::path::Path, problems: Vec<String>, now: SystemTime) {
+        for p in &problems {
+            error!(config = %path.display(), "configuration reload refused, the running configuration stays: {p}");
+        }
+        self.metrics.config_reload(false);
+        let mut status = self
+            .app
+            .config_status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        status.last_attempt = Some(now);
+        status.last_error = Some(problems.join("; "));
+    }
+
+    fn swap(&mut self, path: &std::path::Path, candidate: config::Candidate, now: SystemTime) {
+        let config::Candidate {
+            built,
+            restart_needed,
+            warnings,
+        } = candidate;
+        let old = self.app.runtime();
+        let new = Arc::new(built.runtime);
+        let names = |rt: &Runtime| -> BTreeSet<String> {
+            rt.table.sites().iter().map(|s| s.fqdn.clone()).collect()
+        };
+        let (before, after) = (names(&old), names(&new));
+        let added: Vec<&String> = after.difference(&before).collect();
+        let removed: Vec<&String> = before.difference(&after).collect();
+        let changed: Vec<&str> = built
+            .retired
+            .iter()
+            .map(|s| s.fqdn.as_str())
+            .filter(|f| after.contains(*f))
+            .collect();
+        self.app.runtime.store(new.clone());
+        crate::dependents::refresh_runtime(&self.metrics, &new);
+        for site in &built.retired {
+            site.retire();
+        }
+        for fqdn in &removed {
+            self.metrics.forget_host(fqdn);
+        }
+        let files = watched_files(&new);
+        if files != watched_files(&old) {
+            match &self.watcher {
+                Some(w) => {
+                    if let Err(e) = w.set(&files) {
+                        warn!("{e}; changes are picked up by the periodic re-scan and SIGHUP only");
+                    }
+                }
+                None => self.watcher = watch(&new, &self.changes),
+            }
+        }
+        for w in &warnings {
+            warn!("{w}");
+        }
+        for setting in &restart_needed {
+            warn!(
+                config = %path.display(),
+                setting,
+                "changed in the configuration file, but only a restart applies it; the running value stays"
+            );
+        }
+        info!(
+            config = %path.display(),
+            ?added,
+            ?removed,
+            ?changed,
+            "configuration reloaded"
+        );
+        self.metrics.config_reload(true);
+        let mut status = self
+            .app
+            .config_status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        status.loaded_at = Some(now);
+        status.last_attempt = Some(now);
+        status.last_error = None;
+        status.restart_needed = restart_needed;
+    }
+}
+
+/// Re-reads a host's deny list; a refused list keeps the old one, raises
+/// `certfront_deny_list_reload_failing` and says which line is wrong.
+fn reload_deny(state: &ClientAuthState, metrics: &Metrics) {
+    let host = state.host.as_str();
+    let failing = metrics.deny_list_reload_failing.with_label_values(&[host]);
+    match state.reload() {
+        Ok(changed) => {
+            if failing.get() != 0 {
+                info!(host, "client certificate deny list accepted again");
+            }
+            failing.set(0);
+            if changed {
+                let entries = state.deny_status().map_or(0, |s| s.entries);
+                info!(host, entries, "client certificate deny list reloaded");
+            }
+        }
+        Err(e) => {
+            failing.set(1);
+            let file = e.path().display().to_string();
+            match &e {
+                DenyFileError::Invalid { source, .. } => {
+                    let first = source.first();
+                    error!(
+                        host,
+                        file,
+                        line = first.line,
+                        reason = %first.reason,
+                        "client certificate deny list refused, the previous list stays in force: {e}"
+                    );
+                }
+                _ => error!(
+                    host,
+                    file,
+                    "client certificate deny list refused, the previous list stays in force: {e}"
+                ),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(fqdn: &str) -> WatchKey {
+        WatchKey::HostCert(Arc::from(fqdn))
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn one_event_is_read_after_the_debounce() {
+        let t0 = Instant::now();
+        assert_eq!(reload_at(t0, t0), t0 + DEBOUNCE);
+    }
+
+    #[test]
+    fn each_event_postpones_the_read_while_the_burst_is_young() {
+        let t0 = Instant::now();
+        assert_eq!(reload_at(t0, t0 + ms(150)), t0 + ms(150) + DEBOUNCE);
+        assert_eq!(reload_at(t0, t0 + ms(1000)), t0 + ms(1200));
+    }
+
+    #[test]
+    fn a_directory_that_never_stops_changing_is_read_at_the_ceiling() {
+        let t0 = Instant::now();
+        // an event every 50 ms for a minute: the read is never later than MAX_DELAY
+        let mut last = t0;
+        for _ in 0..1200 {
+            last += ms(50);
+            assert!(reload_at(t0, last) <= t0 + MAX_DELAY);
+        }
+        assert_eq!(reload_at(t0, last), t0 + MAX_DELAY);
+        assert!(MAX_DELAY + DEBOUNCE < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn changes_coalesce_instead_of_queueing() {
+        let changes = Changes::default();
+        for _ in 0..100_000 {
+            changes.mark(&[key("c"), key("a")]);
+        }
+        changes.mark(&[key("b")]);
+        assert_eq!(
+            changes.take().into_iter().collect::<Vec<_>>(),
+            [key("a"), key("b"), key("c")]
+        );
+        assert!(changes.take().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_mark_wakes_the_reloader_once_even_before_it_waits() {
+        let changes = Changes::default();
+        changes.mark(&[key("a")]);
+        changes.mark(&[WatchKey::Config]);
+        // the permit was stored: this returns at once
+        tokio::time::timeout(Duration::from_secs(5), changes.wake.notified())
+            .await
+            .expect("woken");
+        // and only one permit was stored for the two marks
+        let again = tokio::time::timeout(ms(50), changes.wake.notified()).await;
+        assert!(again.is_err());
+    }
+
+    #[test]
+    fn later_never_panics() {
+        assert!(later(Duration::MAX) > Instant::now());
+        assert!(later(Duration::from_secs(u64::MAX / 2)) > Instant::now());
+    }
+}

@@ -1,0 +1,366 @@
+//! The runtime snapshot: everything a connection reads (the site table with each host's
+//! TLS config, certificate slot, client-auth state and upstream pools; the limits and the
+//! HTTP settings built from them), made from a checked configuration and never changed
+//! afterwards. The reloader builds a whole new one and swaps it in with one store; a
+//! connection takes the current one at accept and keeps it to its end.
+//!
+//! A host whose definition did not change (same `[[host]]`, same files behind its trust
+//! settings) keeps its `Site` from the previous snapshot, with its pools and open
+//! connections; a host that changed or went away is *retired*: its connections finish
+//! what they are doing and close (see `conn`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use certfront_certs::store::CertSlot;
+use certfront_certs::{InternalCa, TrustAnchors};
+use certfront_config::{Action, Config, Host};
+use http::{HeaderValue, StatusCode};
+use hyper::server::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::{ClientConfig, RootCertStore};
+use sha2_like::Hasher;
+use tokio::sync::watch;
+
+use crate::error::ProxyError;
+use crate::forward::upstream::{PoolLimits, Upstreams};
+use crate::metrics::Metrics;
+use crate::prepare::Prepared;
+use crate::sites::{Route, Site, SiteTable};
+use crate::tls::TlsShared;
+
+/// HTTP/2 protections, set here rather than left to hyper's and h2's defaults so that a
+/// dependency upgrade cannot loosen them.
+mod h2_limits {
+    /// Streams the client opened and reset before we accepted them (CVE-2023-44487, "rapid
+    /// reset"); past this the connection gets GOAWAY ENHANCE_YOUR_CALM.
+    pub(super) const MAX_PENDING_ACCEPT_RESET_STREAMS: usize = 20;
+    /// Streams we had to reset because the client misbehaved (CVE-2024-2653 family).
+    pub(super) const MAX_LOCAL_ERROR_RESET_STREAMS: usize = 256;
+    /// Response bytes buffered per stream for a client that does not read (bounds what a
+    /// slow reader pins: this, times the concurrent streams).
+    pub(super) const MAX_SEND_BUF: usize = 64 * 1024;
+    /// Request bytes a client may send ahead per stream and per connection (flow control
+    /// windows): what an upload to a slow upstream can pin.
+    pub(super) const STREAM_WINDOW: u32 = 256 * 1024;
+    pub(super) const CONNECTION_WINDOW: u32 = 1024 * 1024;
+    pub(super) const MAX_FRAME: u32 = 16 * 1024;
+}
+
+/// One immutable generation of everything connections read.
+pub struct Runtime {
+    pub config: Config,
+    pub table: SiteTable,
+    pub trust: TrustAnchors,
+    pub ca: Option<Arc<InternalCa>>,
+    /// Session cache and ticketer, kept across generations so resumption survives reloads.
+    pub tls: Arc<TlsShared>,
+    pub http1: http1::Builder,
+    pub http2: http2::Builder<TokioExecutor>,
+    /// The config file and every trust file it names, hashed: a trigger whose files hash
+    /// the same needs no new snapshot.
+    pub fingerprint: [u8; 32],
+}
+
+/// A new snapshot and the sites of the previous one that it no longer serves as they were.
+pub struct Built {
+    pub runtime: Runtime,
+    pub retired: Vec<Arc<Site>>,
+}
+
+impl Runtime {
+    /// Builds a snapshot from a checked configuration. `previous` lends the sites, pools
+    /// and TLS state that did not change.
+    pub fn build(
+        prepared: Prepared,
+        previous: Option<&Runtime>,
+        metrics: &Arc<Metrics>,
+    ) -> Result<Built, ProxyError> {
+        let Prepared {
+            config,
+            ca,
+            trust,
+            served,
+            ..
+        } = prepared;
+        let tls = match previous {
+            Some(prev) if same_tls(&prev.config, &config) => prev.tls.clone(),
+            _ => Arc::new(TlsShared::new(&config)?),
+        };
+        let roots = trust.roots();
+        let mut sites = Vec::with_capacity(config.hosts.len());
+        let mut kept = Vec::new();
+        for (host, served) in config.hosts.iter().zip(served) {
+            let definition = definition(&config, host);
+            let old = previous.and_then(|p| {
+                p.table
+                    .sites()
+                    .iter()
+                    .find(|s| s.fqdn == host.fqdn && s.definition == definition)
+            });
+            if let Some(old) = old {
+                // `None`: an ACME host with nothing usable on disk keeps what it serves.
+                if let Some(served) = served
+                    && old.cert.load().map(|s| s.content_hash) != Some(served.content_hash)
+                {
+                    metrics.cert_served(&host.fqdn, &served.info, served.loaded_at);
+                    old.cert.store(served);
+                }
+                kept.push(old.clone());
+                sites.push(old.clone());
+                continue;
+            }
+            metrics.host(&host.fqdn);
+            if let Some(served) = &served {
+                metrics.cert_served(&host.fqdn, &served.info, served.loaded_at);
+            }
+            sites.push(Arc::new(build_site(
+                &config, host, served, definition, &tls, &roots, metrics,
+            )?));
+        }
+        let retired = previous
+            .map(|p| {
+                p.table
+                    .sites()
+                    .iter()
+                    .filter(|s| !kept.iter().any(|k| Arc::ptr_eq(k, s)))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        let table = SiteTable::new(
+            sites,
+            config.tls.default_host.as_deref(),
+            config.tls.unknown_sni,
+        );
+        let (http1, http2) = http_builders(&config);
+        let fingerprint = fingerprint(&config);
+        Ok(Built {
+            runtime: Runtime {
+                config,
+                table,
+                trust,
+                ca,
+                tls,
+                http1,
+                http2,
+                fingerprint,
+            },
+            retired,
+        })
+    }
+
+    /// The site serving exactly this fqdn.
+    pub fn site(&self, fqdn: &str) -> Option<&Arc<Site>> {
+        self.table.sites().iter().find(|s| s.fqdn == fqdn)
+    }
+}
+
+/// Whether two configurations can share session cache and ticketer.
+fn same_tls(a: &Config, b: &Config) -> bool {
+    a.tls.min_version == b.tls.min_version
+        && a.tls.resumption == b.tls.resumption
+        && a.tls.ticket_key_file == b.tls.ticket_key_file
+}
+
+fn build_site(
+    config: &Config,
+    host: &Host,
+    served: Option<certfront_certs::store::Served>,
+    definition: [u8; 32],
+    shared: &TlsShared,
+    roots: &RootCertStore,
+    metrics: &Arc<Metrics>,
+) -> Result<Site, ProxyError> {
+    let slot = Arc::new(match served {
+        Some(served) => CertSlot::new(host.fqdn.clone(), host.names(), host.source.clone(), served),
+        // An ACME host waiting for its first certificate (prepare allows no other).
+        None => CertSlot::empty(host.fqdn.clone(), host.names(), host.source.clone()),
+    });
+    let (verifier, client_auth) = match &host.client_auth {
+        Some(auth) => {
+            let (v, state) = crate::mtls::build(&host.fqdn, auth, metrics.clone())
+                .map_err(ProxyError::ClientAuth)?;
+            (Some(v), Some(state))
+        }
+        None => (None, None),
+    };
+    let tls = shared.host_config(slot.clone(), verifier)?;
+    let route = match &host.action {
+        Action::Respond { status, body } => Route::Respond {
+            status: StatusCode::from_u16(*status).unwrap_or(StatusCode::OK),
+            body: Bytes::from(body.clone()),
+        },
+        Action::Upstream(list) => {
+            let tls = if list.iter().any(|u| u.tls) {
+                Some(upstream_tls(roots, host)?)
+            } else {
+                None
+            };
+            Route::Upstream(Box::new(Upstreams::new(
+                list,
+                tls,
+                PoolLimits {
+                    connect_timeout: config.limits.upstream_connect_timeout,
+                    max_connections: config.limits.upstream_max_connections,
+                    max_idle: config.limits.upstream_max_idle_connections,
+                },
+            )))
+        }
+    };
+    let upstream_host = host
+        .upstream_host
+        .as_deref()
+        .and_then(|h| HeaderValue::from_str(h).ok());
+    Ok(Site {
+        fqdn: host.fqdn.clone(),
+        names: host.names().into_boxed_slice(),
+        cert: slot,
+        tls,
+        route,
+        upstream_host,
+        client_auth,
+        duration: metrics
+            .http_request_duration
+            .with_label_values(&[host.fqdn.as_str()]),
+        host: host.clone(),
+        definition,
+        retired: watch::channel(false).0,
+    })
+}
+
+fn upstream_tls(roots: &RootCertStore, host: &Host) -> Result<Arc<ClientConfig>, ProxyError> {
+    let mut roots = roots.clone();
+    if let Some(ca) = &host.upstream_ca {
+        let anchors = TrustAnchors::new(false, std::slice::from_ref(ca), &[])?;
+        for anchor in anchors.roots().roots.iter() {
+            roots.roots.push(anchor.clone());
+        }
+    }
+    let mut config = ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
+fn http_builders(config: &Config) -> (http1::Builder, http2::Builder<TokioExecutor>) {
+    let limits = &config.limits;
+    let mut h1 = http1::Builder::new();
+    h1.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_headers(100)
+        .max_header_size(limits.max_header_bytes)
+        .max_buf_size(limits.max_header_bytes.max(8192) + 8192);
+    let mut h2 = http2::Builder::new(TokioExecutor::new());
+    h2.timer(TokioTimer::new())
+        .max_concurrent_streams(limits.h2_max_concurrent_streams)
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .max_pending_accept_reset_streams(h2_limits::MAX_PENDING_ACCEPT_RESET_STREAMS)
+        .max_local_error_reset_streams(h2_limits::MAX_LOCAL_ERROR_RESET_STREAMS)
+        .max_send_buf_size(h2_limits::MAX_SEND_BUF)
+        .initial_stream_window_size(h2_limits::STREAM_WINDOW)
+        .initial_connection_window_size(h2_limits::CONNECTION_WINDOW)
+        .adaptive_window(false)
+        .max_frame_size(h2_limits::MAX_FRAME)
+        // PINGs find dead peers; they are not activity (see `conn::idle_wait`).
+        .keep_alive_interval(limits.idle_timeout / 2)
+        .keep_alive_timeout(limits.idle_timeout / 2);
+    (h1, h2)
+}
+
+/// What makes a host's site: its `[[host]]`, the settings every site takes from the rest
+/// of the file, and the content of the trust files it is built with. Equal definitions
+/// build equal sites, so the old one is kept.
+fn definition(config: &Config, host: &Host) -> [u8; 32] {
+    let mut h = Hasher::default();
+    h.text(&format!("{host:?}"));
+    h.text(&format!("{:?}", config.limits));
+    h.text(&format!("{:?}", config.tls));
+    for file in trust_files(config, host) {
+        h.file(file);
+    }
+    h.finish()
+}
+
+/// The files behind a host's trust settings: `tls.trust` (upstream verification and the
+/// chain rule), its client CA and its upstream CA.
+fn trust_files<'a>(
+    config: &'a Config,
+    host: &'a Host,
+) -> impl Iterator<Item = &'a std::path::Path> + 'a {
+    config
+        .tls
+        .trust
+        .iter()
+        .map(|p| p.as_path())
+        .chain(host.client_auth.iter().map(|a| a.ca.as_path()))
+        .chain(host.upstream_ca.iter().map(|p| p.as_path()))
+}
+
+/// The config file and every trust file of every host, hashed.
+pub fn fingerprint(config: &Config) -> [u8; 32] {
+    let mut h = Hasher::default();
+    h.file(&config.source);
+    for path in &config.tls.trust {
+        h.file(path);
+    }
+    for host in &config.hosts {
+        for file in host
+            .client_auth
+            .iter()
+            .map(|a| a.ca.as_path())
+            .chain(host.upstream_ca.iter().map(|p| p.as_path()))
+        {
+            h.file(file);
+        }
+    }
+    h.finish()
+}
+
+/// Where the connection, tunnel and drain code look for how long to wait.
+pub fn drain(config: &Config) -> Duration {
+    Duration::from_secs(config.server.drain_seconds)
+}
+
+/// SHA-256 over a sequence of texts and file contents (a missing file hashes as its error,
+/// so it differs from any content).
+mod sha2_like {
+    use aws_lc_rs::digest;
+
+    pub(super) struct Hasher(digest::Context);
+
+    impl Default for Hasher {
+        fn default() -> Self {
+            Hasher(digest::Context::new(&digest::SHA256))
+        }
+    }
+
+    impl Hasher {
+        pub(super) fn text(&mut self, text: &str) {
+            self.0.update(&(text.len() as u64).to_be_bytes());
+            self.0.update(text.as_bytes());
+        }
+
+        pub(super) fn file(&mut self, path: &std::path::Path) {
+            self.text(&path.to_string_lossy());
+            match std::fs::read(path) {
+                Ok(bytes) => {
+                    self.0.update(&(bytes.len() as u64).to_be_bytes());
+                    self.0.update(&bytes);
+                }
+                Err(e) => self.text(&format!("unreadable: {}", e.kind())),
+            }
+        }
+
+        pub(super) fn finish(self) -> [u8; 32] {
+            let mut out = [0u8; 32];
+            out.copy_from_slice(self.0.finish().as_ref());
+            out
+        }
+    }
+}
