@@ -123,9 +123,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let held = lock_order(dir.path(), "app.example.org").unwrap();
         // a second open file description (as another process has) cannot take it
-        let err = match lock_order(dir.path(), "app.example.org") {
-            Err(e) => e,
-            Ok(_) => panic!("lock taken twice"),
+        let Err(err) = lock_order(dir.path(), "app.example.org") else {
+            panic!("lock taken twice")
         };
         assert!(matches!(err, AcmeError::Locked { .. }), "{err}");
         assert!(err.to_string().contains("app.example.org.lock"), "{err}");

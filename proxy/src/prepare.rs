@@ -101,7 +101,7 @@ pub fn load_host(
             };
         }
     };
-    let report = check::check(names, source, &bundle, policy, trust, now);
+    let report = check(names, source, &bundle, policy, trust, now);
     let mut violations: Vec<String> = report.violations.iter().map(|v| prefix(v)).collect();
     let warnings = report.warnings.iter().map(|w| prefix(w)).collect();
     let mut served = None;
@@ -181,8 +181,8 @@ fn client_auth_problems(host: &certfront_config::Host) -> Vec<String> {
     problems
 }
 
-/// `tls.ticket_key_file`: problems (the file is unusable) and warnings (it is readable by
-/// others, who could then decrypt the tickets).
+/// `tls.ticket_key_file`: problems (the file is unusable) and warnings. Its mode is held
+/// to `policy.key_file_mode` like a private key: whoever reads it can decrypt tickets.
 pub fn ticket_key_findings(config: &Config) -> (Vec<String>, Vec<String>) {
     let Some(path) = config
         .tls
@@ -197,17 +197,22 @@ pub fn ticket_key_findings(config: &Config) -> (Vec<String>, Vec<String>) {
     }
     #[cfg(unix)]
     {
+        use certfront_certs::KeyFileMode;
         use std::os::unix::fs::PermissionsExt;
         if let Ok(meta) = std::fs::metadata(path)
             && meta.permissions().mode() & 0o077 != 0
         {
             let message = format!(
-                "tls.ticket_key_file: {}: readable by group or others (mode {:o}); whoever \
+                "tls.ticket_key_file: {}: mode {:04o} lets group or others read it; whoever \
                  reads it can decrypt session tickets: chmod 600",
                 path.display(),
                 meta.permissions().mode() & 0o777
             );
-            return (Vec::new(), vec![message]);
+            return match config.policy.key_file_mode {
+                KeyFileMode::Refuse => (vec![message], Vec::new()),
+                KeyFileMode::Warn => (Vec::new(), vec![message]),
+                KeyFileMode::Ignore => (Vec::new(), Vec::new()),
+            };
         }
     }
     (Vec::new(), Vec::new())

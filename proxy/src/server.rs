@@ -287,7 +287,7 @@ impl Admit {
 async fn accept_loop<F, Fut>(listener: TcpListener, admit: Admit, serve: F)
 where
     F: Fn(TcpStream, SocketAddr, Slot) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
 {
     let mut shutdown = admit.app.shutdown.clone();
     loop {

@@ -224,7 +224,7 @@ async fn bad_files_keep_the_last_good_certificate_until_good_ones_arrive() {
     let wrong_name = s.ca.leaf(&["other.test"]);
     let truncated = &good.cert_pem[..good.cert_pem.len() / 2];
     type Breaker<'a> = Box<dyn Fn() + 'a>;
-    let bad: [(&str, Breaker); 5] = [
+    let bad: [(&str, Breaker<'_>); 5] = [
         ("empty", Box::new(|| rewrite_in_place(&cert, b""))),
         (
             "truncated",

@@ -253,7 +253,7 @@ fn csr_requests_client_authentication_and_subject_fields_as_typed() {
     let pem = std::fs::read(dir.path().join("out/hcappserver.mycompany.com.csr")).expect("csr");
     let der = rustls_pki_types::CertificateSigningRequestDer::from(
         rustls_pki_types::pem::PemObject::from_pem_slice(&pem)
-            .map(|c: rustls_pki_types::CertificateSigningRequestDer| c.as_ref().to_vec())
+            .map(|c: rustls_pki_types::CertificateSigningRequestDer<'_>| c.as_ref().to_vec())
             .expect("pem"),
     );
     let (_, csr) = X509CertificationRequest::from_der(der.as_ref()).expect("CSR");

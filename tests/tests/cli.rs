@@ -194,7 +194,7 @@ fn inspect_reads_pem_der_and_both_pfx_encryptions() {
     let good = std::fs::read(fixture("good.pem")).expect("fixture");
     let der = rustls_pki_types::CertificateDer::from(
         rustls_pki_types::pem::PemObject::from_pem_slice(&good)
-            .map(|c: rustls_pki_types::CertificateDer| c.to_vec())
+            .map(|c: rustls_pki_types::CertificateDer<'_>| c.to_vec())
             .expect("pem"),
     );
     let expected = thumbprint(&der);

@@ -10,6 +10,7 @@ mod cert_reload;
 mod cert_tools;
 mod cli;
 mod config_reload;
+mod deploy;
 mod forward_http;
 mod hardening;
 mod host_policy;

@@ -220,12 +220,23 @@ fn an_unusable_key_file_fails_check_and_run_and_a_readable_one_warns() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("tickets.keys: line 2"), "{stderr}");
 
-    // usable but mode 0644: a warning only
+    // usable but mode 0644: held to policy.key_file_mode (default "warn")
     std::fs::write(d.join("tickets.keys"), key()).expect("keys");
     let (code, _, stderr) = crate::support::run_cli(&["check", "-c", "certfront.toml"], d);
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        stderr.contains("warning: tls.ticket_key_file: tickets.keys: readable by group or others"),
+        stderr.contains(
+            "warning: tls.ticket_key_file: tickets.keys: mode 0644 lets group or others read it"
+        ),
+        "{stderr}"
+    );
+    let strict = std::fs::read_to_string(d.join("certfront.toml")).expect("config")
+        + "\n[policy]\nkey_file_mode = \"refuse\"\n";
+    std::fs::write(d.join("strict.toml"), strict).expect("config");
+    let (code, _, stderr) = crate::support::run_cli(&["check", "-c", "strict.toml"], d);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(
+        stderr.contains("error: tls.ticket_key_file: tickets.keys: mode 0644"),
         "{stderr}"
     );
 }

@@ -22,8 +22,8 @@ fn mode(path: &Path) -> u32 {
 fn shareable_across_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<InternalCa>();
-    assert_send_sync::<crate::trust::TrustAnchors>();
-    assert_send_sync::<crate::load::CertBundle>();
+    assert_send_sync::<TrustAnchors>();
+    assert_send_sync::<CertBundle>();
 }
 
 #[test]
@@ -60,7 +60,7 @@ fn created_once_and_reused() {
 fn racing_processes_get_one_ca() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    let roots: Vec<_> = std::thread::scope(|s| {
+    let roots: Vec<_> = thread::scope(|s| {
         let handles: Vec<_> = (0..4)
             .map(|_| {
                 s.spawn(|| {

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 use super::*;
 use crate::inspect::KeyType;
 use crate::policy::ExtKeyUsage;
+use crate::policy::HashAlg;
 use crate::testutil::{names, trust};
 
 fn issue_and_check(ca: &InternalCa, policy: &Policy) -> (CertBundle, crate::check::Report) {
@@ -75,7 +76,7 @@ fn a_policy_the_ca_cannot_meet_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let ca = InternalCa::load_or_create(dir.path(), &["sts.localhost".to_owned()]).unwrap();
     let sha384 = Policy {
-        min_signature_hash: crate::policy::HashAlg::Sha384,
+        min_signature_hash: HashAlg::Sha384,
         ..Policy::default()
     };
     let err = ca.issue_for("sts.localhost", &[], &sha384).unwrap_err();

@@ -289,7 +289,7 @@ mod tests {
         std::fs::write(&pw_file, "pw\n").unwrap();
         set_mode(&pw_file, 0o640);
         let source = CertSource::Pfx {
-            path: pfx.clone(),
+            path: pfx,
             password: crate::source::PasswordSource::File(pw_file.clone()),
         };
         let names = names(&["tablet.example.org"]);

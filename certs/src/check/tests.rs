@@ -16,7 +16,7 @@ pub(crate) struct Case {
 }
 
 impl Case {
-    pub fn new(ca: &Ca, leaf: &Leaf, extra: &[&rustls_pki_types::CertificateDer<'static>]) -> Case {
+    pub fn new(ca: &Ca, leaf: &Leaf, extra: &[&CertificateDer<'static>]) -> Case {
         let dir = tempfile::tempdir().unwrap();
         let (cert, key) = ca.issue(leaf);
         let mut chain = vec![&cert];

@@ -170,3 +170,41 @@ fn ticket_key_file_is_resolved_and_needs_resumption() {
         "resumption = false",
     );
 }
+
+/// `config/examples/homecare.toml`: the vendor guides' three servers, re-encrypting to
+/// IIS by IP with tls_name, a .pfx, a private CA, one mTLS host, one host policy.
+#[test]
+fn homecare_example_is_the_vendor_guide_setup() {
+    use certfront_certs::{CertSource, PasswordSource};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let c = crate::load(&dir.join("homecare.toml")).unwrap_or_else(|e| panic!("{e}"));
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    assert_eq!(c.hosts.len(), 3);
+    let (app, tablet, portal) = (&c.hosts[0], &c.hosts[1], &c.hosts[2]);
+    assert!(matches!(
+        app.source,
+        CertSource::Pfx {
+            password: PasswordSource::File(_),
+            ..
+        }
+    ));
+    assert!(matches!(tablet.source, CertSource::Pfx { .. }));
+    assert!(matches!(portal.source, CertSource::Pem { .. }));
+    for host in [app, tablet] {
+        let Action::Upstream(ups) = &host.action else {
+            panic!("{}", host.fqdn)
+        };
+        for u in ups {
+            assert!(u.tls && u.host.parse::<std::net::IpAddr>().is_ok(), "{u:?}");
+            assert!(u.tls_name.is_some(), "{u:?}");
+        }
+        assert_eq!(host.upstream_ca, Some(dir.join("ca/hospital-root.cer")));
+    }
+    assert_eq!(
+        app.policy.extended_key_usage,
+        [ExtKeyUsage::ServerAuth, ExtKeyUsage::ClientAuth]
+    );
+    assert_eq!(tablet.policy, c.policy);
+    assert!(portal.client_auth.is_some());
+    assert!(c.tls.ticket_key_file.is_some());
+}

@@ -194,7 +194,7 @@ fn unknown_keys_are_refused_with_line_and_column() {
         assert!(message.contains("unknown field"), "{message}");
         assert!(message.contains("line "), "{message}");
     }
-    let err = crate::parse(&format!("{SERVER}oops = 1\n"), Path::new("/")).unwrap_err();
+    let err = parse(&format!("{SERVER}oops = 1\n"), Path::new("/")).unwrap_err();
     assert!(
         err.to_string()
             .starts_with("<inline>: TOML parse error at line 3"),

@@ -118,7 +118,7 @@ fn hosts_and_files_that_go_away_take_their_series_with_them() {
     assert_eq!(metrics.cas().len(), 5);
 
     // api.test is gone (a config reload), and with it its upstream CA and intermediate
-    let mut smaller = config.clone();
+    let mut smaller = config;
     smaller.hosts.truncate(1);
     refresh(&metrics, &smaller, None, [("app.test", &app[..])]);
     assert_eq!(

@@ -374,19 +374,12 @@ impl Upstreams {
     async fn connect(&self, target: &Target, upgrade: bool) -> Result<Sender, UpstreamError> {
         let label = &target.label;
         let up = &target.upstream;
-        let permit = match tokio::time::timeout(
-            self.connect_timeout,
-            target.pool.permits.clone().acquire_owned(),
-        )
-        .await
-        {
-            Ok(Ok(permit)) => permit,
-            _ => {
-                return Err(UpstreamError::Busy {
-                    upstream: label.clone(),
-                    limit: self.max_connections,
-                });
-            }
+        let acquire = target.pool.permits.clone().acquire_owned();
+        let Ok(Ok(permit)) = tokio::time::timeout(self.connect_timeout, acquire).await else {
+            return Err(UpstreamError::Busy {
+                upstream: label.clone(),
+                limit: self.max_connections,
+            });
         };
         let tcp = tokio::time::timeout(
             self.connect_timeout,

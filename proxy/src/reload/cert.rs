@@ -44,7 +44,7 @@ pub fn reload_host(
                 Vec::new()
             } else {
                 let now = SystemTime::now();
-                check::check(&slot.names, &slot.source, &bundle, policy, trust, now).violations
+                check(&slot.names, &slot.source, &bundle, policy, trust, now).violations
             };
             match decide(&served_hash, &bundle.content_hash, &violations, trigger) {
                 Decision::Unchanged => Outcome::Unchanged,

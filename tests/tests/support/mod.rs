@@ -100,9 +100,8 @@ impl Process {
         let (mut addr, mut admin) = (None, None);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let line = match rx.recv_timeout(left) {
-                Ok(line) => line,
-                Err(_) => panic!("certfront did not become ready:\n{}", log.lock().unwrap()),
+            let Ok(line) = rx.recv_timeout(left) else {
+                panic!("certfront did not become ready:\n{}", log.lock().unwrap())
             };
             if let Some(a) = after(&line, "listening for TLS on ") {
                 addr.get_or_insert(a);

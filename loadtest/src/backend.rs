@@ -1,0 +1,106 @@
+//! `backend`: a fast HTTP/1.1 origin for the benchmarks (small fixed answer, `/bytes?n=`, uploads discarded).
+//!
+//! Every proxy under comparison forwards to this same process, so its cost is
+//! the same for all and does not count in a proxy's CPU time.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use clap::Args;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+use crate::client::LoadBody;
+use crate::target::loopback_addr;
+
+/// Largest `/bytes?n=` served: 100 GB, far above any benchmark, below a runaway.
+const MAX_BYTES: u64 = 100_000_000_000;
+const SMALL: &[u8] = b"certfront-loadtest backend: ok\n";
+
+#[derive(Args, Debug)]
+pub struct BackendArgs {
+    /// Listen address (loopback only); port 0 picks a free port, printed on stdout.
+    #[arg(long, value_parser = loopback_addr, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Exit after this many seconds (the backend never outlives a forgotten benchmark).
+    #[arg(long, default_value_t = 3_600, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub max_seconds: u64,
+}
+
+pub async fn run(args: BackendArgs) -> Result<()> {
+    let listener = TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("bind {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{addr}")?;
+        out.flush()?;
+    }
+
+    let deadline =
+        tokio::time::Instant::from_std(Instant::now() + Duration::from_secs(args.max_seconds));
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = tokio::time::sleep_until(deadline) => return Ok(()),
+        };
+        let (tcp, _) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors and the like: back off, keep serving the others.
+                eprintln!("backend: accept: {e}");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        tokio::spawn(async move {
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(tcp), service_fn(answer))
+                .await;
+        });
+    }
+}
+
+async fn answer(req: Request<Incoming>) -> Result<Response<LoadBody>, hyper::Error> {
+    if req.method() == Method::POST || req.method() == Method::PUT {
+        let mut body = req.into_body();
+        let mut n = 0u64;
+        while let Some(frame) = body.frame().await {
+            if let Some(d) = frame?.data_ref() {
+                n += d.len() as u64;
+            }
+        }
+        return Ok(Response::new(LoadBody::fixed(Bytes::from(format!(
+            "received {n}\n"
+        )))));
+    }
+    if req.uri().path() == "/bytes" {
+        let n = req
+            .uri()
+            .query()
+            .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("n=")))
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|n| *n <= MAX_BYTES);
+        return Ok(match n {
+            Some(n) => Response::new(LoadBody::of(n)),
+            None => {
+                let mut r = Response::new(LoadBody::fixed(Bytes::from(format!(
+                    "/bytes needs ?n=BYTES with 0 <= BYTES <= {MAX_BYTES}\n"
+                ))));
+                *r.status_mut() = StatusCode::BAD_REQUEST;
+                r
+            }
+        });
+    }
+    Ok(Response::new(LoadBody::fixed(Bytes::from_static(SMALL))))
+}
