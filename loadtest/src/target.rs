@@ -161,8 +161,8 @@ pub fn key_type(cert: &CertificateDer<'_>) -> String {
         return "unparsable certificate".into();
     };
     match x509.public_key().parsed() {
-        Ok(x509_parser::public_key::PublicKey::RSA(rsa)) => format!("RSA {}", rsa.key_size()),
-        Ok(x509_parser::public_key::PublicKey::EC(ec)) => match ec.key_size() {
+        Ok(public_key::PublicKey::RSA(rsa)) => format!("RSA {}", rsa.key_size()),
+        Ok(public_key::PublicKey::EC(ec)) => match ec.key_size() {
             256 => "ECDSA P-256".into(),
             384 => "ECDSA P-384".into(),
             n => format!("ECDSA {n} bits"),

@@ -19,6 +19,7 @@ use rustls::{CertificateError, DigitallySignedStruct, DistinguishedName, Signatu
 use rustls_pki_types::{CertificateDer, UnixTime};
 use tokio::sync::watch;
 
+use crate::error::ClientAuthError;
 use crate::metrics::Metrics;
 
 /// Fingerprints (SHA-1 or SHA-256) of refused client certificates; parsed by the certs crate.
@@ -127,9 +128,9 @@ pub fn build(
     host: &str,
     auth: &ClientAuth,
     metrics: Arc<Metrics>,
-) -> Result<(Arc<dyn ClientCertVerifier>, Arc<ClientAuthState>), String> {
+) -> Result<(Arc<dyn ClientCertVerifier>, Arc<ClientAuthState>), ClientAuthError> {
     let anchors = TrustAnchors::new(false, std::slice::from_ref(&auth.ca), &[])
-        .map_err(|e| format!("host {host:?}: client_auth.ca: {e}"))?;
+        .map_err(ClientAuthError::Ca)?;
     let builder = WebPkiClientVerifier::builder_with_provider(
         anchors.roots(),
         Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
@@ -138,11 +139,9 @@ pub fn build(
         ClientAuthMode::Required => builder,
         ClientAuthMode::Optional => builder.allow_unauthenticated(),
     };
-    let inner = builder
-        .build()
-        .map_err(|e| format!("host {host:?}: client_auth.ca: {e}"))?;
+    let inner = builder.build().map_err(ClientAuthError::Verifier)?;
     let deny = match &auth.deny {
-        Some(path) => read_deny_list(path).map_err(|e| format!("host {host:?}: {e}"))?,
+        Some(path) => read_deny_list(path).map_err(ClientAuthError::DenyList)?,
         None => DenyList::default(),
     };
     let status = auth.deny.as_ref().map(|path| {

@@ -10,6 +10,8 @@ use certfront_config::Config;
 
 use certfront_certs::store::Served;
 
+use crate::error::{ClientAuthError, Problem, Refused};
+
 /// Everything `run` needs, loaded and checked; nothing is bound yet.
 pub struct Prepared {
     pub config: Config,
@@ -30,12 +32,12 @@ pub struct HostVerdict {
     pub served: Option<Served>,
     /// The leaf's facts whenever the files could be read, violations or not.
     pub info: Option<CertInfo>,
-    pub violations: Vec<String>,
+    pub violations: Vec<Problem>,
     pub warnings: Vec<String>,
 }
 
 /// Loads the trust anchors and the internal CA (when a host asks for it).
-pub fn anchors(config: &Config) -> Result<(Option<Arc<InternalCa>>, TrustAnchors), String> {
+pub fn anchors(config: &Config) -> Result<(Option<Arc<InternalCa>>, TrustAnchors), Problem> {
     let ca = if config
         .hosts
         .iter()
@@ -49,14 +51,13 @@ pub fn anchors(config: &Config) -> Result<(Option<Arc<InternalCa>>, TrustAnchors
             .flat_map(|h| h.names())
             .collect();
         let ca = InternalCa::load_or_create(&config.server.state_dir, &internal_names)
-            .map_err(|e| format!("internal CA: {e}"))?;
+            .map_err(Problem::InternalCa)?;
         Some(Arc::new(ca))
     } else {
         None
     };
     let extra: Vec<_> = ca.iter().map(|ca| ca.root_der()).collect();
-    let trust = TrustAnchors::new(true, &config.tls.trust, &extra)
-        .map_err(|e| format!("tls.trust: {e}"))?;
+    let trust = TrustAnchors::new(true, &config.tls.trust, &extra).map_err(Problem::Trust)?;
     Ok((ca, trust))
 }
 
@@ -68,13 +69,19 @@ pub fn load_source(
     source: &CertSource,
     policy: &Policy,
     ca: Option<&InternalCa>,
-) -> Result<CertBundle, String> {
+) -> Result<CertBundle, Problem> {
+    let cert = |source| Problem::Cert {
+        host: fqdn.to_owned(),
+        source,
+    };
     match source {
         CertSource::Internal => match ca {
-            Some(ca) => ca.issue_for(fqdn, names, policy).map_err(|e| e.to_string()),
-            None => Err("internal CA is not available".to_owned()),
+            Some(ca) => ca.issue_for(fqdn, names, policy).map_err(cert),
+            None => Err(Problem::NoInternalCa {
+                host: fqdn.to_owned(),
+            }),
         },
-        other => certfront_certs::load(other).map_err(|e| e.to_string()),
+        other => certfront_certs::load(other).map_err(cert),
     }
 }
 
@@ -88,27 +95,40 @@ pub fn load_host(
     trust: &TrustAnchors,
     now: SystemTime,
 ) -> HostVerdict {
-    let prefix = |line: &dyn std::fmt::Display| format!("host {fqdn:?}: {line}");
     let bundle = match load_source(fqdn, names, source, policy, ca) {
         Ok(bundle) => bundle,
-        Err(e) => {
+        Err(problem) => {
             return HostVerdict {
                 fqdn: fqdn.to_owned(),
                 served: None,
                 info: None,
-                violations: vec![prefix(&e)],
+                violations: vec![problem],
                 warnings: Vec::new(),
             };
         }
     };
     let report = check(names, source, &bundle, policy, trust, now);
-    let mut violations: Vec<String> = report.violations.iter().map(|v| prefix(v)).collect();
-    let warnings = report.warnings.iter().map(|w| prefix(w)).collect();
+    let warnings = report
+        .warnings
+        .iter()
+        .map(|w| format!("host {fqdn:?}: {w}"))
+        .collect();
+    let mut violations: Vec<Problem> = report
+        .violations
+        .into_iter()
+        .map(|violation| Problem::Violation {
+            host: fqdn.to_owned(),
+            violation,
+        })
+        .collect();
     let mut served = None;
     if violations.is_empty() {
         match Served::from_bundle(&bundle) {
             Ok(s) => served = Some(s),
-            Err(e) => violations.push(prefix(&e)),
+            Err(source) => violations.push(Problem::Cert {
+                host: fqdn.to_owned(),
+                source,
+            }),
         }
     }
     let info = match &served {
@@ -159,31 +179,35 @@ fn await_acme(verdict: &mut HostVerdict) {
 }
 
 /// The files of `[host.client_auth]`: a CA that loads, and a deny list that parses.
-fn client_auth_problems(host: &certfront_config::Host) -> Vec<String> {
+fn client_auth_problems(host: &certfront_config::Host) -> Vec<Problem> {
     let Some(auth) = &host.client_auth else {
         return Vec::new();
     };
     let mut problems = Vec::new();
+    let mut problem = |source| {
+        problems.push(Problem::ClientAuth {
+            host: host.fqdn.clone(),
+            source,
+        })
+    };
     match TrustAnchors::new(false, std::slice::from_ref(&auth.ca), &[]) {
-        Ok(anchors) if anchors.is_empty() => problems.push(format!(
-            "host {:?}: {}: client_auth.ca holds no CA certificate",
-            host.fqdn,
-            auth.ca.display()
-        )),
+        Ok(anchors) if anchors.is_empty() => problem(ClientAuthError::NoCa {
+            path: auth.ca.clone(),
+        }),
         Ok(_) => {}
-        Err(e) => problems.push(format!("host {:?}: client_auth.ca: {e}", host.fqdn)),
+        Err(e) => problem(ClientAuthError::Ca(e)),
     }
     if let Some(deny) = &auth.deny
         && let Err(e) = crate::mtls::read_deny_list(deny)
     {
-        problems.push(format!("host {:?}: client_auth.deny: {e}", host.fqdn));
+        problem(ClientAuthError::DenyList(e));
     }
     problems
 }
 
 /// `tls.ticket_key_file`: problems (the file is unusable) and warnings. Its mode is held
 /// to `policy.key_file_mode` like a private key: whoever reads it can decrypt tickets.
-pub fn ticket_key_findings(config: &Config) -> (Vec<String>, Vec<String>) {
+pub fn ticket_key_findings(config: &Config) -> (Vec<Problem>, Vec<String>) {
     let Some(path) = config
         .tls
         .ticket_key_file
@@ -193,7 +217,7 @@ pub fn ticket_key_findings(config: &Config) -> (Vec<String>, Vec<String>) {
         return (Vec::new(), Vec::new());
     };
     if let Err(e) = crate::tickets::TicketKeys::load(path) {
-        return (vec![format!("tls.ticket_key_file: {e}")], Vec::new());
+        return (vec![Problem::TicketKeys(e)], Vec::new());
     }
     #[cfg(unix)]
     {
@@ -202,15 +226,13 @@ pub fn ticket_key_findings(config: &Config) -> (Vec<String>, Vec<String>) {
         if let Ok(meta) = std::fs::metadata(path)
             && meta.permissions().mode() & 0o077 != 0
         {
-            let message = format!(
-                "tls.ticket_key_file: {}: mode {:04o} lets group or others read it; whoever \
-                 reads it can decrypt session tickets: chmod 600",
-                path.display(),
-                meta.permissions().mode() & 0o777
-            );
+            let problem = Problem::TicketKeyMode {
+                path: path.clone(),
+                mode: meta.permissions().mode() & 0o777,
+            };
             return match config.policy.key_file_mode {
-                KeyFileMode::Refuse => (vec![message], Vec::new()),
-                KeyFileMode::Warn => (Vec::new(), vec![message]),
+                KeyFileMode::Refuse => (vec![problem], Vec::new()),
+                KeyFileMode::Warn => (Vec::new(), vec![problem.to_string()]),
                 KeyFileMode::Ignore => (Vec::new(), Vec::new()),
             };
         }
@@ -218,9 +240,9 @@ pub fn ticket_key_findings(config: &Config) -> (Vec<String>, Vec<String>) {
     (Vec::new(), Vec::new())
 }
 
-/// Loads and checks everything; `Err` holds every violation of every host, one a line.
-pub fn prepare(config: Config) -> Result<Prepared, Vec<String>> {
-    let (ca, trust) = anchors(&config).map_err(|e| vec![e])?;
+/// Loads and checks everything; `Err` holds every problem of every host.
+pub fn prepare(config: Config) -> Result<Prepared, Refused> {
+    let (ca, trust) = anchors(&config)?;
     let results = verdicts(&config, ca.as_deref(), &trust, SystemTime::now());
     let (mut errors, mut warnings) = ticket_key_findings(&config);
     let mut served = Vec::with_capacity(results.len());
@@ -242,7 +264,7 @@ pub fn prepare(config: Config) -> Result<Prepared, Vec<String>> {
         errors.push(e);
     }
     if !errors.is_empty() {
-        return Err(errors);
+        return Err(Refused(errors));
     }
     Ok(Prepared {
         config,

@@ -180,8 +180,13 @@ fn build_site(
     });
     let (verifier, client_auth) = match &host.client_auth {
         Some(auth) => {
-            let (v, state) = crate::mtls::build(&host.fqdn, auth, metrics.clone())
-                .map_err(ProxyError::ClientAuth)?;
+            let (v, state) =
+                crate::mtls::build(&host.fqdn, auth, metrics.clone()).map_err(|source| {
+                    ProxyError::ClientAuth {
+                        host: host.fqdn.clone(),
+                        source,
+                    }
+                })?;
             (Some(v), Some(state))
         }
         None => (None, None),

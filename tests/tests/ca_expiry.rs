@@ -188,7 +188,7 @@ async fn a_renewed_client_ca_replaces_the_old_series_on_config_reload() {
     )
     .expect("config");
     let config = certfront_config::load(&path).expect("config");
-    let prepared = certfront::prepare(config).unwrap_or_else(|e| panic!("{}", e.join("\n")));
+    let prepared = certfront::prepare(config).unwrap_or_else(|e| panic!("{e}"));
     let running = certfront::start(prepared, std::sync::Arc::new(certfront::Metrics::new()))
         .await
         .expect("start");

@@ -47,7 +47,8 @@ async fn a_host_policy_holds_one_host_to_more_at_start_and_at_reload() {
     // server_auth only: fine for app.test, refused for sts.test, naming host and rule
     ca.leaf(&["sts.test"]).write(dir.path(), "sts");
     let parsed = certfront_config::parse(&config(BOTH), dir.path()).expect("config");
-    let errors = certfront::prepare(parsed).err().expect("refused");
+    let refused = certfront::prepare(parsed).err().expect("refused");
+    let errors: Vec<String> = refused.0.iter().map(ToString::to_string).collect();
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert!(
         errors[0].starts_with("host \"sts.test\": ") && errors[0].contains("extended key usage"),

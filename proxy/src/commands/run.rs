@@ -28,13 +28,13 @@ pub fn run(path: &Path) -> ExitCode {
     }
     let prepared = match prepare(config) {
         Ok(p) => p,
-        Err(lines) => {
-            for line in &lines {
-                eprintln!("error: {line}");
+        Err(refused) => {
+            for problem in &refused.0 {
+                eprintln!("error: {problem}");
             }
             eprintln!(
                 "certfront refuses to start: {} problem(s); `certfront check` shows the inventory",
-                lines.len()
+                refused.0.len()
             );
             return ExitCode::from(REFUSED);
         }

@@ -9,18 +9,19 @@ use certfront_certs::store::{ReloadResult, Served};
 use certfront_certs::{InternalCa, TrustAnchors, check};
 use tracing::{error, info};
 
+use crate::error::Problem;
 use crate::metrics::Metrics;
 use crate::prepare::load_source;
 use crate::sites::Site;
 
 /// The outcome of one host's reload.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub enum Outcome {
     Unchanged,
     Swapped,
     Pending,
-    /// The files violate (each problem as printed); the served certificate stays.
-    Failed(Vec<String>),
+    /// The files violate; the served certificate stays.
+    Failed(Vec<Problem>),
 }
 
 /// Reloads one host (blocking: file I/O and signature checks; run off the async workers).
@@ -49,15 +50,24 @@ pub fn reload_host(
             match decide(&served_hash, &bundle.content_hash, &violations, trigger) {
                 Decision::Unchanged => Outcome::Unchanged,
                 Decision::Pending => Outcome::Pending,
-                Decision::Refuse => {
-                    Outcome::Failed(violations.iter().map(|v| v.to_string()).collect())
-                }
+                Decision::Refuse => Outcome::Failed(
+                    violations
+                        .into_iter()
+                        .map(|violation| Problem::Violation {
+                            host: slot.fqdn.clone(),
+                            violation,
+                        })
+                        .collect(),
+                ),
                 Decision::Swap => match Served::from_bundle(&bundle) {
                     Ok(served) => {
                         slot.store(served);
                         Outcome::Swapped
                     }
-                    Err(e) => Outcome::Failed(vec![e.to_string()]),
+                    Err(source) => Outcome::Failed(vec![Problem::Cert {
+                        host: slot.fqdn.clone(),
+                        source,
+                    }]),
                 },
             }
         }
@@ -117,7 +127,8 @@ fn report(site: &Site, outcome: &Outcome, metrics: &Metrics) {
                     ),
                 }
             }
-            slot.record(ReloadResult::Failure, Some(problems.join("; ")));
+            let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            slot.record(ReloadResult::Failure, Some(text.join("; ")));
             metrics.reload_result(host, false);
         }
     }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use certfront_config::Config;
 
+use crate::error::Problem;
 use crate::metrics::Metrics;
 use crate::runtime::{Built, Runtime};
 
@@ -19,24 +20,24 @@ pub struct Candidate {
 }
 
 /// Builds a candidate from the file at `path` (blocking: file I/O, signature checks).
-/// `Err` holds every problem, one a line, as `check` would print them.
+/// `Err` holds every problem, as `check` would print them.
 pub fn candidate(
     path: &Path,
     current: &Runtime,
     metrics: &Arc<Metrics>,
-) -> Result<Candidate, Vec<String>> {
+) -> Result<Candidate, Vec<Problem>> {
     let mut config = certfront_config::load(path).map_err(|e| {
         e.to_string()
             .lines()
-            .map(str::to_owned)
             .filter(|l| !l.trim().is_empty())
+            .map(|l| Problem::Config(l.to_owned()))
             .collect::<Vec<_>>()
     })?;
     let restart_needed = keep_listeners(&current.config, &mut config);
-    let prepared = crate::prepare(config)?;
+    let prepared = crate::prepare(config).map_err(|refused| refused.0)?;
     let warnings = prepared.warnings.clone();
     let built =
-        Runtime::build(prepared, Some(current), metrics).map_err(|e| vec![e.to_string()])?;
+        Runtime::build(prepared, Some(current), metrics).map_err(|e| vec![Problem::Build(e)])?;
     Ok(Candidate {
         built,
         restart_needed,

@@ -309,7 +309,8 @@ impl Reloader {
                 return false;
             }
             Err(e) => {
-                self.config_failed(&path, vec![format!("reload task failed: {e}")], now);
+                error!("configuration reload task failed: {e}");
+                self.config_failed(&path, Vec::new(), now);
                 return false;
             }
         };
@@ -317,7 +318,12 @@ impl Reloader {
         true
     }
 
-    fn config_failed(&self, path: &std::path::Path, problems: Vec<String>, now: SystemTime) {
+    fn config_failed(
+        &self,
+        path: &std::path::Path,
+        problems: Vec<crate::error::Problem>,
+        now: SystemTime,
+    ) {
         for p in &problems {
             error!(config = %path.display(), "configuration reload refused, the running configuration stays: {p}");
         }
@@ -328,7 +334,8 @@ impl Reloader {
             .lock()
             .unwrap_or_else(|e| e.into_inner());
         status.last_attempt = Some(now);
-        status.last_error = Some(problems.join("; "));
+        let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        status.last_error = Some(text.join("; "));
     }
 
     fn swap(&mut self, path: &std::path::Path, candidate: config::Candidate, now: SystemTime) {

@@ -19,7 +19,7 @@ use certfront::Running;
 pub async fn start(toml: &str, dir: &Path) -> Running {
     let config = certfront_config::parse(toml, dir).unwrap_or_else(|e| panic!("config: {e}"));
     let prepared = certfront::prepare(config)
-        .unwrap_or_else(|errors| panic!("certificates refused:\n{}", errors.join("\n")));
+        .unwrap_or_else(|errors| panic!("certificates refused:\n{errors}"));
     certfront::start(prepared, std::sync::Arc::new(certfront::Metrics::new()))
         .await
         .expect("start")
@@ -29,7 +29,7 @@ pub async fn start(toml: &str, dir: &Path) -> Running {
 pub async fn start_file(path: &Path) -> Running {
     let config = certfront_config::load(path).unwrap_or_else(|e| panic!("config: {e}"));
     let prepared = certfront::prepare(config)
-        .unwrap_or_else(|errors| panic!("certificates refused:\n{}", errors.join("\n")));
+        .unwrap_or_else(|errors| panic!("certificates refused:\n{errors}"));
     certfront::start(prepared, std::sync::Arc::new(certfront::Metrics::new()))
         .await
         .expect("start")
