@@ -89,26 +89,29 @@ fn acme_hosts(config: &Config) -> impl Iterator<Item = &certfront_config::Host> 
 
 /// Resolves `[acme]` (EAB key from the environment, `acme.ca`) for `run` and `check`;
 /// `Ok(None)` when no host uses ACME.
-pub fn settings(config: &Config) -> Result<Option<Settings>, String> {
+pub fn settings(config: &Config) -> Result<Option<Settings>, certfront_acme::AcmeError> {
     let Some(acme) = &config.acme else {
         return Ok(None);
     };
     if acme_hosts(config).next().is_none() {
         return Ok(None);
     }
-    Settings::new(acme, &config.server.state_dir, &config.tls.trust)
-        .map(Some)
-        .map_err(|e| e.to_string())
+    Settings::new(acme, &config.server.state_dir, &config.tls.trust).map(Some)
 }
 
 /// Creates each ACME host's directory (mode 0700) before the watcher starts, so that the
 /// first certificate's files are seen the moment they are written.
-pub fn create_dirs(config: &Config, _settings: &Settings) -> Result<(), String> {
+pub fn create_dirs(config: &Config, _settings: &Settings) -> Result<(), crate::error::Problem> {
     for host in acme_hosts(config) {
         if let CertSource::Pem { cert, .. } = &host.source
             && let Some(dir) = cert.parent()
         {
-            certfront_certs::files::create_private_dir(dir).map_err(|e| e.to_string())?;
+            certfront_certs::files::create_private_dir(dir).map_err(|source| {
+                crate::error::Problem::Cert {
+                    host: host.fqdn.clone(),
+                    source,
+                }
+            })?;
         }
     }
     Ok(())

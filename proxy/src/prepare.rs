@@ -171,7 +171,11 @@ fn await_acme(verdict: &mut HostVerdict) {
     if verdict.violations.is_empty() {
         return;
     }
-    let why = std::mem::take(&mut verdict.violations).join("; ");
+    let why: Vec<String> = std::mem::take(&mut verdict.violations)
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    let why = why.join("; ");
     verdict.warnings.push(format!(
         "host {:?}: waits for a certificate from ACME (no usable stored certificate: {why})",
         verdict.fqdn
@@ -254,7 +258,7 @@ pub fn prepare(config: Config) -> Result<Prepared, Refused> {
     let acme = match crate::acme::settings(&config) {
         Ok(acme) => acme,
         Err(e) => {
-            errors.push(e);
+            errors.push(Problem::Acme(e));
             None
         }
     };
