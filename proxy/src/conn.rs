@@ -41,6 +41,8 @@ pub struct App {
     pub per_ip: Arc<PerIp>,
     /// The state of the configuration file, for `/certs` (written by the reloader only).
     pub config_status: Mutex<ConfigStatus>,
+    /// Pending ACME challenge answers and each ACME host's status (issue 12).
+    pub acme: Arc<crate::acme::AcmeState>,
     /// The zero of the millisecond clocks that connections keep.
     epoch: Instant,
 }
@@ -61,8 +63,10 @@ impl App {
         shutdown: watch::Receiver<bool>,
         tracker: Tracker,
         metrics: Arc<Metrics>,
+        acme: Arc<crate::acme::AcmeState>,
     ) -> Self {
         App {
+            acme,
             runtime: ArcSwap::from_pointee(runtime),
             shutdown,
             tracker,
@@ -343,7 +347,14 @@ async fn drive<C: Graceful>(conn: C, ctx: &ConnCtx) {
 pub async fn serve_tls(app: Arc<App>, tcp: TcpStream, peer: SocketAddr, slot: Slot) {
     let _ = tcp.set_nodelay(true);
     let rt = app.runtime();
-    let accepted = match tls::accept(tcp, &rt.table, rt.config.limits.handshake_timeout).await {
+    let accepted = match tls::accept(
+        tcp,
+        &rt.table,
+        &app.acme.challenges,
+        rt.config.limits.handshake_timeout,
+    )
+    .await
+    {
         Ok(accepted) => accepted,
         Err((site, e)) => {
             let host = site.as_ref().map(|s| s.fqdn.as_str()).unwrap_or("unknown");

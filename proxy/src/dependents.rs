@@ -115,7 +115,7 @@ pub fn refresh_runtime(metrics: &Metrics, rt: &Runtime) {
         .table
         .sites()
         .iter()
-        .map(|s| (s.fqdn.as_str(), arc_swap::Guard::into_inner(s.cert.load())))
+        .filter_map(|s| Some((s.fqdn.as_str(), s.cert.load()?)))
         .collect();
     refresh(
         metrics,

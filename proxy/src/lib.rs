@@ -6,6 +6,7 @@
 //! [`conn`] serves HTTP/1.1 or HTTP/2 by ALPN, [`forward`] checks the Host and forwards.
 #![forbid(unsafe_code)]
 
+pub mod acme;
 pub mod admin;
 pub mod admission;
 pub mod authority;

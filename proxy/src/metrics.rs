@@ -31,6 +31,8 @@ pub struct Metrics {
     pub config_reloads: IntCounterVec,
     pub config_reload_failing: prometheus::IntGauge,
     pub config_last_reload_success: prometheus::Gauge,
+    /// `certfront_acme_orders_total`, `certfront_acme_renewal_failing` (issue 12).
+    pub acme: certfront_acme::AcmeMetrics,
     /// The certificate labels exported per host, so a rotation can remove the old series.
     cert_series: Mutex<HashMap<String, [String; 3]>>,
     ca_not_after: GaugeVec,
@@ -102,6 +104,7 @@ impl Metrics {
                 Opts::new("certfront_deny_list_reload_failing", "1 while a host's client-certificate deny list on disk is refused (a bad line) and the previous list is still applied."),
                 &["host"],
             ).expect("metric"),
+            acme: certfront_acme::AcmeMetrics::new(),
             cert_series: Mutex::new(HashMap::new()),
             config_reloads: IntCounterVec::new(
                 Opts::new(
@@ -164,6 +167,7 @@ impl Metrics {
         ] {
             m.registry.register(c).expect("unique metric names");
         }
+        m.acme.register(&m.registry).expect("unique metric names");
         m
     }
 

@@ -18,8 +18,12 @@ pub struct Prepared {
     pub ca: Option<Arc<InternalCa>>,
     pub trust: TrustAnchors,
     /// One per `config.hosts`, same order.
-    pub served: Vec<Served>,
+    /// One per `config.hosts`, same order; `None` only for an `acme = true` host that has no
+    /// usable certificate yet (it serves nothing until the ACME engine stores one).
+    pub served: Vec<Option<Served>>,
     pub warnings: Vec<String>,
+    /// `[acme]` resolved, when some host uses it: the engine starts once listeners are bound.
+    pub acme: Option<certfront_acme::Settings>,
 }
 
 /// A host's verdict, as `check` prints it.
@@ -152,10 +156,30 @@ pub fn verdicts(
         .iter()
         .map(|h| {
             let mut verdict = load_host(&h.fqdn, &h.names(), &h.source, &h.policy, ca, trust, now);
+            if h.acme {
+                await_acme(&mut verdict);
+            }
             verdict.violations.extend(client_auth_problems(h));
             verdict
         })
         .collect()
+}
+
+/// An ACME host whose stored pair is missing or unusable is not a reason to refuse the
+/// start: the engine orders a new one at once. Its problems become warnings that say so.
+fn await_acme(verdict: &mut HostVerdict) {
+    if verdict.violations.is_empty() {
+        return;
+    }
+    let why: Vec<String> = std::mem::take(&mut verdict.violations)
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    let why = why.join("; ");
+    verdict.warnings.push(format!(
+        "host {:?}: waits for a certificate from ACME (no usable stored certificate: {why})",
+        verdict.fqdn
+    ));
 }
 
 /// The files of `[host.client_auth]`: a CA that loads, and a deny list that parses.
@@ -229,9 +253,19 @@ pub fn prepare(config: Config) -> Result<Prepared, Refused> {
     for verdict in results {
         errors.extend(verdict.violations);
         warnings.extend(verdict.warnings);
-        if let Some(s) = verdict.served {
-            served.push(s);
+        served.push(verdict.served);
+    }
+    let acme = match crate::acme::settings(&config) {
+        Ok(acme) => acme,
+        Err(e) => {
+            errors.push(Problem::Acme(e));
+            None
         }
+    };
+    if let Some(acme) = &acme
+        && let Err(e) = crate::acme::create_dirs(&config, acme)
+    {
+        errors.push(e);
     }
     if !errors.is_empty() {
         return Err(Refused(errors));
@@ -242,5 +276,6 @@ pub fn prepare(config: Config) -> Result<Prepared, Refused> {
         trust,
         served,
         warnings,
+        acme,
     })
 }

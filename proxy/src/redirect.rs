@@ -41,6 +41,9 @@ pub async fn handle(
     app: Arc<App>,
     https_port: u16,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    if let Some(answer) = crate::acme::http_01(&app.acme, req.uri().path()) {
+        return Ok(answer);
+    }
     let path = req
         .uri()
         .path_and_query()

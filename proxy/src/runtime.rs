@@ -100,7 +100,10 @@ impl Runtime {
                     .find(|s| s.fqdn == host.fqdn && s.definition == definition)
             });
             if let Some(old) = old {
-                if old.cert.load().content_hash != served.content_hash {
+                // `None`: an ACME host with nothing usable on disk keeps what it serves.
+                if let Some(served) = served
+                    && old.cert.load().map(|s| s.content_hash) != Some(served.content_hash)
+                {
                     metrics.cert_served(&host.fqdn, &served.info, served.loaded_at);
                     old.cert.store(served);
                 }
@@ -109,7 +112,9 @@ impl Runtime {
                 continue;
             }
             metrics.host(&host.fqdn);
-            metrics.cert_served(&host.fqdn, &served.info, served.loaded_at);
+            if let Some(served) = &served {
+                metrics.cert_served(&host.fqdn, &served.info, served.loaded_at);
+            }
             sites.push(Arc::new(build_site(
                 &config, host, served, definition, &tls, &roots, metrics,
             )?));
@@ -162,18 +167,17 @@ fn same_tls(a: &Config, b: &Config) -> bool {
 fn build_site(
     config: &Config,
     host: &Host,
-    served: certfront_certs::store::Served,
+    served: Option<certfront_certs::store::Served>,
     definition: [u8; 32],
     shared: &TlsShared,
     roots: &RootCertStore,
     metrics: &Arc<Metrics>,
 ) -> Result<Site, ProxyError> {
-    let slot = Arc::new(CertSlot::new(
-        host.fqdn.clone(),
-        host.names(),
-        host.source.clone(),
-        served,
-    ));
+    let slot = Arc::new(match served {
+        Some(served) => CertSlot::new(host.fqdn.clone(), host.names(), host.source.clone(), served),
+        // An ACME host waiting for its first certificate (prepare allows no other).
+        None => CertSlot::empty(host.fqdn.clone(), host.names(), host.source.clone()),
+    });
     let (verifier, client_auth) = match &host.client_auth {
         Some(auth) => {
             let (v, state) =

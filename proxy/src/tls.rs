@@ -19,6 +19,7 @@ use tokio_rustls::StartHandshake;
 use tokio_rustls::server::TlsStream;
 
 use crate::sites::{Lookup, Site, SiteTable};
+use certfront_acme::Challenges;
 use certfront_certs::store::{CertSlot, SlotResolver};
 
 static TLS13_ONLY: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
@@ -92,6 +93,10 @@ pub enum AcceptError {
     UnknownSni(String),
     #[error("client sent no SNI and there is no default_host")]
     NoSni,
+    #[error("host {0:?} has no certificate yet: it waits for its first certificate from ACME")]
+    NoCertificate(String),
+    #[error("answered an ACME tls-alpn-01 validation for {0:?}")]
+    AcmeChallenge(String),
     #[error("handshake timed out")]
     Timeout,
     #[error("connection closed during the handshake")]
@@ -119,6 +124,8 @@ impl AcceptError {
             AcceptError::UnknownSni(_) => "unknown_sni",
             AcceptError::NoSni => "no_sni",
             AcceptError::Timeout => "timeout",
+            AcceptError::NoCertificate(_) => "no_certificate",
+            AcceptError::AcmeChallenge(_) => "acme_challenge",
             AcceptError::Io(e) if e.get_ref().is_some_and(|i| i.is::<rustls::Error>()) => {
                 "tls_error"
             }
@@ -141,10 +148,11 @@ pub struct Accepted {
 pub async fn accept(
     tcp: TcpStream,
     table: &SiteTable,
+    challenges: &Challenges,
     limit: Duration,
 ) -> Result<Accepted, (Option<Arc<Site>>, AcceptError)> {
     let mut chosen = None;
-    match tokio::time::timeout(limit, handshake(tcp, table, &mut chosen)).await {
+    match tokio::time::timeout(limit, handshake(tcp, table, challenges, &mut chosen)).await {
         Ok(Ok(done)) => Ok(done),
         Ok(Err(e)) => Err((chosen, e)),
         Err(_) => Err((chosen, AcceptError::Timeout)),
@@ -154,6 +162,7 @@ pub async fn accept(
 async fn handshake(
     mut tcp: TcpStream,
     table: &SiteTable,
+    challenges: &Challenges,
     chosen: &mut Option<Arc<Site>>,
 ) -> Result<Accepted, AcceptError> {
     let mut acceptor = Acceptor::default();
@@ -178,6 +187,21 @@ async fn handshake(
             }
         }
     };
+    let hello = accepted.client_hello();
+    if let Some(answer) =
+        challenges.tls_alpn(hello.server_name(), hello.alpn().into_iter().flatten())
+    {
+        // An ACME CA validating a name (RFC 8737): the challenge certificate, then close.
+        let name = hello.server_name().unwrap_or_default().to_owned();
+        if let Lookup::Found(site) = table.by_sni(Some(&name)) {
+            *chosen = Some(site.clone());
+        }
+        let mut stream = StartHandshake::from_parts(accepted, tcp)
+            .into_stream(answer)
+            .await?;
+        let _ = stream.shutdown().await;
+        return Err(AcceptError::AcmeChallenge(name));
+    }
     let site = match table.by_sni(accepted.client_hello().server_name()) {
         Lookup::Found(site) => site.clone(),
         Lookup::Unknown => {
@@ -197,6 +221,11 @@ async fn handshake(
         }
     };
     *chosen = Some(site.clone());
+    if !site.cert.is_serving() {
+        // An ACME host before its first certificate: nothing may be served for it.
+        send_alert(&mut tcp, ALERT_HANDSHAKE_FAILURE).await;
+        return Err(AcceptError::NoCertificate(site.fqdn.clone()));
+    }
     let stream = StartHandshake::from_parts(accepted, tcp)
         .into_stream(site.tls.clone())
         .await?;

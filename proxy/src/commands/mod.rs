@@ -53,6 +53,11 @@ pub fn check(path: &Path) -> ExitCode {
         eprintln!("error: {e}");
     }
     problems += ticket_errors.len();
+    // [acme] is checked offline: the EAB key's variable and acme.ca, not the server.
+    if let Err(e) = crate::acme::settings(&config) {
+        eprintln!("error: {e}");
+        problems += 1;
+    }
     for verdict in &verdicts {
         for w in &verdict.warnings {
             eprintln!("warning: {w}");

@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod pebble;
 pub mod pki;
 
 use std::net::SocketAddr;
