@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tracing::{debug, warn};
 
-use super::pool::{Lease, Pool, PooledBody};
+use super::pool::{H1, Lease, Pool, PooledBody};
 use super::upstream_io::UpstreamIo;
 
 /// How long an upstream that failed a connection is skipped.
@@ -147,10 +147,10 @@ pub struct PoolLimits {
 }
 
 enum Sender {
-    H1(
-        http1::SendRequest<ReqBody>,
-        tokio::sync::OwnedSemaphorePermit,
-    ),
+    /// Driven by the request (see `pool`).
+    H1(H1),
+    /// A connection task of its own, with upgrades: a WebSocket tunnel takes it over.
+    Upgrade(http1::SendRequest<ReqBody>),
     H2(http2::SendRequest<ReqBody>),
 }
 
@@ -309,16 +309,14 @@ impl Upstreams {
     }
 
     fn pooled(&self, target: &Target, upgrade: bool, pooled: bool) -> Option<Sender> {
-        if !pooled {
+        // An upgrade always gets a connection of its own.
+        if !pooled || upgrade {
             return None;
         }
-        if !upgrade && let Some(tx) = target.pool.h2() {
+        if let Some(tx) = target.pool.h2() {
             return Some(Sender::H2(tx));
         }
-        target
-            .pool
-            .checkout()
-            .map(|(tx, permit)| Sender::H1(tx, permit))
+        target.pool.checkout().map(Sender::H1)
     }
 
     async fn exchange(
@@ -341,25 +339,36 @@ impl Upstreams {
                     }
                 }
             }
-            Sender::H1(mut tx, permit) => {
+            Sender::H1(mut h1) => {
+                if let Err(e) = h1.ready().await {
+                    return Err((e, Some(req)));
+                }
+                match h1.send(req).await {
+                    Ok(resp) => {
+                        let lease = Lease {
+                            pool: target.pool.clone(),
+                            h1,
+                        };
+                        Ok(Upstreamed {
+                            response: resp.map(|b| PooledBody::new(b, Some(lease))),
+                            label: target.label.clone(),
+                        })
+                    }
+                    Err(mut e) => {
+                        let back = e.take_message();
+                        Err((e.into_error(), back))
+                    }
+                }
+            }
+            Sender::Upgrade(mut tx) => {
                 if let Err(e) = tx.ready().await {
                     return Err((e, Some(req)));
                 }
                 match tx.try_send_request(req).await {
-                    Ok(resp) => {
-                        let lease = Lease {
-                            pool: target.pool.clone(),
-                            tx,
-                            permit,
-                        };
-                        // A 101 hands the connection to the tunnel; it never returns.
-                        let lease = (resp.status() != http::StatusCode::SWITCHING_PROTOCOLS)
-                            .then_some(lease);
-                        Ok(Upstreamed {
-                            response: resp.map(|b| PooledBody::new(b, lease)),
-                            label: target.label.clone(),
-                        })
-                    }
+                    Ok(resp) => Ok(Upstreamed {
+                        response: resp.map(|b| PooledBody::new(b, None)),
+                        label: target.label.clone(),
+                    }),
                     Err(mut e) => {
                         let back = e.take_message();
                         Err((e.into_error(), back))
@@ -444,13 +453,17 @@ impl Upstreams {
             .handshake(TokioIo::new(io))
             .await
             .map_err(protocol)?;
+        if !upgrade {
+            return Ok(Sender::H1(H1::new(tx, conn, permit)));
+        }
         let label = label.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             if let Err(e) = conn.with_upgrades().await {
                 debug!(upstream = %label, "upstream connection ended: {e}");
             }
         });
-        Ok(Sender::H1(tx, permit))
+        Ok(Sender::Upgrade(tx))
     }
 }
 
