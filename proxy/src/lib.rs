@@ -1,9 +1,10 @@
 //! certfront: a TLS-terminating reverse proxy that refuses certificates that would break
 //! clients, rotates good ones without dropping a connection, and exports their expiry.
 //!
-//! `main.rs` is thin: it calls [`cli::main`]. The pieces, in the order a request meets them:
-//! [`server`] binds and accepts, [`tls`] reads the ClientHello and picks a [`sites::Site`] by SNI,
-//! [`conn`] serves HTTP/1.1 or HTTP/2 by ALPN, [`forward`] checks the Host and forwards.
+//! `main.rs` is thin: it calls [`main`]. The private modules, in the order a request meets
+//! them: `server` binds and accepts, `tls` reads the ClientHello and picks a site by SNI
+//! ([`SiteTable`]), `conn` serves HTTP/1.1 or HTTP/2 by ALPN, `forward` checks the Host
+//! ([`admit`]) and forwards.
 #![forbid(unsafe_code)]
 
 mod acme;
