@@ -70,7 +70,7 @@ impl StatusBoard {
 }
 
 /// A certificate from the store that passes the rules now.
-pub struct Stored {
+pub(crate) struct Stored {
     pub not_before: SystemTime,
     pub not_after: SystemTime,
     pub serial: String,

@@ -16,7 +16,7 @@ use crate::metrics::Metrics;
 
 /// What the listeners and the admin endpoints share with the engine.
 #[derive(Default)]
-pub struct AcmeState {
+pub(crate) struct AcmeState {
     /// Answers to pending challenges (empty when no host uses ACME).
     pub challenges: Arc<Challenges>,
     pub status: Arc<StatusBoard>,
@@ -25,19 +25,19 @@ pub struct AcmeState {
 }
 
 impl AcmeState {
-    pub fn new(config: &Config) -> AcmeState {
+    pub(crate) fn new(config: &Config) -> AcmeState {
         AcmeState {
             hosts: acme_hosts(config).map(|h| h.fqdn.clone()).collect(),
             ..AcmeState::default()
         }
     }
 
-    pub fn is_acme(&self, fqdn: &str) -> bool {
+    pub(crate) fn is_acme(&self, fqdn: &str) -> bool {
         self.hosts.contains(fqdn)
     }
 
     /// The `acme` object of a host in `/certs`, for ACME hosts.
-    pub fn json(&self, fqdn: &str) -> Option<Value> {
+    pub(crate) fn json(&self, fqdn: &str) -> Option<Value> {
         if !self.is_acme(fqdn) {
             return None;
         }
@@ -54,7 +54,7 @@ impl AcmeState {
 
 /// The http-01 answer for `path` when some host uses ACME: the key authorization of a
 /// pending token, else 404 (never a redirect: a CA follows it to https, which cannot answer).
-pub fn http_01(
+pub(crate) fn http_01(
     state: &AcmeState,
     path: &str,
 ) -> Option<http::Response<http_body_util::Full<bytes::Bytes>>> {
@@ -73,7 +73,7 @@ pub fn http_01(
 }
 
 /// Hosts whose certificate waits for ACME (empty slots), for `/readyz`.
-pub fn waiting(app: &crate::conn::App) -> Vec<String> {
+pub(crate) fn waiting(app: &crate::conn::App) -> Vec<String> {
     app.runtime()
         .table
         .sites()
@@ -89,7 +89,7 @@ fn acme_hosts(config: &Config) -> impl Iterator<Item = &certfront_config::Host> 
 
 /// Resolves `[acme]` (EAB key from the environment, `acme.ca`) for `run` and `check`;
 /// `Ok(None)` when no host uses ACME.
-pub fn settings(config: &Config) -> Result<Option<Settings>, certfront_acme::AcmeError> {
+pub(crate) fn settings(config: &Config) -> Result<Option<Settings>, certfront_acme::AcmeError> {
     let Some(acme) = &config.acme else {
         return Ok(None);
     };
@@ -101,7 +101,10 @@ pub fn settings(config: &Config) -> Result<Option<Settings>, certfront_acme::Acm
 
 /// Creates each ACME host's directory (mode 0700) before the watcher starts, so that the
 /// first certificate's files are seen the moment they are written.
-pub fn create_dirs(config: &Config, _settings: &Settings) -> Result<(), crate::error::Problem> {
+pub(crate) fn create_dirs(
+    config: &Config,
+    _settings: &Settings,
+) -> Result<(), crate::error::Problem> {
     for host in acme_hosts(config) {
         if let CertSource::Pem { cert, .. } = &host.source
             && let Some(dir) = cert.parent()
@@ -119,7 +122,7 @@ pub fn create_dirs(config: &Config, _settings: &Settings) -> Result<(), crate::e
 
 /// Starts the engine: one task per ACME host. `reload` is called with a host's fqdn once
 /// its new pair is written.
-pub fn start(
+pub(crate) fn start(
     config: &Config,
     settings: Settings,
     trust: TrustAnchors,

@@ -20,7 +20,7 @@ use crate::commands::fmt_time;
 use crate::conn::App;
 
 /// Answers one admin request.
-pub async fn handle(
+pub(crate) async fn handle(
     req: Request<Incoming>,
     app: Arc<App>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {

@@ -1,4 +1,4 @@
-//! The certfront binary: everything lives in the library, see `certfront::cli`.
+//! The certfront binary: everything lives in the library, see `certfront::main`.
 #![forbid(unsafe_code)]
 
 /// mimalloc rather than glibc malloc: the request path allocates small, short-lived
@@ -8,5 +8,5 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
-    certfront::cli::main()
+    certfront::main()
 }

@@ -14,20 +14,20 @@ use crate::error::{ClientAuthError, Problem, Refused};
 
 /// Everything `run` needs, loaded and checked; nothing is bound yet.
 pub struct Prepared {
-    pub config: Config,
-    pub ca: Option<Arc<InternalCa>>,
-    pub trust: TrustAnchors,
+    pub(crate) config: Config,
+    pub(crate) ca: Option<Arc<InternalCa>>,
+    pub(crate) trust: TrustAnchors,
     /// One per `config.hosts`, same order.
     /// One per `config.hosts`, same order; `None` only for an `acme = true` host that has no
     /// usable certificate yet (it serves nothing until the ACME engine stores one).
-    pub served: Vec<Option<Served>>,
-    pub warnings: Vec<String>,
+    pub(crate) served: Vec<Option<Served>>,
+    pub(crate) warnings: Vec<String>,
     /// `[acme]` resolved, when some host uses it: the engine starts once listeners are bound.
-    pub acme: Option<certfront_acme::Settings>,
+    pub(crate) acme: Option<certfront_acme::Settings>,
 }
 
 /// A host's verdict, as `check` prints it.
-pub struct HostVerdict {
+pub(crate) struct HostVerdict {
     pub fqdn: String,
     pub served: Option<Served>,
     /// The leaf's facts whenever the files could be read, violations or not.
@@ -37,7 +37,7 @@ pub struct HostVerdict {
 }
 
 /// Loads the trust anchors and the internal CA (when a host asks for it).
-pub fn anchors(config: &Config) -> Result<(Option<Arc<InternalCa>>, TrustAnchors), Problem> {
+pub(crate) fn anchors(config: &Config) -> Result<(Option<Arc<InternalCa>>, TrustAnchors), Problem> {
     let ca = if config
         .hosts
         .iter()
@@ -63,7 +63,7 @@ pub fn anchors(config: &Config) -> Result<(Option<Arc<InternalCa>>, TrustAnchors
 
 /// Reads a host's certificate: its files, or the internal CA's leaf for its names,
 /// issued to meet the host's `policy`. Start, `check` and every reload read through here.
-pub fn load_source(
+pub(crate) fn load_source(
     fqdn: &str,
     names: &[String],
     source: &CertSource,
@@ -86,7 +86,7 @@ pub fn load_source(
 }
 
 /// Loads and checks one host's certificate; the verdict holds every violation, formatted.
-pub fn load_host(
+pub(crate) fn load_host(
     fqdn: &str,
     names: &[String],
     source: &CertSource,
@@ -145,7 +145,7 @@ pub fn load_host(
 }
 
 /// Every host's verdict, in config order.
-pub fn verdicts(
+pub(crate) fn verdicts(
     config: &Config,
     ca: Option<&InternalCa>,
     trust: &TrustAnchors,
@@ -211,7 +211,7 @@ fn client_auth_problems(host: &certfront_config::Host) -> Vec<Problem> {
 
 /// `tls.ticket_key_file`: problems (the file is unusable) and warnings. Its mode is held
 /// to `policy.key_file_mode` like a private key: whoever reads it can decrypt tickets.
-pub fn ticket_key_findings(config: &Config) -> (Vec<Problem>, Vec<String>) {
+pub(crate) fn ticket_key_findings(config: &Config) -> (Vec<Problem>, Vec<String>) {
     let Some(path) = config
         .tls
         .ticket_key_file

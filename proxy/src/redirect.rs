@@ -36,7 +36,7 @@ pub fn location(
     })
 }
 
-pub async fn handle(
+pub(crate) async fn handle(
     req: Request<Incoming>,
     app: Arc<App>,
     https_port: u16,

@@ -30,7 +30,7 @@ const ALERT_UNRECOGNIZED_NAME: u8 = 112;
 
 /// What every host's rustls config shares, so that resumption works across hosts' configs
 /// and survives certificate reloads (a reload never rebuilds these).
-pub struct TlsShared {
+pub(crate) struct TlsShared {
     provider: Arc<CryptoProvider>,
     versions: &'static [&'static rustls::SupportedProtocolVersion],
     sessions: Arc<dyn StoresServerSessions>,
@@ -38,7 +38,7 @@ pub struct TlsShared {
 }
 
 impl TlsShared {
-    pub fn new(config: &Config) -> Result<Self, crate::ProxyError> {
+    pub(crate) fn new(config: &Config) -> Result<Self, crate::ProxyError> {
         let versions: &'static [&'static rustls::SupportedProtocolVersion] =
             match config.tls.min_version {
                 TlsVersion::V1_3 => &TLS13_ONLY,
@@ -64,7 +64,7 @@ impl TlsShared {
     }
 
     /// The rustls config of one host; its certificate is read from `slot` at each handshake.
-    pub fn host_config(
+    pub(crate) fn host_config(
         &self,
         slot: Arc<CertSlot>,
         client_verifier: Option<Arc<dyn ClientCertVerifier>>,
@@ -88,7 +88,7 @@ impl TlsShared {
 
 /// Why a handshake did not complete (logged at debug, counted by host and reason).
 #[derive(Debug, thiserror::Error)]
-pub enum AcceptError {
+pub(crate) enum AcceptError {
     #[error("client sent SNI {0:?}, which no host serves")]
     UnknownSni(String),
     #[error("client sent no SNI and there is no default_host")]
@@ -109,7 +109,7 @@ pub enum AcceptError {
 
 impl AcceptError {
     /// Whether a mutual-TLS host refused a client that sent no certificate.
-    pub fn no_client_cert(&self) -> bool {
+    pub(crate) fn no_client_cert(&self) -> bool {
         let rustls_error = match self {
             AcceptError::Tls(e) => Some(e),
             AcceptError::Io(e) => e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
@@ -119,7 +119,7 @@ impl AcceptError {
     }
 
     /// The `result` label of `certfront_tls_handshakes_total`.
-    pub fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             AcceptError::UnknownSni(_) => "unknown_sni",
             AcceptError::NoSni => "no_sni",
@@ -136,7 +136,7 @@ impl AcceptError {
 }
 
 /// A finished handshake.
-pub struct Accepted {
+pub(crate) struct Accepted {
     pub stream: TlsStream<TcpStream>,
     pub site: Arc<Site>,
     pub h2: bool,
@@ -145,7 +145,7 @@ pub struct Accepted {
 
 /// Reads the ClientHello, picks the site, finishes the handshake, all within `limit`.
 /// On failure the error says which site was chosen, if any.
-pub async fn accept(
+pub(crate) async fn accept(
     tcp: TcpStream,
     table: &SiteTable,
     challenges: &Challenges,

@@ -14,7 +14,7 @@ use crate::server::start;
 /// Exit code when the config or a certificate violates: nothing was bound.
 const REFUSED: u8 = 2;
 
-pub fn run(path: &Path) -> ExitCode {
+pub(crate) fn run(path: &Path) -> ExitCode {
     let config = match certfront_config::load(path) {
         Ok(config) => config,
         Err(e) => {

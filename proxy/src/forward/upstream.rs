@@ -31,11 +31,11 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const POOLED_ATTEMPTS: usize = 3;
 
 /// A request body as it goes upstream: the client's, with an inactivity timeout.
-pub type ReqBody = super::timed::Timed<Incoming>;
+pub(crate) type ReqBody = super::timed::Timed<Incoming>;
 
 /// Why no response came from any upstream.
 #[derive(Debug, thiserror::Error)]
-pub enum UpstreamError {
+pub(crate) enum UpstreamError {
     #[error("every upstream is marked down")]
     AllDown,
     #[error("cannot connect to {upstream}: {source}")]
@@ -72,7 +72,7 @@ pub enum UpstreamError {
 
 impl UpstreamError {
     /// The `kind` label of `certfront_upstream_errors_total`.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             UpstreamError::Timeout { .. } => "timeout",
             UpstreamError::Tls { .. } => "tls",
@@ -123,7 +123,7 @@ pub(crate) struct Target {
 }
 
 /// The upstreams of one host.
-pub struct Upstreams {
+pub(crate) struct Upstreams {
     targets: Box<[Target]>,
     next: AtomicUsize,
     tls: Option<UpstreamTls>,
@@ -133,14 +133,14 @@ pub struct Upstreams {
 }
 
 /// A response from an upstream, and which upstream gave it.
-pub struct Upstreamed {
+pub(crate) struct Upstreamed {
     pub response: Response<PooledBody>,
     pub label: Arc<str>,
 }
 
 /// Limits that apply to each upstream's connections.
 #[derive(Clone, Copy, Debug)]
-pub struct PoolLimits {
+pub(crate) struct PoolLimits {
     pub connect_timeout: Duration,
     pub max_connections: usize,
     pub max_idle: usize,
@@ -155,7 +155,11 @@ enum Sender {
 }
 
 impl Upstreams {
-    pub fn new(upstreams: &[Upstream], tls: Option<Arc<ClientConfig>>, limits: PoolLimits) -> Self {
+    pub(crate) fn new(
+        upstreams: &[Upstream],
+        tls: Option<Arc<ClientConfig>>,
+        limits: PoolLimits,
+    ) -> Self {
         let targets = upstreams
             .iter()
             .map(|u| Target {
@@ -199,7 +203,11 @@ impl Upstreams {
     }
 
     /// Idle pooled connections of every upstream (tests and diagnostics).
-    pub fn idle_connections(&self) -> usize {
+    #[expect(
+        dead_code,
+        reason = "no caller since it became pub(crate); delete or use"
+    )]
+    pub(crate) fn idle_connections(&self) -> usize {
         self.targets.iter().map(|t| t.pool.idle_count()).sum()
     }
 
@@ -209,7 +217,7 @@ impl Upstreams {
     /// first is tried anyway, so a recovered backend is found without waiting.
     ///
     /// `host` is the Host sent upstream: HTTP/2 upstreams get it as `:authority`.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         mut req: Request<ReqBody>,
         upgrade: bool,

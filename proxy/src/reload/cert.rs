@@ -16,7 +16,7 @@ use crate::sites::Site;
 
 /// The outcome of one host's reload.
 #[derive(Debug)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Unchanged,
     Swapped,
     Pending,
@@ -25,7 +25,7 @@ pub enum Outcome {
 }
 
 /// Reloads one host (blocking: file I/O and signature checks; run off the async workers).
-pub fn reload_host(
+pub(crate) fn reload_host(
     site: &Site,
     trust: &TrustAnchors,
     ca: Option<&InternalCa>,

@@ -17,14 +17,14 @@ use super::pki::TestCa;
 
 /// What a test wants from its pebble.
 #[derive(Default)]
-pub struct Options {
+pub(crate) struct Options {
     /// Names pebble refuses to order (`domainBlocklist`).
     pub blocklist: Vec<String>,
     /// Lifetime of issued certificates in seconds (pebble's default is years).
     pub validity_seconds: Option<u64>,
 }
 
-pub struct Pebble {
+pub(crate) struct Pebble {
     pebble: Child,
     dns: Child,
     /// `https://127.0.0.1:PORT/dir`
@@ -76,7 +76,7 @@ fn wait_for_port(port: u16, what: &str, child: &mut Child) {
 }
 
 impl Pebble {
-    pub fn start(dir: &Path, options: Options) -> Pebble {
+    pub(crate) fn start(dir: &Path, options: Options) -> Pebble {
         let pebble_bin = tool("pebble");
         let dns_bin = tool("pebble-challtestsrv");
         let https = TestCa::new("pebble HTTPS test CA");
@@ -143,7 +143,7 @@ impl Pebble {
     }
 
     /// The root pebble signs with (made anew at each start), from its management API.
-    pub async fn root(&self) -> CertificateDer<'static> {
+    pub(crate) async fn root(&self) -> CertificateDer<'static> {
         let config = client::client_config(&[&self.https_ca_der], &[b"http/1.1"]);
         let (status, body) = client::fetch(
             self.management,
@@ -157,7 +157,7 @@ impl Pebble {
     }
 
     /// pebble's log so far, for failure messages.
-    pub fn log(dir: &Path) -> String {
+    pub(crate) fn log(dir: &Path) -> String {
         std::fs::read_to_string(dir.join("pebble.log")).unwrap_or_default()
     }
 }
@@ -172,7 +172,7 @@ impl Drop for Pebble {
 }
 
 /// Writes `der` as a PEM file (a trust anchor for `tls.trust`).
-pub fn write_pem(path: &Path, der: &CertificateDer<'_>) {
+pub(crate) fn write_pem(path: &Path, der: &CertificateDer<'_>) {
     use base64::Engine as _;
     let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
     let mut pem = String::from("-----BEGIN CERTIFICATE-----\n");
