@@ -162,11 +162,6 @@ impl Pool {
         }
         idle.push_back(Idle { h1, since: now });
     }
-
-    /// Idle connections right now (for tests and `/certs`-style introspection).
-    pub(crate) fn idle_count(&self) -> usize {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).len()
-    }
 }
 
 /// An HTTP/1.1 connection lent to one exchange; it goes back to its pool when the response

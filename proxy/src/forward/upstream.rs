@@ -202,15 +202,6 @@ impl Upstreams {
         target.down_until.load(Ordering::Relaxed) > now
     }
 
-    /// Idle pooled connections of every upstream (tests and diagnostics).
-    #[expect(
-        dead_code,
-        reason = "no caller since it became pub(crate); delete or use"
-    )]
-    pub(crate) fn idle_connections(&self) -> usize {
-        self.targets.iter().map(|t| t.pool.idle_count()).sum()
-    }
-
     /// Sends `req` to the next upstream that takes a connection. A request that reached
     /// an upstream is never sent again; one that could not be sent moves on to the next
     /// upstream. When every upstream is in its cool-down, the one whose cool-down ends
