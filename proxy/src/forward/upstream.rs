@@ -213,18 +213,17 @@ impl Upstreams {
         mut req: Request<ReqBody>,
         upgrade: bool,
     ) -> Result<Upstreamed, UpstreamError> {
-        let n = self.targets.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let now = self.now_ms();
+        let down_until = |i: usize| self.targets[i].down_until.load(Ordering::Relaxed);
         let mut last = None;
         let mut tried = false;
-        for i in 0..n {
-            let target = &self.targets[(start + i) % n];
-            if self.is_down(target, now) {
+        for i in turn(start, self.targets.len()) {
+            if self.is_down(&self.targets[i], now) {
                 continue;
             }
             tried = true;
-            match self.send_to(target, req, upgrade).await {
+            match self.send_to(&self.targets[i], req, upgrade).await {
                 Ok(done) => return Ok(done),
                 Err((e, Some(back))) => {
                     req = back;
@@ -235,11 +234,7 @@ impl Upstreams {
         }
         if !tried {
             // Every upstream is cooling down: try the one that comes back first.
-            let target = self
-                .targets
-                .iter()
-                .min_by_key(|t| t.down_until.load(Ordering::Relaxed))
-                .expect("a host has at least one upstream");
+            let target = &self.targets[first_back(self.targets.len(), down_until)];
             return match self.send_to(target, req, upgrade).await {
                 Ok(done) => Ok(done),
                 Err((e @ (UpstreamError::Local { .. } | UpstreamError::Busy { .. }), _)) => Err(e),
@@ -466,6 +461,17 @@ impl Upstreams {
     }
 }
 
+/// The order in which a request tries `n` upstreams: round robin, each request starting
+/// one further than the last.
+fn turn(start: usize, n: usize) -> impl Iterator<Item = usize> {
+    (0..n).map(move |i| start.wrapping_add(i) % n)
+}
+
+/// The upstream whose cool-down ends first (the one tried when all are cooling down).
+fn first_back(n: usize, down_until: impl Fn(usize) -> u64) -> usize {
+    (0..n).min_by_key(|&i| down_until(i)).unwrap_or(0)
+}
+
 /// HTTP/2 upstreams take the host as `:authority` and the scheme as `:scheme` (https:
 /// h2 is only spoken over TLS here), not a Host header.
 fn to_absolute(req: &mut Request<ReqBody>) {
@@ -538,38 +544,35 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn all_down_still_tries_the_first_to_recover() {
-        // Two closed ports: both refuse, both get marked down.
-        let closed = || std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let (a, b) = (closed(), closed());
-        let ports = [
-            a.local_addr().unwrap().port(),
-            b.local_addr().unwrap().port(),
-        ];
-        drop((a, b));
-        let ups = Upstreams::new(&[upstream(ports[0]), upstream(ports[1])], None, limits());
-        let now = ups.now_ms();
-        for t in ups.targets.iter() {
-            t.down_until.store(now + 60_000, Ordering::Relaxed);
-        }
-        ups.targets[1]
-            .down_until
-            .store(now + 30_000, Ordering::Relaxed);
-        let target = ups
-            .targets
-            .iter()
-            .min_by_key(|t| t.down_until.load(Ordering::Relaxed))
-            .unwrap();
-        assert_eq!(target.upstream.port, ports[1]);
-        assert!(ups.targets.iter().all(|t| ups.is_down(t, ups.now_ms())));
-        // A local error never marks an upstream down.
+    #[test]
+    fn requests_take_turns_and_each_tries_every_upstream_once() {
+        let orders: Vec<Vec<usize>> = (0..4).map(|start| turn(start, 3).collect()).collect();
+        assert_eq!(orders, [[0, 1, 2], [1, 2, 0], [2, 0, 1], [0, 1, 2]]);
+        assert_eq!(turn(usize::MAX, 3).count(), 3, "the counter may wrap");
+        assert_eq!(turn(7, 1).collect::<Vec<_>>(), [0]);
+    }
+
+    #[test]
+    fn when_all_cool_down_the_first_to_come_back_is_tried() {
+        let until = [30_000, 10_000, 20_000];
+        assert_eq!(first_back(3, |i| until[i]), 1);
+        assert_eq!(first_back(1, |_| u64::MAX), 0);
+    }
+
+    #[test]
+    fn a_local_error_never_marks_an_upstream_down() {
+        let ups = Upstreams::new(&[upstream(1)], None, limits());
         let local = UpstreamError::Local {
             upstream: "x".into(),
             source: io::Error::from_raw_os_error(24),
         };
-        ups.targets[0].down_until.store(0, Ordering::Relaxed);
         ups.note_failure(&ups.targets[0], &local);
         assert!(!ups.is_down(&ups.targets[0], ups.now_ms()));
+        let refused = UpstreamError::Connect {
+            upstream: "x".into(),
+            source: io::Error::from(io::ErrorKind::ConnectionRefused),
+        };
+        ups.note_failure(&ups.targets[0], &refused);
+        assert!(ups.is_down(&ups.targets[0], ups.now_ms()));
     }
 }
