@@ -9,7 +9,7 @@ use crate::error::CertError;
 
 /// Creates `dir` (and parents) with mode 0700 when missing; an existing directory is
 /// left as the administrator made it.
-pub(crate) fn create_private_dir(dir: &Path) -> Result<(), CertError> {
+pub fn create_private_dir(dir: &Path) -> Result<(), CertError> {
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -64,7 +64,7 @@ pub(crate) fn publish_once(path: &Path, bytes: &[u8], mode: u32) -> Result<bool,
 
 /// Replaces `path` atomically (temporary file, then rename), so a reader sees the old or
 /// the new content, never a mix.
-pub(crate) fn replace(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CertError> {
+pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> Result<(), CertError> {
     let tmp = temp_name(path);
     write_new(&tmp, bytes, mode)?;
     fs::rename(&tmp, path).map_err(|source| {

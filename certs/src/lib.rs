@@ -9,7 +9,7 @@ pub mod csr;
 pub mod deny;
 pub mod dependents;
 pub mod error;
-mod files;
+pub mod files;
 pub mod inspect;
 mod keys;
 pub mod load;

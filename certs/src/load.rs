@@ -79,6 +79,22 @@ impl CertBundle {
         }
     }
 
+    /// A bundle from PEM bytes not (yet) on disk, e.g. what an ACME CA just issued: the
+    /// same parse, and the same content hash, as [`load`] gives once they are written to
+    /// `cert_path` and `key_path` (which name them in errors).
+    pub fn from_pem(
+        cert_path: &Path,
+        cert_pem: &[u8],
+        key_path: &Path,
+        key_pem: &[u8],
+    ) -> Result<CertBundle, CertError> {
+        Ok(CertBundle {
+            chain: parse_certs(cert_path, cert_pem)?,
+            key: parse_key(key_path, key_pem)?,
+            content_hash: content_hash(&[cert_pem, key_pem]),
+        })
+    }
+
     /// The leaf certificate's facts.
     pub fn leaf_info(&self) -> Result<CertInfo, CertError> {
         match self.chain.first() {
@@ -97,13 +113,7 @@ pub fn load(source: &CertSource) -> Result<CertBundle, CertError> {
         CertSource::Pem { cert, key } => {
             let cert_bytes = read(cert)?;
             let key_bytes = Zeroizing::new(read(key)?);
-            let chain = parse_certs(cert, &cert_bytes)?;
-            let key_der = parse_key(key, &key_bytes)?;
-            Ok(CertBundle {
-                chain,
-                key: key_der,
-                content_hash: content_hash(&[&cert_bytes, &key_bytes[..]]),
-            })
+            CertBundle::from_pem(cert, &cert_bytes, key, &key_bytes)
         }
         CertSource::Pfx { path, password } => {
             let (password, password_bytes) = read_password(path, password)?;

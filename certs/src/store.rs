@@ -3,6 +3,8 @@
 //! Handshakes read it lock-free ([`CertSlot::load`]); the reloader builds a whole new
 //! [`Served`] away from the handshake path, checks it, then stores it in one swap. Old
 //! values are freed when the last handshake holding them finishes (arc-swap's guarantee).
+//! A slot may start empty (a host waiting for its first ACME certificate): its handshakes
+//! then fail until the first store.
 
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -11,7 +13,7 @@ use crate::error::CertError;
 use crate::inspect::CertInfo;
 use crate::load::CertBundle;
 use crate::source::CertSource;
-use arc_swap::ArcSwap;
+use arc_swap::ArcSwapOption;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
@@ -46,7 +48,7 @@ pub struct CertSlot {
     pub fqdn: String,
     pub names: Vec<String>,
     pub source: CertSource,
-    served: ArcSwap<Served>,
+    served: ArcSwapOption<Served>,
     status: Mutex<ReloadStatus>,
 }
 
@@ -68,19 +70,35 @@ impl CertSlot {
             fqdn,
             names,
             source,
-            served: ArcSwap::from_pointee(served),
+            served: ArcSwapOption::from_pointee(served),
             status: Mutex::new(ReloadStatus::default()),
         }
     }
 
-    /// What is served now (lock-free).
-    pub fn load(&self) -> arc_swap::Guard<Arc<Served>> {
-        self.served.load()
+    /// A slot that serves nothing until the first [`CertSlot::store`].
+    pub fn empty(fqdn: String, names: Vec<String>, source: CertSource) -> Self {
+        CertSlot {
+            fqdn,
+            names,
+            source,
+            served: ArcSwapOption::empty(),
+            status: Mutex::new(ReloadStatus::default()),
+        }
+    }
+
+    /// What is served now (lock-free); `None` while an empty slot waits for its first store.
+    pub fn load(&self) -> Option<Arc<Served>> {
+        self.served.load_full()
+    }
+
+    /// Whether the slot serves a certificate (cheaper than [`CertSlot::load`]).
+    pub fn is_serving(&self) -> bool {
+        self.served.load().is_some()
     }
 
     /// Swap in a checked certificate: one pointer store.
     pub fn store(&self, served: Served) {
-        self.served.store(Arc::new(served));
+        self.served.store(Some(Arc::new(served)));
     }
 
     pub fn status(&self) -> ReloadStatus {
@@ -110,6 +128,11 @@ pub struct SlotResolver(pub Arc<CertSlot>);
 
 impl ResolvesServerCert for SlotResolver {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        Some(self.0.served.load().key.clone())
+        // None fails the handshake: an empty slot has nothing it may serve.
+        self.0
+            .served
+            .load()
+            .as_ref()
+            .map(|served| served.key.clone())
     }
 }

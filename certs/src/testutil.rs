@@ -59,7 +59,7 @@ pub(crate) struct Ca {
 }
 
 impl Ca {
-    pub fn root(alg: Alg) -> Ca {
+    pub(crate) fn root(alg: Alg) -> Ca {
         let key = key(alg);
         let cert = ca_params("test root").self_signed(&key).unwrap();
         Ca {
@@ -68,7 +68,7 @@ impl Ca {
         }
     }
 
-    pub fn intermediate(&self, alg: Alg) -> Ca {
+    pub(crate) fn intermediate(&self, alg: Alg) -> Ca {
         let key = key(alg);
         let cert = ca_params("test intermediate")
             .signed_by(&key, &self.issuer())
@@ -84,7 +84,7 @@ impl Ca {
     }
 
     /// Signs `leaf`, returning its certificate and key.
-    pub fn issue(&self, leaf: &Leaf) -> (CertificateDer<'static>, KeyPair) {
+    pub(crate) fn issue(&self, leaf: &Leaf) -> (CertificateDer<'static>, KeyPair) {
         let key = key(leaf.alg);
         let mut params = CertificateParams::new(leaf.names.clone()).unwrap();
         params.distinguished_name = rcgen::DistinguishedName::new();
@@ -126,7 +126,7 @@ pub(crate) struct Leaf {
 }
 
 impl Leaf {
-    pub fn new(names_: &[&str], alg: Alg) -> Leaf {
+    pub(crate) fn new(names_: &[&str], alg: Alg) -> Leaf {
         let rsa = matches!(alg, Alg::Rsa | Alg::Rsa2);
         let ku = if rsa {
             vec![

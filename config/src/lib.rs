@@ -35,12 +35,12 @@ pub use error::{ConfigError, Problem};
 /// The network type of `server.trusted_proxies`, so users need no own `ipnet` dependency.
 pub use ipnet::IpNet;
 pub use model::{
-    Action, ClientAuth, ClientAuthMode, Config, Host, Limits, Server, Tls, TlsVersion, UnknownSni,
-    Upstream,
+    Acme, AcmeChallenge, AcmeEab, Action, ClientAuth, ClientAuthMode, Config, Host, Limits, Server,
+    Tls, TlsVersion, UnknownSni, Upstream,
 };
 pub use raw::{
-    OneOrMany, RawClientAuth, RawConfig, RawHost, RawLimits, RawPolicy, RawRespond, RawServer,
-    RawTls,
+    OneOrMany, RawAcme, RawClientAuth, RawConfig, RawHost, RawLimits, RawPolicy, RawRespond,
+    RawServer, RawTls,
 };
 
 /// Reads, parses and validates a config file. Relative paths inside it are

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use certfront_certs::{CertSource, Policy};
+use certfront_certs::{CertSource, CsrKey, Policy};
 use ipnet::IpNet;
 
 /// A validated configuration file.
@@ -20,6 +20,8 @@ pub struct Config {
     /// In file order; never empty.
     pub hosts: Vec<Host>,
     pub limits: Limits,
+    /// `[acme]`, when present (then at least its directory and email are valid).
+    pub acme: Option<Acme>,
     /// Valid settings that are probably mistakes, with their TOML path (`check`
     /// prints them, `run` logs them; neither refuses).
     pub warnings: Vec<crate::Problem>,
@@ -116,6 +118,9 @@ pub struct Host {
     /// Extra trust anchor for https upstreams, resolved.
     pub upstream_ca: Option<PathBuf>,
     pub client_auth: Option<ClientAuth>,
+    /// `acme = true`: `source` is then the PEM pair in `state_dir/acme/<fqdn>/` that the
+    /// ACME engine writes, and a missing or unusable pair does not stop the start.
+    pub acme: bool,
     /// `[policy]` with this host's `[host.policy]` overrides applied: what its
     /// certificate is held to, and what the internal CA issues for it.
     pub policy: Policy,
@@ -176,6 +181,57 @@ impl fmt::Display for Upstream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let scheme = if self.tls { "https" } else { "http" };
         write!(f, "{scheme}://{}", self.authority())
+    }
+}
+
+/// `acme.challenge`: how the ACME server checks that certfront answers for a name.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum AcmeChallenge {
+    /// RFC 8737, answered on the TLS listener itself (ALPN `acme-tls/1`); no port 80.
+    #[default]
+    TlsAlpn01,
+    /// RFC 8555 8.3, answered on the plain-HTTP listener (`server.http_redirect`).
+    Http01,
+}
+
+impl AcmeChallenge {
+    /// The spelling in the config file (and the ACME challenge type).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AcmeChallenge::TlsAlpn01 => "tls-alpn-01",
+            AcmeChallenge::Http01 => "http-01",
+        }
+    }
+}
+
+/// External Account Binding (RFC 8555 7.3.4): what commercial CAs hand out per customer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AcmeEab {
+    pub kid: String,
+    /// The environment variable holding the base64url HMAC key (never the file).
+    pub hmac_key_env: String,
+}
+
+/// `[acme]`: where and how certificates of `acme = true` hosts are ordered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Acme {
+    /// The directory URL (https).
+    pub directory: String,
+    pub email: String,
+    pub eab: Option<AcmeEab>,
+    /// Extra trust anchor for the ACME server's own HTTPS (private ACME servers), resolved.
+    pub ca: Option<PathBuf>,
+    pub challenge: AcmeChallenge,
+    /// The key generated for every order.
+    pub key: CsrKey,
+    /// Renew this long before notAfter; `None`: when a third of the lifetime is left.
+    pub renew_before: Option<Duration>,
+}
+
+impl Acme {
+    /// Where ACME state lives: the account and one directory per host.
+    pub fn dir(state_dir: &std::path::Path) -> PathBuf {
+        state_dir.join("acme")
     }
 }
 

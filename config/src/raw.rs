@@ -26,6 +26,8 @@ pub struct RawConfig {
     pub hosts: Vec<RawHost>,
     #[serde(default)]
     pub limits: RawLimits,
+    /// `[acme]`: absent unless some host orders its certificate by ACME.
+    pub acme: Option<RawAcme>,
 }
 
 impl RawConfig {
@@ -94,6 +96,8 @@ pub struct RawHost {
     pub pfx_password_env: Option<String>,
     pub pfx_password_file: Option<String>,
     pub internal: Option<bool>,
+    /// The certificate is ordered from `[acme]` and kept in `state_dir/acme/<fqdn>/`.
+    pub acme: Option<bool>,
     /// One URL or table, or a list of them.
     pub upstream: Option<RawUpstreams>,
     pub upstream_host: Option<String>,
@@ -120,6 +124,21 @@ pub struct RawClientAuth {
     pub mode: Option<String>,
     pub ca: Option<String>,
     pub deny: Option<String>,
+}
+
+/// `[acme]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAcme {
+    pub directory: Option<String>,
+    pub email: Option<String>,
+    pub eab_kid: Option<String>,
+    pub eab_hmac_key_env: Option<String>,
+    pub ca: Option<String>,
+    pub challenge: Option<String>,
+    pub key: Option<String>,
+    /// Signed so that a negative value is a located problem, not a parse error.
+    pub renew_before_days: Option<i64>,
 }
 
 /// `[limits]`.

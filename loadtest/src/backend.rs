@@ -25,7 +25,7 @@ const MAX_BYTES: u64 = 100_000_000_000;
 const SMALL: &[u8] = b"certfront-loadtest backend: ok\n";
 
 #[derive(Args, Debug)]
-pub struct BackendArgs {
+pub(crate) struct BackendArgs {
     /// Listen address (loopback only); port 0 picks a free port, printed on stdout.
     #[arg(long, value_parser = loopback_addr, default_value = "127.0.0.1:0")]
     pub listen: SocketAddr,
@@ -34,7 +34,7 @@ pub struct BackendArgs {
     pub max_seconds: u64,
 }
 
-pub async fn run(args: BackendArgs) -> Result<()> {
+pub(crate) async fn run(args: BackendArgs) -> Result<()> {
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("bind {}", args.listen))?;

@@ -22,24 +22,24 @@ use tokio_rustls::client::TlsStream;
 use crate::target::{Proto, Target};
 
 /// `n` bytes of `'x'` in 64 KiB frames, or a fixed body in one frame; never copied.
-pub struct LoadBody {
+pub(crate) struct LoadBody {
     remaining: u64,
     chunk: Bytes,
 }
 
 impl LoadBody {
-    pub fn empty() -> Self {
+    pub(crate) fn empty() -> Self {
         Self::of(0)
     }
 
-    pub fn fixed(body: Bytes) -> Self {
+    pub(crate) fn fixed(body: Bytes) -> Self {
         Self {
             remaining: body.len() as u64,
             chunk: body,
         }
     }
 
-    pub fn of(n: u64) -> Self {
+    pub(crate) fn of(n: u64) -> Self {
         Self {
             remaining: n,
             chunk: Bytes::from(vec![b'x'; 64 * 1024]),
@@ -73,24 +73,24 @@ impl Body for LoadBody {
 }
 
 /// One client connection; `stream()` gives another handle for a concurrent HTTP/2 stream.
-pub enum Sender {
+pub(crate) enum Sender {
     H1(http1::SendRequest<LoadBody>),
     H2(http2::SendRequest<LoadBody>),
 }
 
 /// What came back: the status and the number of body bytes read.
-pub struct Answer {
+pub(crate) struct Answer {
     pub status: StatusCode,
     pub body_bytes: u64,
 }
 
 impl Sender {
-    pub async fn open(target: &Target, proto: Proto) -> Result<Sender> {
+    pub(crate) async fn open(target: &Target, proto: Proto) -> Result<Sender> {
         Self::over(target.connect().await?, proto).await
     }
 
     /// Starts HTTP on a connection whose TLS handshake is done.
-    pub async fn over(tls: TlsStream<TcpStream>, proto: Proto) -> Result<Sender> {
+    pub(crate) async fn over(tls: TlsStream<TcpStream>, proto: Proto) -> Result<Sender> {
         let peer = tls.get_ref().0.peer_addr()?;
         let negotiated = tls.get_ref().1.alpn_protocol().map(|p| p.to_vec());
         let io = TokioIo::new(tls);
@@ -118,7 +118,7 @@ impl Sender {
     }
 
     /// Another handle on the same connection (HTTP/2 only: HTTP/1.1 has one request at a time).
-    pub fn stream(&self) -> Option<Sender> {
+    pub(crate) fn stream(&self) -> Option<Sender> {
         match self {
             Sender::H1(_) => None,
             Sender::H2(send) => Some(Sender::H2(send.clone())),
@@ -126,7 +126,7 @@ impl Sender {
     }
 
     /// Sends one request to `https://{sni}{path}` and reads the whole response body.
-    pub async fn request(
+    pub(crate) async fn request(
         &mut self,
         sni: &str,
         method: Method,

@@ -15,7 +15,7 @@ use crate::stats::{Histogram, Report};
 use crate::target::{Proto, Target, TargetArgs, key_type};
 
 #[derive(Args, Debug)]
-pub struct HandshakesArgs {
+pub(crate) struct HandshakesArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// Handshakes in flight at once.
@@ -54,7 +54,7 @@ impl Run {
     }
 }
 
-pub async fn run(args: HandshakesArgs, json: bool) -> Result<()> {
+pub(crate) async fn run(args: HandshakesArgs, json: bool) -> Result<()> {
     let started_at = Instant::now();
     let run = Arc::new(Run {
         target: Target::new(&args.target, Proto::H1)?,

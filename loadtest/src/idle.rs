@@ -11,7 +11,7 @@ use crate::stats::Report;
 use crate::target::{Proto, Target, TargetArgs};
 
 #[derive(Args, Debug)]
-pub struct IdleArgs {
+pub(crate) struct IdleArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// Connections opened and held (the target's per-IP and total limits must allow them).
@@ -31,7 +31,7 @@ pub struct IdleArgs {
     pub max_seconds: u64,
 }
 
-pub async fn run(args: IdleArgs, json: bool) -> Result<()> {
+pub(crate) async fn run(args: IdleArgs, json: bool) -> Result<()> {
     let target = Target::new(&args.target, Proto::H1)?;
     let pids = procfs::tree(args.pid)?;
     let before = procfs::rss_kb(&pids);

@@ -22,7 +22,7 @@ fn stat_fields(stat: &str) -> Option<Vec<&str>> {
 }
 
 /// `pid` and every process below it.
-pub fn tree(pid: u32) -> Result<Vec<u32>> {
+pub(crate) fn tree(pid: u32) -> Result<Vec<u32>> {
     if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
         bail!("no process {pid} (/proc/{pid} does not exist)");
     }
@@ -58,7 +58,7 @@ pub fn tree(pid: u32) -> Result<Vec<u32>> {
 }
 
 /// User plus system CPU time of the processes, in microseconds.
-pub fn cpu_micros(pids: &[u32]) -> u64 {
+pub(crate) fn cpu_micros(pids: &[u32]) -> u64 {
     let mut ticks = 0;
     for p in pids {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
@@ -74,7 +74,7 @@ pub fn cpu_micros(pids: &[u32]) -> u64 {
 }
 
 /// Resident memory (`VmRSS`) of the processes, in KiB.
-pub fn rss_kb(pids: &[u32]) -> u64 {
+pub(crate) fn rss_kb(pids: &[u32]) -> u64 {
     let mut kb = 0;
     for p in pids {
         let Ok(status) = std::fs::read_to_string(format!("/proc/{p}/status")) else {
@@ -90,14 +90,14 @@ pub fn rss_kb(pids: &[u32]) -> u64 {
 }
 
 #[derive(Args, Debug)]
-pub struct ProcArgs {
+pub(crate) struct ProcArgs {
     /// The process to read (its descendants are included).
     #[arg(long)]
     pub pid: u32,
 }
 
 /// `proc`: prints the CPU time and RSS of a process tree (what compare.sh samples around each run).
-pub fn run(args: ProcArgs, json: bool) -> Result<()> {
+pub(crate) fn run(args: ProcArgs, json: bool) -> Result<()> {
     let pids = tree(args.pid)?;
     let mut report = Report::new("process tree");
     report

@@ -14,7 +14,7 @@ use crate::stats::{Histogram, Report};
 use crate::target::{Proto, Target, TargetArgs};
 
 #[derive(Args, Debug)]
-pub struct RequestsArgs {
+pub(crate) struct RequestsArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// HTTP/2 (ALPN h2); the default is HTTP/1.1.
@@ -68,7 +68,7 @@ impl Run {
     }
 }
 
-pub async fn run(args: RequestsArgs, json: bool) -> Result<()> {
+pub(crate) async fn run(args: RequestsArgs, json: bool) -> Result<()> {
     let proto = if args.h2 { Proto::H2 } else { Proto::H1 };
     let streams = if proto == Proto::H2 { args.streams } else { 1 };
     let started_at = Instant::now();

@@ -14,7 +14,7 @@ const SUB: u64 = 512;
 const OCTAVES: u64 = 30;
 
 #[derive(Clone)]
-pub struct Histogram {
+pub(crate) struct Histogram {
     counts: Vec<u64>,
     total: u64,
     max: u64,
@@ -53,14 +53,14 @@ fn value_of(i: usize) -> u64 {
 }
 
 impl Histogram {
-    pub fn record(&mut self, micros: u64) {
+    pub(crate) fn record(&mut self, micros: u64) {
         self.counts[index(micros)] += 1;
         self.total += 1;
         self.max = self.max.max(micros);
     }
 
     /// The value at quantile `q` (0.0..=1.0), in µs; 0 when nothing was recorded.
-    pub fn percentile(&self, q: f64) -> u64 {
+    pub(crate) fn percentile(&self, q: f64) -> u64 {
         if self.total == 0 {
             return 0;
         }
@@ -77,32 +77,32 @@ impl Histogram {
 }
 
 /// One result: ordered (name, value) rows, printed as an aligned table or a JSON object.
-pub struct Report {
+pub(crate) struct Report {
     title: String,
     rows: Vec<(String, Value)>,
 }
 
 impl Report {
-    pub fn new(title: impl Into<String>) -> Self {
+    pub(crate) fn new(title: impl Into<String>) -> Self {
         Self {
             title: title.into(),
             rows: Vec::new(),
         }
     }
 
-    pub fn add(&mut self, key: &str, value: impl Into<Value>) -> &mut Self {
+    pub(crate) fn add(&mut self, key: &str, value: impl Into<Value>) -> &mut Self {
         self.rows.push((key.to_string(), value.into()));
         self
     }
 
-    pub fn latency(&mut self, h: &Histogram) -> &mut Self {
+    pub(crate) fn latency(&mut self, h: &Histogram) -> &mut Self {
         self.add("p50_us", h.percentile(0.50))
             .add("p99_us", h.percentile(0.99))
             .add("p999_us", h.percentile(0.999))
             .add("max_us", h.percentile(1.0))
     }
 
-    pub fn print(&self, json: bool) {
+    pub(crate) fn print(&self, json: bool) {
         if json {
             let mut m = Map::new();
             m.insert("work".into(), Value::String(self.title.clone()));

@@ -19,7 +19,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 /// Parses `IP:PORT` and accepts it only on a loopback address (127.0.0.0/8 or ::1).
-pub fn loopback_addr(s: &str) -> Result<SocketAddr, String> {
+pub(crate) fn loopback_addr(s: &str) -> Result<SocketAddr, String> {
     let addr: SocketAddr = s.parse().map_err(|_| {
         format!("{s:?} is not IP:PORT; expected a loopback address such as 127.0.0.1:8443")
     })?;
@@ -32,7 +32,7 @@ pub fn loopback_addr(s: &str) -> Result<SocketAddr, String> {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum TlsVersion {
+pub(crate) enum TlsVersion {
     #[value(name = "1.2")]
     V12,
     #[value(name = "1.3")]
@@ -41,7 +41,7 @@ pub enum TlsVersion {
 
 /// Where to connect and how: shared by every client command.
 #[derive(Args, Clone, Debug)]
-pub struct TargetArgs {
+pub(crate) struct TargetArgs {
     /// The proxy's TLS listener (loopback only).
     #[arg(long, value_parser = loopback_addr, default_value = "127.0.0.1:8443")]
     pub addr: SocketAddr,
@@ -61,13 +61,13 @@ pub struct TargetArgs {
 
 /// Application protocol offered by ALPN.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Proto {
+pub(crate) enum Proto {
     H1,
     H2,
 }
 
 impl Proto {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Proto::H1 => "HTTP/1.1",
             Proto::H2 => "HTTP/2",
@@ -78,7 +78,7 @@ impl Proto {
 /// A ready-to-dial target: one shared `ClientConfig` (resumption off, so every
 /// connection is a full handshake, as the benchmarks compare).
 #[derive(Clone)]
-pub struct Target {
+pub(crate) struct Target {
     pub addr: SocketAddr,
     pub sni: String,
     pub server_name: ServerName<'static>,
@@ -87,7 +87,7 @@ pub struct Target {
 }
 
 impl Target {
-    pub fn new(args: &TargetArgs, proto: Proto) -> Result<Target> {
+    pub(crate) fn new(args: &TargetArgs, proto: Proto) -> Result<Target> {
         let roots = root_store(&args.ca)?;
         let versions: &[&'static rustls::SupportedProtocolVersion] = match args.tls {
             TlsVersion::V12 => &[&rustls::version::TLS12],
@@ -113,7 +113,7 @@ impl Target {
     }
 
     /// TCP connect plus a full TLS handshake, under the timeout.
-    pub async fn connect(&self) -> Result<TlsStream<TcpStream>> {
+    pub(crate) async fn connect(&self) -> Result<TlsStream<TcpStream>> {
         let dial = async {
             let tcp = TcpStream::connect(self.addr)
                 .await
@@ -155,7 +155,7 @@ fn root_store(ca: &Path) -> Result<rustls::RootCertStore> {
 }
 
 /// "ECDSA P-256", "RSA 2048" ...: the key of the certificate the server presented.
-pub fn key_type(cert: &CertificateDer<'_>) -> String {
+pub(crate) fn key_type(cert: &CertificateDer<'_>) -> String {
     use x509_parser::prelude::*;
     let Ok((_, x509)) = X509Certificate::from_der(cert.as_ref()) else {
         return "unparsable certificate".into();

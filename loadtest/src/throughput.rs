@@ -11,7 +11,7 @@ use crate::stats::Report;
 use crate::target::{Proto, Target, TargetArgs};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Direction {
+pub(crate) enum Direction {
     /// The backend sends the body (`GET /bytes?n=N`).
     Down,
     /// The client sends the body (`POST /upload`), the backend discards it.
@@ -19,7 +19,7 @@ pub enum Direction {
 }
 
 #[derive(Args, Debug)]
-pub struct ThroughputArgs {
+pub(crate) struct ThroughputArgs {
     #[command(flatten)]
     pub target: TargetArgs,
     /// Body size in bytes.
@@ -35,7 +35,7 @@ pub struct ThroughputArgs {
     pub max_seconds: u64,
 }
 
-pub async fn run(args: ThroughputArgs, json: bool) -> Result<()> {
+pub(crate) async fn run(args: ThroughputArgs, json: bool) -> Result<()> {
     let proto = if args.h2 { Proto::H2 } else { Proto::H1 };
     let target = Target::new(&args.target, proto)?;
     let mut sender = Sender::open(&target, proto).await?;

@@ -20,7 +20,7 @@ use crate::commands::fmt_time;
 use crate::conn::App;
 
 /// Answers one admin request.
-pub async fn handle(
+pub(crate) async fn handle(
     req: Request<Incoming>,
     app: Arc<App>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
@@ -30,8 +30,17 @@ pub async fn handle(
     let resp = match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" => {
+            let waiting = crate::acme::waiting(&app);
             if *app.shutdown.borrow() {
                 text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+            } else if !waiting.is_empty() {
+                crate::forward::plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Bytes::from(format!(
+                        "waiting for a certificate from ACME: {}\n",
+                        waiting.join(", ")
+                    )),
+                )
             } else {
                 text(StatusCode::OK, "ready\n")
             }
@@ -80,29 +89,17 @@ fn inventory(app: &App) -> Value {
                 .iter()
                 .map(|f| f.display().to_string())
                 .collect();
-            let info = &served.info;
-            json!({
+            let mut entry = json!({
                 "host": site.fqdn,
                 "names": slot.names,
                 "source": match &slot.source {
+                    _ if app.acme.is_acme(&site.fqdn) => "acme",
                     CertSource::Pem { .. } => "pem",
                     CertSource::Pfx { .. } => "pfx",
                     CertSource::Internal => "internal",
                 },
                 "files": files,
-                "subject": info.subject,
-                "sans": info.sans,
-                "issuer": info.issuer,
-                "serial": info.serial,
-                "not_before": fmt_time(info.not_before),
-                "not_after": fmt_time(info.not_after),
-                "days_left": info.days_left(now),
-                "key_type": info.key_type.to_string(),
-                "key_bits": info.key_bits,
-                "signature_algorithm": info.signature_algorithm,
-                "sha1_thumbprint": info.sha1_thumbprint,
-                "sha256_fingerprint": info.sha256_fingerprint,
-                "loaded_at": fmt_time(unix(served.loaded_at)),
+                "acme": app.acme.json(&site.fqdn),
                 "last_reload": {
                     "result": status.last_result.map(result_name),
                     "at": status.last_attempt.map(|t| fmt_time(unix(t))),
@@ -122,7 +119,30 @@ fn inventory(app: &App) -> Value {
                             "error": deny.last_error,
                         },
                     })),
-            })
+            });
+            // An empty slot (a host waiting for ACME) has no certificate facts to show.
+            if let (Some(served), Value::Object(map)) = (served, &mut entry) {
+                let info = &served.info;
+                let facts = json!({
+                    "subject": info.subject,
+                    "sans": info.sans,
+                    "issuer": info.issuer,
+                    "serial": info.serial,
+                    "not_before": fmt_time(info.not_before),
+                    "not_after": fmt_time(info.not_after),
+                    "days_left": info.days_left(now),
+                    "key_type": info.key_type.to_string(),
+                    "key_bits": info.key_bits,
+                    "signature_algorithm": info.signature_algorithm,
+                    "sha1_thumbprint": info.sha1_thumbprint,
+                    "sha256_fingerprint": info.sha256_fingerprint,
+                    "loaded_at": fmt_time(unix(served.loaded_at)),
+                });
+                if let Value::Object(facts) = facts {
+                    map.extend(facts);
+                }
+            }
+            entry
         })
         .collect();
     let status = app

@@ -13,13 +13,13 @@ use crate::tracker::TrackGuard;
 /// Open connections per client address. Locked once per accepted connection and once
 /// when it closes, never per request.
 #[derive(Debug, Default)]
-pub struct PerIp {
+pub(crate) struct PerIp {
     counts: Mutex<HashMap<IpAddr, usize>>,
 }
 
 impl PerIp {
     /// A slot for `ip`, unless it already holds `limit` connections.
-    pub fn take(self: &Arc<Self>, ip: IpAddr, limit: usize) -> Option<IpSlot> {
+    pub(crate) fn take(self: &Arc<Self>, ip: IpAddr, limit: usize) -> Option<IpSlot> {
         let mut counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         let count = counts.entry(ip).or_insert(0);
         if *count >= limit {
@@ -33,14 +33,15 @@ impl PerIp {
     }
 
     /// Addresses currently holding a connection (tests).
-    pub fn addresses(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn addresses(&self) -> usize {
         self.counts.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 }
 
 /// One connection's share of its address's limit.
 #[derive(Debug)]
-pub struct IpSlot {
+pub(crate) struct IpSlot {
     owner: Arc<PerIp>,
     ip: IpAddr,
 }
@@ -59,10 +60,10 @@ impl Drop for IpSlot {
 
 /// Keeps `certfront_connections_open` right however a connection ends.
 #[derive(Debug)]
-pub struct OpenGauge(prometheus::IntGauge);
+pub(crate) struct OpenGauge(prometheus::IntGauge);
 
 impl OpenGauge {
-    pub fn new(gauge: prometheus::IntGauge) -> Self {
+    pub(crate) fn new(gauge: prometheus::IntGauge) -> Self {
         gauge.inc();
         OpenGauge(gauge)
     }
@@ -77,7 +78,11 @@ impl Drop for OpenGauge {
 /// Everything an admitted connection holds: its place under `max_connections`, under
 /// `max_connections_per_ip`, in `connections_open`, and in the drain's count.
 #[derive(Debug)]
-pub struct Slot {
+#[expect(
+    dead_code,
+    reason = "never read: each field is held for what its Drop gives back"
+)]
+pub(crate) struct Slot {
     pub permit: OwnedSemaphorePermit,
     pub ip: IpSlot,
     pub open: OpenGauge,

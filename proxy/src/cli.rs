@@ -13,13 +13,13 @@ use crate::commands;
     version,
     about = "TLS-terminating reverse proxy that refuses bad certificates and rotates good ones without downtime"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Command,
 }
 
 #[derive(Debug, clap::Args)]
-pub struct ConfigArg {
+pub(crate) struct ConfigArg {
     /// Configuration file.
     #[arg(
         short = 'c',
@@ -31,7 +31,7 @@ pub struct ConfigArg {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Serve. Refuses to start (exit 2, nothing bound) when the config or any certificate violates.
     Run(ConfigArg),
     /// Validate the config and every certificate, print the inventory; exit 0 when all is well, 1 otherwise.
@@ -47,7 +47,7 @@ pub enum Command {
 
 /// `certfront health`.
 #[derive(Debug, clap::Args)]
-pub struct HealthArgs {
+pub(crate) struct HealthArgs {
     #[command(flatten)]
     pub config: ConfigArg,
     /// The admin listener to ask (IP:PORT); default: server.admin of the configuration.
@@ -62,7 +62,7 @@ pub struct HealthArgs {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum CertsCommand {
+pub(crate) enum CertsCommand {
     /// Show what a certificate file holds (PEM, DER .cer, PKCS#7 .p7b, PKCS#12 .pfx); with
     /// --check, whether it meets the policy (exit 0) or not (exit 1).
     Inspect(InspectArgs),
@@ -72,7 +72,7 @@ pub enum CertsCommand {
 
 /// `certs inspect`.
 #[derive(Debug, clap::Args)]
-pub struct InspectArgs {
+pub(crate) struct InspectArgs {
     /// The certificate file: PEM, DER (.cer/.crt), PKCS#7 (.p7b/.p7c) or PKCS#12 (.pfx/.p12).
     pub file: PathBuf,
     /// Environment variable that holds the .pfx password.
@@ -115,7 +115,7 @@ pub struct InspectArgs {
 
 /// `certs csr`: names and subject fields are written into the request as typed.
 #[derive(Debug, clap::Args)]
-pub struct CsrArgs {
+pub(crate) struct CsrArgs {
     /// A name the certificate must cover (repeat for more; the first is the subject CN).
     #[arg(long = "fqdn", required = true, value_name = "NAME")]
     pub fqdn: Vec<String>,

@@ -33,21 +33,23 @@ use crate::tracker::Tracker;
 /// What every connection shares for the life of the process. What can change while it
 /// runs is in [`Runtime`], one immutable snapshot behind one pointer.
 pub struct App {
-    pub runtime: ArcSwap<Runtime>,
+    pub(crate) runtime: ArcSwap<Runtime>,
     /// Flips to `true` when a drain starts.
     pub shutdown: watch::Receiver<bool>,
-    pub tracker: Tracker,
+    pub(crate) tracker: Tracker,
     pub metrics: Arc<Metrics>,
-    pub per_ip: Arc<PerIp>,
+    pub(crate) per_ip: Arc<PerIp>,
     /// The state of the configuration file, for `/certs` (written by the reloader only).
-    pub config_status: Mutex<ConfigStatus>,
+    pub(crate) config_status: Mutex<ConfigStatus>,
+    /// Pending ACME challenge answers and each ACME host's status (issue 12).
+    pub(crate) acme: Arc<crate::acme::AcmeState>,
     /// The zero of the millisecond clocks that connections keep.
     epoch: Instant,
 }
 
 /// What `/certs` says about the configuration file.
 #[derive(Clone, Debug, Default)]
-pub struct ConfigStatus {
+pub(crate) struct ConfigStatus {
     pub loaded_at: Option<std::time::SystemTime>,
     pub last_attempt: Option<std::time::SystemTime>,
     pub last_error: Option<String>,
@@ -56,13 +58,15 @@ pub struct ConfigStatus {
 }
 
 impl App {
-    pub fn new(
+    pub(crate) fn new(
         runtime: Runtime,
         shutdown: watch::Receiver<bool>,
         tracker: Tracker,
         metrics: Arc<Metrics>,
+        acme: Arc<crate::acme::AcmeState>,
     ) -> Self {
         App {
+            acme,
             runtime: ArcSwap::from_pointee(runtime),
             shutdown,
             tracker,
@@ -77,7 +81,7 @@ impl App {
     }
 
     /// The current snapshot (what a new connection takes).
-    pub fn runtime(&self) -> Arc<Runtime> {
+    pub(crate) fn runtime(&self) -> Arc<Runtime> {
         self.runtime.load_full()
     }
 
@@ -96,7 +100,7 @@ fn version_label(v: Option<rustls::ProtocolVersion>) -> &'static str {
 
 /// Requests in flight on a connection and when the last one ended: what "idle" means.
 #[derive(Debug, Default)]
-pub struct Activity {
+pub(crate) struct Activity {
     active: AtomicUsize,
     last_end_ms: AtomicU64,
 }
@@ -122,7 +126,7 @@ pub(crate) fn idle_wait(
 }
 
 /// Per connection: who the client is, which host its SNI chose, and what it holds.
-pub struct ConnCtx {
+pub(crate) struct ConnCtx {
     pub app: Arc<App>,
     /// The snapshot taken at accept, kept to the end of the connection.
     pub rt: Arc<Runtime>,
@@ -143,7 +147,7 @@ pub struct ConnCtx {
 
 impl ConnCtx {
     /// Resolves when a reloaded deny list names this connection's client certificate.
-    pub async fn revoked(&self) {
+    pub(crate) async fn revoked(&self) {
         match (&self.site.client_auth, &self.client_cert) {
             (Some(auth), Some(cert)) => auth.revoked(&cert.leaf).await,
             _ => std::future::pending().await,
@@ -151,7 +155,7 @@ impl ConnCtx {
     }
 
     /// Resolves once a drain has started and `drain_seconds` have passed since.
-    pub async fn drain_deadline(&self) {
+    pub(crate) async fn drain_deadline(&self) {
         let mut shutdown = self.app.shutdown.clone();
         loop {
             if *shutdown.borrow_and_update() {
@@ -183,7 +187,7 @@ impl ConnCtx {
 }
 
 /// Counts one request in flight until its response body is done (or dropped).
-pub struct InFlight(Arc<ConnCtx>);
+pub(crate) struct InFlight(Arc<ConnCtx>);
 
 impl InFlight {
     fn new(ctx: Arc<ConnCtx>) -> Self {
@@ -340,10 +344,17 @@ async fn drive<C: Graceful>(conn: C, ctx: &ConnCtx) {
 }
 
 /// Serves one TLS client connection to its end. `slot` is what admission gave it.
-pub async fn serve_tls(app: Arc<App>, tcp: TcpStream, peer: SocketAddr, slot: Slot) {
+pub(crate) async fn serve_tls(app: Arc<App>, tcp: TcpStream, peer: SocketAddr, slot: Slot) {
     let _ = tcp.set_nodelay(true);
     let rt = app.runtime();
-    let accepted = match tls::accept(tcp, &rt.table, rt.config.limits.handshake_timeout).await {
+    let accepted = match tls::accept(
+        tcp,
+        &rt.table,
+        &app.acme.challenges,
+        rt.config.limits.handshake_timeout,
+    )
+    .await
+    {
         Ok(accepted) => accepted,
         Err((site, e)) => {
             let host = site.as_ref().map(|s| s.fqdn.as_str()).unwrap_or("unknown");

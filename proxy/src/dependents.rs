@@ -50,13 +50,13 @@ impl Origin {
 /// entry only, and a CA file that cannot be read at a refresh keeps what it held (the
 /// running verifiers were built from that content, so it is still what is depended on).
 #[derive(Debug, Default)]
-pub struct Inputs(Mutex<BTreeMap<Origin, Vec<CertificateDer<'static>>>>);
+pub(crate) struct Inputs(Mutex<BTreeMap<Origin, Vec<CertificateDer<'static>>>>);
 
 /// Gathers everything again: `chains` are the served chains (leaf first) by host, the CA
 /// files are those `config` names (`tls.trust`, each `client_auth.ca` and `upstream_ca`),
 /// plus the internal CA's root when there is one. Hosts and files no longer there drop
 /// out, and with them the series of CAs nothing else depends on.
-pub fn refresh<'a>(
+pub(crate) fn refresh<'a>(
     metrics: &Metrics,
     config: &Config,
     ca: Option<&InternalCa>,
@@ -110,12 +110,12 @@ pub fn refresh<'a>(
 
 /// [`refresh`] for a runtime snapshot: its config, its internal CA, and the chains its
 /// sites serve right now. Call it when a snapshot is put in force.
-pub fn refresh_runtime(metrics: &Metrics, rt: &Runtime) {
+pub(crate) fn refresh_runtime(metrics: &Metrics, rt: &Runtime) {
     let served: Vec<(&str, Arc<Served>)> = rt
         .table
         .sites()
         .iter()
-        .map(|s| (s.fqdn.as_str(), arc_swap::Guard::into_inner(s.cert.load())))
+        .filter_map(|s| Some((s.fqdn.as_str(), s.cert.load()?)))
         .collect();
     refresh(
         metrics,
@@ -129,7 +129,7 @@ pub fn refresh_runtime(metrics: &Metrics, rt: &Runtime) {
 
 /// `host` now serves `chain` (leaf first): its intermediates replace the ones it served
 /// before; an intermediate no other host serves any more loses its series.
-pub fn chain_served(metrics: &Metrics, host: &str, chain: &[CertificateDer<'static>]) {
+pub(crate) fn chain_served(metrics: &Metrics, host: &str, chain: &[CertificateDer<'static>]) {
     let mut inputs = metrics
         .ca_inputs
         .0

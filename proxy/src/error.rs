@@ -83,6 +83,9 @@ pub enum Problem {
     Config(String),
     #[error("{0}")]
     Build(#[source] ProxyError),
+    /// `[acme]` cannot be used as written (the EAB key's variable, `acme.ca`).
+    #[error("{0}")]
+    Acme(#[source] certfront_acme::AcmeError),
 }
 
 /// Every problem that refuses a configuration; printed one a line.

@@ -18,19 +18,21 @@ pub struct Metrics {
     registry: Registry,
     cert_not_after: GaugeVec,
     cert_not_before: GaugeVec,
-    pub cert_reloads: IntCounterVec,
-    pub cert_reload_failing: IntGaugeVec,
-    pub cert_last_reload_success: GaugeVec,
-    pub tls_handshakes: IntCounterVec,
+    pub(crate) cert_reloads: IntCounterVec,
+    pub(crate) cert_reload_failing: IntGaugeVec,
+    pub(crate) cert_last_reload_success: GaugeVec,
+    pub(crate) tls_handshakes: IntCounterVec,
     pub connections_open: IntGaugeVec,
-    pub http_requests: IntCounterVec,
-    pub http_request_duration: HistogramVec,
-    pub upstream_errors: IntCounterVec,
-    pub client_cert_rejections: IntCounterVec,
-    pub deny_list_reload_failing: IntGaugeVec,
+    pub(crate) http_requests: IntCounterVec,
+    pub(crate) http_request_duration: HistogramVec,
+    pub(crate) upstream_errors: IntCounterVec,
+    pub(crate) client_cert_rejections: IntCounterVec,
+    pub(crate) deny_list_reload_failing: IntGaugeVec,
     pub config_reloads: IntCounterVec,
     pub config_reload_failing: prometheus::IntGauge,
-    pub config_last_reload_success: prometheus::Gauge,
+    pub(crate) config_last_reload_success: prometheus::Gauge,
+    /// `certfront_acme_orders_total`, `certfront_acme_renewal_failing` (issue 12).
+    pub(crate) acme: certfront_acme::AcmeMetrics,
     /// The certificate labels exported per host, so a rotation can remove the old series.
     cert_series: Mutex<HashMap<String, [String; 3]>>,
     ca_not_after: GaugeVec,
@@ -102,6 +104,7 @@ impl Metrics {
                 Opts::new("certfront_deny_list_reload_failing", "1 while a host's client-certificate deny list on disk is refused (a bad line) and the previous list is still applied."),
                 &["host"],
             ).expect("metric"),
+            acme: certfront_acme::AcmeMetrics::new(),
             cert_series: Mutex::new(HashMap::new()),
             config_reloads: IntCounterVec::new(
                 Opts::new(
@@ -164,11 +167,12 @@ impl Metrics {
         ] {
             m.registry.register(c).expect("unique metric names");
         }
+        m.acme.register(&m.registry).expect("unique metric names");
         m
     }
 
     /// Exports `info` as what `host` serves, replacing the series of what it served before.
-    pub fn cert_served(&self, host: &str, info: &CertInfo, loaded_at: SystemTime) {
+    pub(crate) fn cert_served(&self, host: &str, info: &CertInfo, loaded_at: SystemTime) {
         let labels = [
             info.serial.clone(),
             info.sha1_thumbprint.clone(),
@@ -201,7 +205,7 @@ impl Metrics {
     }
 
     /// A reload of changed files: counted by result; a failure raises the failing gauge.
-    pub fn reload_result(&self, host: &str, success: bool) {
+    pub(crate) fn reload_result(&self, host: &str, success: bool) {
         let result = if success { "success" } else { "failure" };
         self.cert_reloads.with_label_values(&[host, result]).inc();
         if !success {
@@ -210,7 +214,7 @@ impl Metrics {
     }
 
     /// Registers a host with zeroed counters so that its series exist before any event.
-    pub fn host(&self, host: &str) {
+    pub(crate) fn host(&self, host: &str) {
         self.cert_reloads.with_label_values(&[host, "success"]);
         self.cert_reloads.with_label_values(&[host, "failure"]);
         self.cert_reload_failing.with_label_values(&[host]).set(0);
@@ -218,7 +222,7 @@ impl Metrics {
 
     /// Exports `cas` as the whole set of CA certificates depended on: the series of any CA
     /// not in it any more disappear.
-    pub fn set_cas(&self, cas: Vec<DependedCa>) {
+    pub(crate) fn set_cas(&self, cas: Vec<DependedCa>) {
         let mut current = self.cas.lock().unwrap_or_else(|e| e.into_inner());
         let keep: HashSet<[&str; 3]> = cas.iter().map(ca_labels).collect();
         for old in current.iter().map(ca_labels).filter(|l| !keep.contains(l)) {
@@ -233,12 +237,12 @@ impl Metrics {
     }
 
     /// The CA certificates exported now, as the last [`Metrics::set_cas`] gave them.
-    pub fn cas(&self) -> Vec<DependedCa> {
+    pub(crate) fn cas(&self) -> Vec<DependedCa> {
         self.cas.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// A configuration reload: counted; the failing gauge follows the result.
-    pub fn config_reload(&self, success: bool) {
+    pub(crate) fn config_reload(&self, success: bool) {
         let result = if success { "success" } else { "failure" };
         self.config_reloads.with_label_values(&[result]).inc();
         self.config_reload_failing.set(i64::from(!success));
@@ -249,7 +253,7 @@ impl Metrics {
 
     /// Removes the gauges of a host the configuration no longer has, so that no expiry or
     /// reload alert fires for it. Counters stay: they are history, not state.
-    pub fn forget_host(&self, host: &str) {
+    pub(crate) fn forget_host(&self, host: &str) {
         let series = self
             .cert_series
             .lock()

@@ -23,17 +23,17 @@ use crate::error::ClientAuthError;
 use crate::metrics::Metrics;
 
 /// Fingerprints (SHA-1 or SHA-256) of refused client certificates; parsed by the certs crate.
-pub use certfront_certs::deny::{DenyFileError, DenyList};
+pub(crate) use certfront_certs::deny::{DenyFileError, DenyList};
 
 /// Reads a deny list (one fingerprint a line; see `certfront_certs::deny` for what a
 /// pasted line may carry). A file with any bad line is refused whole.
-pub fn read_deny_list(path: &Path) -> Result<DenyList, DenyFileError> {
+pub(crate) fn read_deny_list(path: &Path) -> Result<DenyList, DenyFileError> {
     certfront_certs::deny::read(path)
 }
 
 /// What `/certs` shows about a host's deny list.
 #[derive(Clone, Debug)]
-pub struct DenyStatus {
+pub(crate) struct DenyStatus {
     pub path: PathBuf,
     /// Fingerprints on the list in use.
     pub entries: usize,
@@ -48,7 +48,7 @@ pub struct DenyStatus {
 
 /// A host's client-certificate settings at run time; the deny list can be swapped.
 #[derive(Debug)]
-pub struct ClientAuthState {
+pub(crate) struct ClientAuthState {
     pub host: String,
     pub deny_path: Option<PathBuf>,
     deny: ArcSwap<DenyList>,
@@ -59,13 +59,13 @@ pub struct ClientAuthState {
 }
 
 impl ClientAuthState {
-    pub fn is_denied(&self, leaf: &[u8]) -> bool {
+    pub(crate) fn is_denied(&self, leaf: &[u8]) -> bool {
         self.deny.load().denies(leaf)
     }
 
     /// Re-reads the deny list: `Ok(true)` when it changed, `Ok(false)` when it is what is
     /// in use (or the host has none). On error the old list stays, and the status says why.
-    pub fn reload(&self) -> Result<bool, DenyFileError> {
+    pub(crate) fn reload(&self) -> Result<bool, DenyFileError> {
         let Some(path) = &self.deny_path else {
             return Ok(false);
         };
@@ -102,7 +102,7 @@ impl ClientAuthState {
     }
 
     /// The deny list's status for `/certs`; `None` when the host has no deny list.
-    pub fn deny_status(&self) -> Option<DenyStatus> {
+    pub(crate) fn deny_status(&self) -> Option<DenyStatus> {
         self.status
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -110,7 +110,7 @@ impl ClientAuthState {
     }
 
     /// Resolves when `leaf` becomes denied by a reloaded list (never otherwise).
-    pub async fn revoked(&self, leaf: &[u8]) {
+    pub(crate) async fn revoked(&self, leaf: &[u8]) {
         let mut rx = self.changed.subscribe();
         loop {
             if rx.changed().await.is_err() {
@@ -124,7 +124,7 @@ impl ClientAuthState {
 }
 
 /// Builds a host's verifier and state from its `[host.client_auth]`.
-pub fn build(
+pub(crate) fn build(
     host: &str,
     auth: &ClientAuth,
     metrics: Arc<Metrics>,
@@ -255,7 +255,7 @@ impl ClientCertVerifier for DenyingVerifier {
 }
 
 /// What the upstream learns about an authenticated client, rendered once per connection.
-pub struct ClientCert {
+pub(crate) struct ClientCert {
     pub leaf: Vec<u8>,
     /// `X-Client-Cert`: base64 DER of the leaf (what ASP.NET Core's certificate forwarding reads).
     pub der_b64: HeaderValue,
@@ -264,7 +264,7 @@ pub struct ClientCert {
 }
 
 impl ClientCert {
-    pub fn from_leaf(leaf: &CertificateDer<'_>) -> ClientCert {
+    pub(crate) fn from_leaf(leaf: &CertificateDer<'_>) -> ClientCert {
         let b64 = base64::engine::general_purpose::STANDARD.encode(leaf.as_ref());
         ClientCert {
             leaf: leaf.to_vec(),

@@ -14,16 +14,20 @@ use crate::error::{ClientAuthError, Problem, Refused};
 
 /// Everything `run` needs, loaded and checked; nothing is bound yet.
 pub struct Prepared {
-    pub config: Config,
-    pub ca: Option<Arc<InternalCa>>,
-    pub trust: TrustAnchors,
+    pub(crate) config: Config,
+    pub(crate) ca: Option<Arc<InternalCa>>,
+    pub(crate) trust: TrustAnchors,
     /// One per `config.hosts`, same order.
-    pub served: Vec<Served>,
-    pub warnings: Vec<String>,
+    /// One per `config.hosts`, same order; `None` only for an `acme = true` host that has no
+    /// usable certificate yet (it serves nothing until the ACME engine stores one).
+    pub(crate) served: Vec<Option<Served>>,
+    pub(crate) warnings: Vec<String>,
+    /// `[acme]` resolved, when some host uses it: the engine starts once listeners are bound.
+    pub(crate) acme: Option<certfront_acme::Settings>,
 }
 
 /// A host's verdict, as `check` prints it.
-pub struct HostVerdict {
+pub(crate) struct HostVerdict {
     pub fqdn: String,
     pub served: Option<Served>,
     /// The leaf's facts whenever the files could be read, violations or not.
@@ -33,7 +37,7 @@ pub struct HostVerdict {
 }
 
 /// Loads the trust anchors and the internal CA (when a host asks for it).
-pub fn anchors(config: &Config) -> Result<(Option<Arc<InternalCa>>, TrustAnchors), Problem> {
+pub(crate) fn anchors(config: &Config) -> Result<(Option<Arc<InternalCa>>, TrustAnchors), Problem> {
     let ca = if config
         .hosts
         .iter()
@@ -59,7 +63,7 @@ pub fn anchors(config: &Config) -> Result<(Option<Arc<InternalCa>>, TrustAnchors
 
 /// Reads a host's certificate: its files, or the internal CA's leaf for its names,
 /// issued to meet the host's `policy`. Start, `check` and every reload read through here.
-pub fn load_source(
+pub(crate) fn load_source(
     fqdn: &str,
     names: &[String],
     source: &CertSource,
@@ -82,7 +86,7 @@ pub fn load_source(
 }
 
 /// Loads and checks one host's certificate; the verdict holds every violation, formatted.
-pub fn load_host(
+pub(crate) fn load_host(
     fqdn: &str,
     names: &[String],
     source: &CertSource,
@@ -141,7 +145,7 @@ pub fn load_host(
 }
 
 /// Every host's verdict, in config order.
-pub fn verdicts(
+pub(crate) fn verdicts(
     config: &Config,
     ca: Option<&InternalCa>,
     trust: &TrustAnchors,
@@ -152,10 +156,30 @@ pub fn verdicts(
         .iter()
         .map(|h| {
             let mut verdict = load_host(&h.fqdn, &h.names(), &h.source, &h.policy, ca, trust, now);
+            if h.acme {
+                await_acme(&mut verdict);
+            }
             verdict.violations.extend(client_auth_problems(h));
             verdict
         })
         .collect()
+}
+
+/// An ACME host whose stored pair is missing or unusable is not a reason to refuse the
+/// start: the engine orders a new one at once. Its problems become warnings that say so.
+fn await_acme(verdict: &mut HostVerdict) {
+    if verdict.violations.is_empty() {
+        return;
+    }
+    let why: Vec<String> = std::mem::take(&mut verdict.violations)
+        .iter()
+        .map(|p| p.to_string())
+        .collect();
+    let why = why.join("; ");
+    verdict.warnings.push(format!(
+        "host {:?}: waits for a certificate from ACME (no usable stored certificate: {why})",
+        verdict.fqdn
+    ));
 }
 
 /// The files of `[host.client_auth]`: a CA that loads, and a deny list that parses.
@@ -187,7 +211,7 @@ fn client_auth_problems(host: &certfront_config::Host) -> Vec<Problem> {
 
 /// `tls.ticket_key_file`: problems (the file is unusable) and warnings. Its mode is held
 /// to `policy.key_file_mode` like a private key: whoever reads it can decrypt tickets.
-pub fn ticket_key_findings(config: &Config) -> (Vec<Problem>, Vec<String>) {
+pub(crate) fn ticket_key_findings(config: &Config) -> (Vec<Problem>, Vec<String>) {
     let Some(path) = config
         .tls
         .ticket_key_file
@@ -229,9 +253,19 @@ pub fn prepare(config: Config) -> Result<Prepared, Refused> {
     for verdict in results {
         errors.extend(verdict.violations);
         warnings.extend(verdict.warnings);
-        if let Some(s) = verdict.served {
-            served.push(s);
+        served.push(verdict.served);
+    }
+    let acme = match crate::acme::settings(&config) {
+        Ok(acme) => acme,
+        Err(e) => {
+            errors.push(Problem::Acme(e));
+            None
         }
+    };
+    if let Some(acme) = &acme
+        && let Err(e) = crate::acme::create_dirs(&config, acme)
+    {
+        errors.push(e);
     }
     if !errors.is_empty() {
         return Err(Refused(errors));
@@ -242,5 +276,6 @@ pub fn prepare(config: Config) -> Result<Prepared, Refused> {
         trust,
         served,
         warnings,
+        acme,
     })
 }

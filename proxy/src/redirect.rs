@@ -36,11 +36,14 @@ pub fn location(
     })
 }
 
-pub async fn handle(
+pub(crate) async fn handle(
     req: Request<Incoming>,
     app: Arc<App>,
     https_port: u16,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    if let Some(answer) = crate::acme::http_01(&app.acme, req.uri().path()) {
+        return Ok(answer);
+    }
     let path = req
         .uri()
         .path_and_query()

@@ -50,23 +50,23 @@ mod h2_limits {
 
 /// One immutable generation of everything connections read.
 pub struct Runtime {
-    pub config: Config,
+    pub(crate) config: Config,
     pub table: SiteTable,
-    pub trust: TrustAnchors,
-    pub ca: Option<Arc<InternalCa>>,
+    pub(crate) trust: TrustAnchors,
+    pub(crate) ca: Option<Arc<InternalCa>>,
     /// Session cache and ticketer, kept across generations so resumption survives reloads.
-    pub tls: Arc<TlsShared>,
-    pub http1: http1::Builder,
-    pub http2: http2::Builder<TokioExecutor>,
+    pub(crate) tls: Arc<TlsShared>,
+    pub(crate) http1: http1::Builder,
+    pub(crate) http2: http2::Builder<TokioExecutor>,
     /// The config file and every trust file it names, hashed: a trigger whose files hash
     /// the same needs no new snapshot.
-    pub fingerprint: [u8; 32],
+    pub(crate) fingerprint: [u8; 32],
 }
 
 /// A new snapshot and the sites of the previous one that it no longer serves as they were.
 pub struct Built {
     pub runtime: Runtime,
-    pub retired: Vec<Arc<Site>>,
+    pub(crate) retired: Vec<Arc<Site>>,
 }
 
 impl Runtime {
@@ -100,7 +100,10 @@ impl Runtime {
                     .find(|s| s.fqdn == host.fqdn && s.definition == definition)
             });
             if let Some(old) = old {
-                if old.cert.load().content_hash != served.content_hash {
+                // `None`: an ACME host with nothing usable on disk keeps what it serves.
+                if let Some(served) = served
+                    && old.cert.load().map(|s| s.content_hash) != Some(served.content_hash)
+                {
                     metrics.cert_served(&host.fqdn, &served.info, served.loaded_at);
                     old.cert.store(served);
                 }
@@ -109,7 +112,9 @@ impl Runtime {
                 continue;
             }
             metrics.host(&host.fqdn);
-            metrics.cert_served(&host.fqdn, &served.info, served.loaded_at);
+            if let Some(served) = &served {
+                metrics.cert_served(&host.fqdn, &served.info, served.loaded_at);
+            }
             sites.push(Arc::new(build_site(
                 &config, host, served, definition, &tls, &roots, metrics,
             )?));
@@ -147,7 +152,7 @@ impl Runtime {
     }
 
     /// The site serving exactly this fqdn.
-    pub fn site(&self, fqdn: &str) -> Option<&Arc<Site>> {
+    pub(crate) fn site(&self, fqdn: &str) -> Option<&Arc<Site>> {
         self.table.sites().iter().find(|s| s.fqdn == fqdn)
     }
 }
@@ -162,18 +167,17 @@ fn same_tls(a: &Config, b: &Config) -> bool {
 fn build_site(
     config: &Config,
     host: &Host,
-    served: certfront_certs::store::Served,
+    served: Option<certfront_certs::store::Served>,
     definition: [u8; 32],
     shared: &TlsShared,
     roots: &RootCertStore,
     metrics: &Arc<Metrics>,
 ) -> Result<Site, ProxyError> {
-    let slot = Arc::new(CertSlot::new(
-        host.fqdn.clone(),
-        host.names(),
-        host.source.clone(),
-        served,
-    ));
+    let slot = Arc::new(match served {
+        Some(served) => CertSlot::new(host.fqdn.clone(), host.names(), host.source.clone(), served),
+        // An ACME host waiting for its first certificate (prepare allows no other).
+        None => CertSlot::empty(host.fqdn.clone(), host.names(), host.source.clone()),
+    });
     let (verifier, client_auth) = match &host.client_auth {
         Some(auth) => {
             let (v, state) =
@@ -304,7 +308,7 @@ fn trust_files<'a>(
 }
 
 /// The config file and every trust file of every host, hashed.
-pub fn fingerprint(config: &Config) -> [u8; 32] {
+pub(crate) fn fingerprint(config: &Config) -> [u8; 32] {
     let mut h = Hasher::default();
     h.file(&config.source);
     for path in &config.tls.trust {
@@ -324,7 +328,7 @@ pub fn fingerprint(config: &Config) -> [u8; 32] {
 }
 
 /// Where the connection, tunnel and drain code look for how long to wait.
-pub fn drain(config: &Config) -> Duration {
+pub(crate) fn drain(config: &Config) -> Duration {
     Duration::from_secs(config.server.drain_seconds)
 }
 

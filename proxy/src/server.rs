@@ -33,6 +33,8 @@ pub struct Running {
     shutdown: watch::Sender<bool>,
     accept_loops: Vec<JoinHandle<()>>,
     reload: mpsc::UnboundedSender<reload::Request>,
+    /// The ACME engine's tasks (stopped when dropped).
+    _acme: Option<certfront_acme::Engine>,
 }
 
 impl Running {
@@ -82,9 +84,12 @@ fn local(listener: &TcpListener, fallback: SocketAddr) -> SocketAddr {
 
 /// Binds every listener and starts serving. Nothing is served unless all binds succeed.
 pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running, ProxyError> {
+    let mut prepared = prepared;
+    let acme_settings = prepared.acme.take();
     let runtime = Runtime::build(prepared, None, &metrics)?.runtime;
     let config = runtime.config.clone();
     let config = &config;
+    let acme_state = Arc::new(crate::acme::AcmeState::new(config));
 
     let mut tls_listeners = Vec::new();
     for addr in &config.server.listen {
@@ -105,9 +110,24 @@ pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running,
         shutdown_rx,
         Tracker::default(),
         metrics.clone(),
+        acme_state.clone(),
     ));
     crate::dependents::refresh_runtime(&metrics, &app.runtime());
     let reload_tx = start_reloader(&app, metrics.clone());
+    // After every bind: the CA validates by connecting to the listeners.
+    let acme_engine = acme_settings.map(|settings| {
+        let reload = reload_tx.clone();
+        crate::acme::start(
+            config,
+            settings,
+            app.runtime().trust.clone(),
+            &acme_state,
+            &metrics,
+            Arc::new(move |_host: &str| {
+                let _ = reload.send(reload::Request::All);
+            }),
+        )
+    });
     let permits = Arc::new(Semaphore::new(config.limits.max_connections));
 
     let tls_addrs: Vec<SocketAddr> = tls_listeners
@@ -193,6 +213,7 @@ pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running,
         shutdown: shutdown_tx,
         accept_loops,
         reload: reload_tx,
+        _acme: acme_engine,
     })
 }
 

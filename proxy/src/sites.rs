@@ -16,7 +16,7 @@ use crate::forward::upstream::Upstreams;
 use certfront_certs::store::CertSlot;
 
 /// What a host does with a request whose Host it accepts.
-pub enum Route {
+pub(crate) enum Route {
     Respond { status: StatusCode, body: Bytes },
     Upstream(Box<Upstreams>),
 }
@@ -25,44 +25,44 @@ pub enum Route {
 pub struct Site {
     pub fqdn: String,
     /// fqdn then aliases, normalized; a wildcard host's fqdn is `*.rest`.
-    pub names: Box<[String]>,
-    pub cert: Arc<CertSlot>,
-    pub tls: Arc<ServerConfig>,
-    pub route: Route,
+    pub(crate) names: Box<[String]>,
+    pub(crate) cert: Arc<CertSlot>,
+    pub(crate) tls: Arc<ServerConfig>,
+    pub(crate) route: Route,
     /// `upstream_host`, when the backend wants another Host than the client's.
-    pub upstream_host: Option<HeaderValue>,
+    pub(crate) upstream_host: Option<HeaderValue>,
     /// Mutual TLS settings, when `[host.client_auth]` is set.
-    pub client_auth: Option<Arc<crate::mtls::ClientAuthState>>,
+    pub(crate) client_auth: Option<Arc<crate::mtls::ClientAuthState>>,
     /// This host's request-duration histogram, resolved once instead of per request.
-    pub duration: prometheus::Histogram,
+    pub(crate) duration: prometheus::Histogram,
     /// The `[[host]]` it was built from.
-    pub host: certfront_config::Host,
+    pub(crate) host: certfront_config::Host,
     /// Hash of everything the site was built from (see `runtime`): equal means reusable.
-    pub definition: [u8; 32],
+    pub(crate) definition: [u8; 32],
     /// Set once a newer snapshot no longer serves this site as it is: its connections
     /// finish their requests and close.
-    pub retired: tokio::sync::watch::Sender<bool>,
+    pub(crate) retired: tokio::sync::watch::Sender<bool>,
 }
 
 impl Site {
     /// Marks the site retired and wakes its connections.
-    pub fn retire(&self) {
+    pub(crate) fn retire(&self) {
         self.retired.send_replace(true);
     }
 
-    pub fn is_retired(&self) -> bool {
+    pub(crate) fn is_retired(&self) -> bool {
         *self.retired.borrow()
     }
 
     /// Resolves once the site is retired.
-    pub async fn retirement(&self) {
+    pub(crate) async fn retirement(&self) {
         let mut rx = self.retired.subscribe();
         let _ = rx.wait_for(|retired| *retired).await;
     }
 }
 
 /// The outcome of an SNI lookup.
-pub enum Lookup<'a> {
+pub(crate) enum Lookup<'a> {
     Found(&'a Arc<Site>),
     /// A name no host serves (`unknown_sni = "reject"`).
     Unknown,
@@ -124,7 +124,11 @@ pub struct SiteTable {
 }
 
 impl SiteTable {
-    pub fn new(sites: Vec<Arc<Site>>, default_host: Option<&str>, unknown_sni: UnknownSni) -> Self {
+    pub(crate) fn new(
+        sites: Vec<Arc<Site>>,
+        default_host: Option<&str>,
+        unknown_sni: UnknownSni,
+    ) -> Self {
         let index = NameIndex::new(
             sites
                 .iter()
@@ -152,7 +156,7 @@ impl SiteTable {
     }
 
     /// Picks the site for a ClientHello's SNI.
-    pub fn by_sni(&self, sni: Option<&str>) -> Lookup<'_> {
+    pub(crate) fn by_sni(&self, sni: Option<&str>) -> Lookup<'_> {
         let Some(sni) = sni else {
             return match self.default {
                 Some(i) => Lookup::Found(&self.sites[i]),

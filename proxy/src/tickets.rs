@@ -25,7 +25,7 @@ use rustls::server::ProducesTickets;
 use tracing::{error, info};
 
 /// Bytes in one key: a 16-byte name and a 32-byte AES-256-GCM key.
-pub const KEY_LEN: usize = 48;
+pub(crate) const KEY_LEN: usize = 48;
 const NAME_LEN: usize = 16;
 /// What clients are told a ticket is good for (rustls' own ticketer uses the same).
 const LIFETIME_SECONDS: u32 = 6 * 60 * 60;
@@ -63,7 +63,7 @@ struct Key {
 }
 
 /// The keys of one version of the file; the first encrypts.
-pub struct TicketKeys {
+pub(crate) struct TicketKeys {
     keys: Vec<Key>,
     content_hash: [u8; 32],
 }
@@ -79,7 +79,7 @@ impl fmt::Debug for TicketKeys {
 
 impl TicketKeys {
     /// Reads and checks the file.
-    pub fn load(path: &Path) -> Result<Self, TicketKeyError> {
+    pub(crate) fn load(path: &Path) -> Result<Self, TicketKeyError> {
         let bytes = std::fs::read(path).map_err(|source| TicketKeyError::Read {
             path: path.to_owned(),
             source,
@@ -88,7 +88,7 @@ impl TicketKeys {
     }
 
     /// Parses file content; `path` is for messages only.
-    pub fn parse(path: &Path, bytes: &[u8]) -> Result<Self, TicketKeyError> {
+    pub(crate) fn parse(path: &Path, bytes: &[u8]) -> Result<Self, TicketKeyError> {
         let text = String::from_utf8_lossy(bytes);
         let mut keys: Vec<(usize, Key)> = Vec::new();
         for (i, line) in text.lines().enumerate() {
@@ -139,13 +139,8 @@ impl TicketKeys {
     }
 
     /// How many keys the file holds.
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.keys.len()
-    }
-
-    /// Never true: a file without keys is refused.
-    pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
     }
 
     /// `name || nonce || AES-256-GCM(plain) || tag`, the key name as associated data.
@@ -191,7 +186,7 @@ fn hash(bytes: &[u8]) -> [u8; 32] {
 }
 
 /// The rustls ticketer over the keys of `tls.ticket_key_file`, following the file.
-pub struct FileTicketer {
+pub(crate) struct FileTicketer {
     inner: Arc<Inner>,
     _watcher: Option<certfront_certs::watch::Watcher<u8>>,
 }
@@ -214,7 +209,7 @@ impl fmt::Debug for FileTicketer {
 
 impl FileTicketer {
     /// Loads the file (an error if it is unusable) and follows its changes from now on.
-    pub fn start(path: &Path) -> Result<Arc<Self>, TicketKeyError> {
+    pub(crate) fn start(path: &Path) -> Result<Arc<Self>, TicketKeyError> {
         let keys = TicketKeys::load(path)?;
         info!(
             "session ticket keys: {} key(s) from {}",

@@ -19,6 +19,7 @@ use tokio_rustls::StartHandshake;
 use tokio_rustls::server::TlsStream;
 
 use crate::sites::{Lookup, Site, SiteTable};
+use certfront_acme::Challenges;
 use certfront_certs::store::{CertSlot, SlotResolver};
 
 static TLS13_ONLY: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
@@ -29,7 +30,7 @@ const ALERT_UNRECOGNIZED_NAME: u8 = 112;
 
 /// What every host's rustls config shares, so that resumption works across hosts' configs
 /// and survives certificate reloads (a reload never rebuilds these).
-pub struct TlsShared {
+pub(crate) struct TlsShared {
     provider: Arc<CryptoProvider>,
     versions: &'static [&'static rustls::SupportedProtocolVersion],
     sessions: Arc<dyn StoresServerSessions>,
@@ -37,7 +38,7 @@ pub struct TlsShared {
 }
 
 impl TlsShared {
-    pub fn new(config: &Config) -> Result<Self, crate::ProxyError> {
+    pub(crate) fn new(config: &Config) -> Result<Self, crate::ProxyError> {
         let versions: &'static [&'static rustls::SupportedProtocolVersion] =
             match config.tls.min_version {
                 TlsVersion::V1_3 => &TLS13_ONLY,
@@ -63,7 +64,7 @@ impl TlsShared {
     }
 
     /// The rustls config of one host; its certificate is read from `slot` at each handshake.
-    pub fn host_config(
+    pub(crate) fn host_config(
         &self,
         slot: Arc<CertSlot>,
         client_verifier: Option<Arc<dyn ClientCertVerifier>>,
@@ -87,11 +88,15 @@ impl TlsShared {
 
 /// Why a handshake did not complete (logged at debug, counted by host and reason).
 #[derive(Debug, thiserror::Error)]
-pub enum AcceptError {
+pub(crate) enum AcceptError {
     #[error("client sent SNI {0:?}, which no host serves")]
     UnknownSni(String),
     #[error("client sent no SNI and there is no default_host")]
     NoSni,
+    #[error("host {0:?} has no certificate yet: it waits for its first certificate from ACME")]
+    NoCertificate(String),
+    #[error("answered an ACME tls-alpn-01 validation for {0:?}")]
+    AcmeChallenge(String),
     #[error("handshake timed out")]
     Timeout,
     #[error("connection closed during the handshake")]
@@ -104,7 +109,7 @@ pub enum AcceptError {
 
 impl AcceptError {
     /// Whether a mutual-TLS host refused a client that sent no certificate.
-    pub fn no_client_cert(&self) -> bool {
+    pub(crate) fn no_client_cert(&self) -> bool {
         let rustls_error = match self {
             AcceptError::Tls(e) => Some(e),
             AcceptError::Io(e) => e.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
@@ -114,11 +119,13 @@ impl AcceptError {
     }
 
     /// The `result` label of `certfront_tls_handshakes_total`.
-    pub fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             AcceptError::UnknownSni(_) => "unknown_sni",
             AcceptError::NoSni => "no_sni",
             AcceptError::Timeout => "timeout",
+            AcceptError::NoCertificate(_) => "no_certificate",
+            AcceptError::AcmeChallenge(_) => "acme_challenge",
             AcceptError::Io(e) if e.get_ref().is_some_and(|i| i.is::<rustls::Error>()) => {
                 "tls_error"
             }
@@ -129,7 +136,7 @@ impl AcceptError {
 }
 
 /// A finished handshake.
-pub struct Accepted {
+pub(crate) struct Accepted {
     pub stream: TlsStream<TcpStream>,
     pub site: Arc<Site>,
     pub h2: bool,
@@ -138,13 +145,14 @@ pub struct Accepted {
 
 /// Reads the ClientHello, picks the site, finishes the handshake, all within `limit`.
 /// On failure the error says which site was chosen, if any.
-pub async fn accept(
+pub(crate) async fn accept(
     tcp: TcpStream,
     table: &SiteTable,
+    challenges: &Challenges,
     limit: Duration,
 ) -> Result<Accepted, (Option<Arc<Site>>, AcceptError)> {
     let mut chosen = None;
-    match tokio::time::timeout(limit, handshake(tcp, table, &mut chosen)).await {
+    match tokio::time::timeout(limit, handshake(tcp, table, challenges, &mut chosen)).await {
         Ok(Ok(done)) => Ok(done),
         Ok(Err(e)) => Err((chosen, e)),
         Err(_) => Err((chosen, AcceptError::Timeout)),
@@ -154,6 +162,7 @@ pub async fn accept(
 async fn handshake(
     mut tcp: TcpStream,
     table: &SiteTable,
+    challenges: &Challenges,
     chosen: &mut Option<Arc<Site>>,
 ) -> Result<Accepted, AcceptError> {
     let mut acceptor = Acceptor::default();
@@ -178,6 +187,21 @@ async fn handshake(
             }
         }
     };
+    let hello = accepted.client_hello();
+    if let Some(answer) =
+        challenges.tls_alpn(hello.server_name(), hello.alpn().into_iter().flatten())
+    {
+        // An ACME CA validating a name (RFC 8737): the challenge certificate, then close.
+        let name = hello.server_name().unwrap_or_default().to_owned();
+        if let Lookup::Found(site) = table.by_sni(Some(&name)) {
+            *chosen = Some(site.clone());
+        }
+        let mut stream = StartHandshake::from_parts(accepted, tcp)
+            .into_stream(answer)
+            .await?;
+        let _ = stream.shutdown().await;
+        return Err(AcceptError::AcmeChallenge(name));
+    }
     let site = match table.by_sni(accepted.client_hello().server_name()) {
         Lookup::Found(site) => site.clone(),
         Lookup::Unknown => {
@@ -197,6 +221,11 @@ async fn handshake(
         }
     };
     *chosen = Some(site.clone());
+    if !site.cert.is_serving() {
+        // An ACME host before its first certificate: nothing may be served for it.
+        send_alert(&mut tcp, ALERT_HANDSHAKE_FAILURE).await;
+        return Err(AcceptError::NoCertificate(site.fqdn.clone()));
+    }
     let stream = StartHandshake::from_parts(accepted, tcp)
         .into_stream(site.tls.clone())
         .await?;

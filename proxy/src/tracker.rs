@@ -7,7 +7,7 @@ use tokio::sync::Notify;
 
 /// Shared counter of tasks that a drain must wait for.
 #[derive(Clone, Debug, Default)]
-pub struct Tracker {
+pub(crate) struct Tracker {
     inner: Arc<Inner>,
 }
 
@@ -19,24 +19,24 @@ struct Inner {
 
 /// Held by a tracked task; dropping it marks the task finished.
 #[derive(Debug)]
-pub struct TrackGuard {
+pub(crate) struct TrackGuard {
     inner: Arc<Inner>,
 }
 
 impl Tracker {
-    pub fn track(&self) -> TrackGuard {
+    pub(crate) fn track(&self) -> TrackGuard {
         self.inner.live.fetch_add(1, Ordering::AcqRel);
         TrackGuard {
             inner: self.inner.clone(),
         }
     }
 
-    pub fn live(&self) -> usize {
+    pub(crate) fn live(&self) -> usize {
         self.inner.live.load(Ordering::Acquire)
     }
 
     /// Resolves once no tracked task is left.
-    pub async fn wait_idle(&self) {
+    pub(crate) async fn wait_idle(&self) {
         loop {
             let notified = self.inner.idle.notified();
             tokio::pin!(notified);

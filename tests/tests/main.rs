@@ -3,6 +3,7 @@
 
 mod support;
 
+mod acme;
 mod admin_metrics;
 mod ca_expiry;
 mod cert_reload;

@@ -16,7 +16,7 @@ pub(crate) struct Case {
 }
 
 impl Case {
-    pub fn new(ca: &Ca, leaf: &Leaf, extra: &[&CertificateDer<'static>]) -> Case {
+    pub(super) fn new(ca: &Ca, leaf: &Leaf, extra: &[&CertificateDer<'static>]) -> Case {
         let dir = tempfile::tempdir().unwrap();
         let (cert, key) = ca.issue(leaf);
         let mut chain = vec![&cert];
@@ -25,7 +25,7 @@ impl Case {
         Case { dir, source }
     }
 
-    pub fn check(&self, host: &[&str], policy: &Policy, trust: &TrustAnchors) -> Report {
+    pub(super) fn check(&self, host: &[&str], policy: &Policy, trust: &TrustAnchors) -> Report {
         let bundle = load(&self.source).unwrap();
         check(
             &names(host),
@@ -37,11 +37,11 @@ impl Case {
         )
     }
 
-    pub fn cert_file(&self) -> PathBuf {
+    pub(super) fn cert_file(&self) -> PathBuf {
         self.dir.path().join("host.pem")
     }
 
-    pub fn key_file(&self) -> PathBuf {
+    pub(super) fn key_file(&self) -> PathBuf {
         self.dir.path().join("host-key.pem")
     }
 }

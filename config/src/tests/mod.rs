@@ -1,6 +1,7 @@
 //! Unit tests of the whole pipeline: each validation rule with its path and
 //! message, defaults, path resolution, parse errors, and every shipped example.
 
+mod acme;
 mod examples;
 mod hosts;
 mod iis;

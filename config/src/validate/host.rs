@@ -59,6 +59,7 @@ impl Validator<'_> {
             .map(|(j, name)| self.dns_name(&format!("{at}.aliases[{j}]"), name))
             .collect();
         let source = self.source(&at, &raw);
+        let raw_acme = raw.acme == Some(true);
         let action = self.action(&at, raw.upstream.clone(), raw.respond.clone());
         let upstream_host = raw.upstream_host.clone();
         let upstream_ca = raw
@@ -82,6 +83,7 @@ impl Validator<'_> {
             upstream_host,
             upstream_ca,
             client_auth,
+            acme: raw_acme,
             policy,
         })
     }
@@ -106,6 +108,9 @@ impl Validator<'_> {
         if raw.internal == Some(true) {
             kinds.push("internal = true");
         }
+        if raw.acme == Some(true) {
+            kinds.push("acme = true");
+        }
         match (&raw.cert, &raw.key) {
             (Some(_), None) => self.problem(
                 format!("{at}.key"),
@@ -122,7 +127,7 @@ impl Validator<'_> {
             0 => self.problem(
                 at,
                 "no certificate source: set cert and key (PEM files), pfx (a PKCS#12 file, \
-                 with pfx_password_env or pfx_password_file), or internal = true",
+                 with pfx_password_env or pfx_password_file), internal = true, or acme = true",
             ),
             1 => {}
             _ => self.problem(
@@ -147,6 +152,9 @@ impl Validator<'_> {
                 path,
                 password: password?,
             });
+        }
+        if raw.acme == Some(true) {
+            return self.acme_source(at, raw);
         }
         (raw.internal == Some(true)).then_some(CertSource::Internal)
     }

@@ -1,6 +1,7 @@
 //! `RawConfig::validate()`: every rule of DESIGN "Configuration", every problem
 //! collected with its TOML path, defaults applied, relative paths resolved.
 
+mod acme;
 mod cross;
 mod host;
 pub(crate) mod limits;
@@ -24,11 +25,13 @@ impl RawConfig {
         let mut v = Validator {
             base_dir,
             problems: Vec::new(),
+            acme: None,
             warnings: Vec::new(),
         };
         let server = v.server(self.server);
         let (tls, default_host) = v.tls(self.tls);
         let policy = v.policy("policy", self.policy, &Policy::default());
+        let acme = v.acme(self.acme, &server, &policy);
         let (hosts, claimed) = v.hosts(self.hosts, &policy);
         let default_host = default_host.and_then(|name| v.default_host(&name, &claimed));
         let limits = v.limits(self.limits);
@@ -48,6 +51,7 @@ impl RawConfig {
             policy,
             hosts: hosts.collect(),
             limits,
+            acme,
             warnings: v.warnings,
         })
     }
@@ -57,6 +61,8 @@ impl RawConfig {
 struct Validator<'a> {
     base_dir: &'a Path,
     problems: Vec<Problem>,
+    /// What `acme = true` hosts need from `[acme]`, once it has been read.
+    acme: Option<acme::AcmeFacts>,
     /// Valid but probably not what the administrator wants (`check` prints them).
     warnings: Vec<Problem>,
 }

@@ -15,7 +15,7 @@ use super::print_config_error;
 use crate::cli::HealthArgs;
 
 /// Exit 0 when the endpoint answers 200, 1 on anything else (printed).
-pub fn health(args: &HealthArgs) -> ExitCode {
+pub(crate) fn health(args: &HealthArgs) -> ExitCode {
     let admin = match args.admin {
         Some(addr) => addr,
         None => match certfront_config::load(&args.config.config) {

@@ -16,7 +16,7 @@ use super::inventory::{info_json, print_info};
 use crate::cli::InspectArgs;
 
 /// `certfront certs inspect`.
-pub fn inspect(args: &InspectArgs) -> ExitCode {
+pub(crate) fn inspect(args: &InspectArgs) -> ExitCode {
     let password = match pfx_password(args) {
         Ok(p) => p,
         Err(message) => {

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::prepare::HostVerdict;
 
 /// RFC 3339 UTC, e.g. `2027-01-31T12:00:00Z`; out-of-range values print as the number.
-pub fn fmt_time(unix: i64) -> String {
+pub(crate) fn fmt_time(unix: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(unix)
         .ok()
         .and_then(|t| {
@@ -21,7 +21,7 @@ pub fn fmt_time(unix: i64) -> String {
 }
 
 /// A certificate as JSON, with `days_left` at `now`.
-pub fn info_json(info: &CertInfo, now: SystemTime) -> Value {
+pub(super) fn info_json(info: &CertInfo, now: SystemTime) -> Value {
     let mut v = serde_json::to_value(info).expect("JSON of plain data");
     if let Value::Object(map) = &mut v {
         map.insert("days_left".into(), json!(info.days_left(now)));
@@ -47,7 +47,7 @@ fn list<T: std::fmt::Display>(items: Option<&Vec<T>>) -> String {
 }
 
 /// The facts an administrator compares with what Windows' certificate dialog shows.
-pub fn print_info(info: &CertInfo, now: SystemTime) {
+pub(crate) fn print_info(info: &CertInfo, now: SystemTime) {
     println!("  subject:             {}", info.subject);
     println!("  names (SAN):         {}", info.sans.join(", "));
     println!("  issuer:              {}", info.issuer);
@@ -81,7 +81,7 @@ fn describe_source(source: &CertSource) -> String {
 }
 
 /// One host of `certfront check`.
-pub fn print_host(host: &Host, verdict: &HostVerdict, now: SystemTime) {
+pub(super) fn print_host(host: &Host, verdict: &HostVerdict, now: SystemTime) {
     let status = if verdict.violations.is_empty() {
         "OK".to_owned()
     } else {

@@ -14,13 +14,13 @@ use certfront_certs::policy::ExtKeyUsage;
 
 use crate::cli::CsrArgs;
 use crate::prepare;
-pub use health::health;
-pub use inspect::inspect;
-pub use inventory::{fmt_time, print_info};
-pub use run::run;
+pub(crate) use health::health;
+pub(crate) use inspect::inspect;
+pub(crate) use inventory::fmt_time;
+pub(crate) use run::run;
 
 /// `certfront check`: every problem of the config and of every host, and the inventory.
-pub fn check(path: &Path) -> ExitCode {
+pub(crate) fn check(path: &Path) -> ExitCode {
     let config = match certfront_config::load(path) {
         Ok(config) => config,
         Err(e) => {
@@ -53,6 +53,11 @@ pub fn check(path: &Path) -> ExitCode {
         eprintln!("error: {e}");
     }
     problems += ticket_errors.len();
+    // [acme] is checked offline: the EAB key's variable and acme.ca, not the server.
+    if let Err(e) = crate::acme::settings(&config) {
+        eprintln!("error: {e}");
+        problems += 1;
+    }
     for verdict in &verdicts {
         for w in &verdict.warnings {
             eprintln!("warning: {w}");
@@ -77,14 +82,14 @@ pub fn check(path: &Path) -> ExitCode {
 }
 
 /// Prints every config problem, one a line.
-pub fn print_config_error(e: &certfront_config::ConfigError) {
+pub(crate) fn print_config_error(e: &certfront_config::ConfigError) {
     for line in e.to_string().lines() {
         eprintln!("error: {line}");
     }
 }
 
 /// `certfront certs csr`.
-pub fn csr(args: &CsrArgs) -> ExitCode {
+pub(crate) fn csr(args: &CsrArgs) -> ExitCode {
     let key: CsrKey = match args.key.parse() {
         Ok(k) => k,
         Err(e) => {

@@ -14,7 +14,7 @@ use crate::server::start;
 /// Exit code when the config or a certificate violates: nothing was bound.
 const REFUSED: u8 = 2;
 
-pub fn run(path: &Path) -> ExitCode {
+pub(crate) fn run(path: &Path) -> ExitCode {
     let config = match certfront_config::load(path) {
         Ok(config) => config,
         Err(e) => {
@@ -61,6 +61,13 @@ pub fn run(path: &Path) -> ExitCode {
 async fn serve(prepared: crate::Prepared) -> ExitCode {
     let drain = Duration::from_secs(prepared.config.server.drain_seconds);
     for (host, served) in prepared.config.hosts.iter().zip(&prepared.served) {
+        let Some(served) = served else {
+            info!(
+                "{} waits for its first certificate from ACME; its handshakes fail until then",
+                host.names().join(", ")
+            );
+            continue;
+        };
         info!(
             "serving {} (expires {}, {} days left, thumbprint {})",
             host.names().join(", "),

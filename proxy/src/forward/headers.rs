@@ -4,11 +4,11 @@
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-pub static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
-pub static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-pub static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-pub static X_CLIENT_CERT: HeaderName = HeaderName::from_static("x-client-cert");
-pub static X_CLIENT_CERT_THUMBPRINT: HeaderName =
+pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+pub(crate) static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+pub(crate) static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+pub(crate) static X_CLIENT_CERT: HeaderName = HeaderName::from_static("x-client-cert");
+pub(crate) static X_CLIENT_CERT_THUMBPRINT: HeaderName =
     HeaderName::from_static("x-client-cert-thumbprint");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
@@ -26,7 +26,7 @@ const HOP_BY_HOP: [&HeaderName; 7] = [
 ];
 
 /// Whether `Connection` lists `token` (comma-separated, case-insensitive).
-pub fn connection_has(headers: &HeaderMap, token: &str) -> bool {
+pub(crate) fn connection_has(headers: &HeaderMap, token: &str) -> bool {
     headers
         .get_all(header::CONNECTION)
         .iter()
@@ -36,7 +36,7 @@ pub fn connection_has(headers: &HeaderMap, token: &str) -> bool {
 }
 
 /// Removes the hop-by-hop headers and every header that `Connection` names.
-pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if headers.contains_key(header::CONNECTION) {
         // Collected first because the names are removed from the map they live in; only
         // requests that carry `Connection` pay for it.

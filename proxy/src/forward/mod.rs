@@ -2,10 +2,10 @@
 //! that belongs to another host, CONNECT/TRACE), then answer directly (`respond`) or
 //! forward to the upstreams.
 
-pub mod headers;
+pub(crate) mod headers;
 mod pool;
 mod timed;
-pub mod upstream;
+pub(crate) mod upstream;
 mod upstream_io;
 
 use std::sync::Arc;
@@ -21,22 +21,22 @@ use tracing::{info, warn};
 use crate::authority::{HostError, parse_host};
 use crate::conn::ConnCtx;
 use crate::sites::{Route, Site, SiteTable};
-pub use pool::PooledBody;
+pub(crate) use pool::PooledBody;
 use timed::Timed;
 use upstream::{UpstreamError, Upstreams};
 
 /// A response body: the upstream's, streamed under an inactivity timeout, or a short one
 /// of ours.
-pub type Body = Either<Timed<PooledBody>, Full<Bytes>>;
+pub(crate) type Body = Either<Timed<PooledBody>, Full<Bytes>>;
 
 /// Builds a short plain-text response; error bodies never name an internal address.
-pub fn short(status: StatusCode, text: &'static str) -> Response<Body> {
+pub(crate) fn short(status: StatusCode, text: &'static str) -> Response<Body> {
     plain(status, Bytes::from_static(text.as_bytes())).map(Either::Right)
 }
 
 /// A plain-text response: every answer certfront writes itself (errors, `respond`,
 /// the admin and redirect listeners) goes through here.
-pub fn plain(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
+pub(crate) fn plain(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(body));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
@@ -142,7 +142,7 @@ pub fn admit<'a>(
 }
 
 /// Handles one request; never fails (errors become short responses).
-pub async fn handle(req: Request<Incoming>, ctx: Arc<ConnCtx>) -> Response<Body> {
+pub(crate) async fn handle(req: Request<Incoming>, ctx: Arc<ConnCtx>) -> Response<Body> {
     let started = Instant::now();
     let site = &ctx.site;
     let admitted = admit(

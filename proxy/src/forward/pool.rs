@@ -1,30 +1,97 @@
-//! Keep-alive connections to one upstream: idle HTTP/1.1 senders (bounded in number and
-//! age), one shared HTTP/2 sender when the upstream speaks h2, and a cap on open
+//! Keep-alive connections to one upstream: idle HTTP/1.1 connections (bounded in number
+//! and age), one shared HTTP/2 sender when the upstream speaks h2, and a cap on open
 //! connections.
+//!
+//! An HTTP/1.1 upstream connection has no task of its own: the request that holds it
+//! drives its I/O (while waiting for the response, then while its body is read), so a
+//! request costs no hop to another task and no cross-thread wake-up. An idle connection
+//! is not polled; a closed one is found at its next use, before the request is sent.
 //!
 //! One pool per configured upstream, never per request Host: what the client writes in
 //! `Host` cannot open connections (hyper-util's legacy client keys its pool by the URI's
 //! authority, which is why certfront does not use it).
 
 use std::collections::VecDeque;
+use std::future::{Future, poll_fn};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use http::{Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2};
+use hyper::client::conn::{TrySendError, http1, http2};
+use hyper_util::rt::TokioIo;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::upstream::ReqBody;
+use super::upstream_io::UpstreamIo;
+
+/// An HTTP/1.1 upstream connection, driven by whoever holds it.
+pub(crate) struct H1 {
+    tx: http1::SendRequest<ReqBody>,
+    /// Boxed once per connection: it is large, and an `H1` moves in and out of the pool.
+    conn: Box<http1::Connection<TokioIo<UpstreamIo>, ReqBody>>,
+    /// The connection future has finished (closed or failed): never poll it again.
+    ended: bool,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl H1 {
+    pub(crate) fn new(
+        tx: http1::SendRequest<ReqBody>,
+        conn: http1::Connection<TokioIo<UpstreamIo>, ReqBody>,
+        permit: OwnedSemaphorePermit,
+    ) -> Self {
+        H1 {
+            tx,
+            conn: Box::new(conn),
+            ended: false,
+            _permit: permit,
+        }
+    }
+
+    /// Moves the connection's bytes: writes the request, reads the response.
+    fn drive(&mut self, cx: &mut Context<'_>) {
+        if !self.ended && Pin::new(&mut *self.conn).poll(cx).is_ready() {
+            self.ended = true;
+        }
+    }
+
+    /// Resolves when the connection takes a request; fails when it was closed.
+    pub(crate) async fn ready(&mut self) -> hyper::Result<()> {
+        poll_fn(|cx| {
+            self.drive(cx);
+            self.tx.poll_ready(cx)
+        })
+        .await
+    }
+
+    /// Sends `req` and waits for the response head; a request that was not written
+    /// comes back in the error.
+    pub(crate) async fn send(
+        &mut self,
+        req: Request<ReqBody>,
+    ) -> Result<Response<Incoming>, TrySendError<Request<ReqBody>>> {
+        let mut response = std::pin::pin!(self.tx.try_send_request(req));
+        poll_fn(|cx| {
+            self.drive(cx);
+            response.as_mut().poll(cx)
+        })
+        .await
+    }
+
+    fn is_open(&self) -> bool {
+        !self.ended && !self.tx.is_closed()
+    }
+}
 
 /// An HTTP/1.1 connection that is not carrying a request.
 struct Idle {
-    tx: http1::SendRequest<ReqBody>,
+    h1: H1,
     since: Instant,
-    permit: OwnedSemaphorePermit,
 }
 
 /// The connections of one upstream.
@@ -66,44 +133,34 @@ impl Pool {
     }
 
     /// The most recently used idle connection that is still open and young enough. The
-    /// caller awaits `ready()` on it: a connection whose last exchange just ended may need
-    /// a moment before it takes the next request.
-    pub(crate) fn checkout(&self) -> Option<(http1::SendRequest<ReqBody>, OwnedSemaphorePermit)> {
+    /// caller awaits [`H1::ready`] on it, which also finds one the upstream closed.
+    pub(crate) fn checkout(&self) -> Option<H1> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         while let Some(conn) = idle.pop_back() {
-            if !conn.tx.is_closed() && conn.since.elapsed() < self.idle_timeout {
-                return Some((conn.tx, conn.permit));
+            if conn.h1.is_open() && conn.since.elapsed() < self.idle_timeout {
+                return Some(conn.h1);
             }
         }
         None
     }
 
     /// Returns a connection whose exchange finished; drops it when the pool is full.
-    fn checkin(&self, tx: http1::SendRequest<ReqBody>, permit: OwnedSemaphorePermit) {
-        if tx.is_closed() || self.max_idle == 0 {
+    fn checkin(&self, h1: H1) {
+        if !h1.is_open() || self.max_idle == 0 {
             return;
         }
         let now = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         while idle
             .front()
-            .is_some_and(|c| now.duration_since(c.since) >= self.idle_timeout || c.tx.is_closed())
+            .is_some_and(|c| now.duration_since(c.since) >= self.idle_timeout || !c.h1.is_open())
         {
             idle.pop_front();
         }
         if idle.len() >= self.max_idle {
             idle.pop_front();
         }
-        idle.push_back(Idle {
-            tx,
-            since: now,
-            permit,
-        });
-    }
-
-    /// Idle connections right now (for tests and `/certs`-style introspection).
-    pub(crate) fn idle_count(&self) -> usize {
-        self.idle.lock().unwrap_or_else(|p| p.into_inner()).len()
+        idle.push_back(Idle { h1, since: now });
     }
 }
 
@@ -111,13 +168,12 @@ impl Pool {
 /// body has been read to its end, and is closed if the exchange stops half-way.
 pub(crate) struct Lease {
     pub(crate) pool: Arc<Pool>,
-    pub(crate) tx: http1::SendRequest<ReqBody>,
-    pub(crate) permit: OwnedSemaphorePermit,
+    pub(crate) h1: H1,
 }
 
 impl Lease {
     fn release(self) {
-        self.pool.checkin(self.tx, self.permit);
+        self.pool.checkin(self.h1);
     }
 }
 
@@ -153,6 +209,10 @@ impl Body for PooledBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let mut this = self.project();
+        // The upstream connection reads the body's bytes only when polled: here.
+        if let Some(lease) = this.lease.as_mut() {
+            lease.h1.drive(cx);
+        }
         let frame = ready!(this.inner.as_mut().poll_frame(cx));
         // A server that knows the length stops polling after the last byte, never asking
         // for the end: so the end is also "the body says nothing is left".

@@ -17,9 +17,9 @@ use tokio::time::{Instant, Sleep};
 /// What a body that stalled says.
 #[derive(Debug, thiserror::Error)]
 #[error("no data for {0:?} (limits.body_timeout_seconds)")]
-pub struct BodyTimeout(Duration);
+pub(super) struct BodyTimeout(Duration);
 
-pub struct Timed<B> {
+pub(crate) struct Timed<B> {
     body: B,
     timeout: Duration,
     /// Armed while the body waits; `None` after each frame.
@@ -28,7 +28,7 @@ pub struct Timed<B> {
 }
 
 impl<B> Timed<B> {
-    pub fn new(timeout: Duration, body: B) -> Self {
+    pub(crate) fn new(timeout: Duration, body: B) -> Self {
         Timed {
             body,
             timeout,

@@ -19,7 +19,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tracing::{debug, warn};
 
-use super::pool::{Lease, Pool, PooledBody};
+use super::pool::{H1, Lease, Pool, PooledBody};
 use super::upstream_io::UpstreamIo;
 
 /// How long an upstream that failed a connection is skipped.
@@ -31,11 +31,11 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const POOLED_ATTEMPTS: usize = 3;
 
 /// A request body as it goes upstream: the client's, with an inactivity timeout.
-pub type ReqBody = super::timed::Timed<Incoming>;
+pub(crate) type ReqBody = super::timed::Timed<Incoming>;
 
 /// Why no response came from any upstream.
 #[derive(Debug, thiserror::Error)]
-pub enum UpstreamError {
+pub(crate) enum UpstreamError {
     #[error("every upstream is marked down")]
     AllDown,
     #[error("cannot connect to {upstream}: {source}")]
@@ -72,7 +72,7 @@ pub enum UpstreamError {
 
 impl UpstreamError {
     /// The `kind` label of `certfront_upstream_errors_total`.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             UpstreamError::Timeout { .. } => "timeout",
             UpstreamError::Tls { .. } => "tls",
@@ -123,7 +123,7 @@ pub(crate) struct Target {
 }
 
 /// The upstreams of one host.
-pub struct Upstreams {
+pub(crate) struct Upstreams {
     targets: Box<[Target]>,
     next: AtomicUsize,
     tls: Option<UpstreamTls>,
@@ -133,29 +133,33 @@ pub struct Upstreams {
 }
 
 /// A response from an upstream, and which upstream gave it.
-pub struct Upstreamed {
+pub(crate) struct Upstreamed {
     pub response: Response<PooledBody>,
     pub label: Arc<str>,
 }
 
 /// Limits that apply to each upstream's connections.
 #[derive(Clone, Copy, Debug)]
-pub struct PoolLimits {
+pub(crate) struct PoolLimits {
     pub connect_timeout: Duration,
     pub max_connections: usize,
     pub max_idle: usize,
 }
 
 enum Sender {
-    H1(
-        http1::SendRequest<ReqBody>,
-        tokio::sync::OwnedSemaphorePermit,
-    ),
+    /// Driven by the request (see `pool`).
+    H1(H1),
+    /// A connection task of its own, with upgrades: a WebSocket tunnel takes it over.
+    Upgrade(http1::SendRequest<ReqBody>),
     H2(http2::SendRequest<ReqBody>),
 }
 
 impl Upstreams {
-    pub fn new(upstreams: &[Upstream], tls: Option<Arc<ClientConfig>>, limits: PoolLimits) -> Self {
+    pub(crate) fn new(
+        upstreams: &[Upstream],
+        tls: Option<Arc<ClientConfig>>,
+        limits: PoolLimits,
+    ) -> Self {
         let targets = upstreams
             .iter()
             .map(|u| Target {
@@ -198,34 +202,28 @@ impl Upstreams {
         target.down_until.load(Ordering::Relaxed) > now
     }
 
-    /// Idle pooled connections of every upstream (tests and diagnostics).
-    pub fn idle_connections(&self) -> usize {
-        self.targets.iter().map(|t| t.pool.idle_count()).sum()
-    }
-
     /// Sends `req` to the next upstream that takes a connection. A request that reached
     /// an upstream is never sent again; one that could not be sent moves on to the next
     /// upstream. When every upstream is in its cool-down, the one whose cool-down ends
     /// first is tried anyway, so a recovered backend is found without waiting.
     ///
     /// `host` is the Host sent upstream: HTTP/2 upstreams get it as `:authority`.
-    pub async fn send(
+    pub(crate) async fn send(
         &self,
         mut req: Request<ReqBody>,
         upgrade: bool,
     ) -> Result<Upstreamed, UpstreamError> {
-        let n = self.targets.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let now = self.now_ms();
+        let down_until = |i: usize| self.targets[i].down_until.load(Ordering::Relaxed);
         let mut last = None;
         let mut tried = false;
-        for i in 0..n {
-            let target = &self.targets[(start + i) % n];
-            if self.is_down(target, now) {
+        for i in turn(start, self.targets.len()) {
+            if self.is_down(&self.targets[i], now) {
                 continue;
             }
             tried = true;
-            match self.send_to(target, req, upgrade).await {
+            match self.send_to(&self.targets[i], req, upgrade).await {
                 Ok(done) => return Ok(done),
                 Err((e, Some(back))) => {
                     req = back;
@@ -236,11 +234,7 @@ impl Upstreams {
         }
         if !tried {
             // Every upstream is cooling down: try the one that comes back first.
-            let target = self
-                .targets
-                .iter()
-                .min_by_key(|t| t.down_until.load(Ordering::Relaxed))
-                .expect("a host has at least one upstream");
+            let target = &self.targets[first_back(self.targets.len(), down_until)];
             return match self.send_to(target, req, upgrade).await {
                 Ok(done) => Ok(done),
                 Err((e @ (UpstreamError::Local { .. } | UpstreamError::Busy { .. }), _)) => Err(e),
@@ -309,16 +303,14 @@ impl Upstreams {
     }
 
     fn pooled(&self, target: &Target, upgrade: bool, pooled: bool) -> Option<Sender> {
-        if !pooled {
+        // An upgrade always gets a connection of its own.
+        if !pooled || upgrade {
             return None;
         }
-        if !upgrade && let Some(tx) = target.pool.h2() {
+        if let Some(tx) = target.pool.h2() {
             return Some(Sender::H2(tx));
         }
-        target
-            .pool
-            .checkout()
-            .map(|(tx, permit)| Sender::H1(tx, permit))
+        target.pool.checkout().map(Sender::H1)
     }
 
     async fn exchange(
@@ -341,25 +333,36 @@ impl Upstreams {
                     }
                 }
             }
-            Sender::H1(mut tx, permit) => {
+            Sender::H1(mut h1) => {
+                if let Err(e) = h1.ready().await {
+                    return Err((e, Some(req)));
+                }
+                match h1.send(req).await {
+                    Ok(resp) => {
+                        let lease = Lease {
+                            pool: target.pool.clone(),
+                            h1,
+                        };
+                        Ok(Upstreamed {
+                            response: resp.map(|b| PooledBody::new(b, Some(lease))),
+                            label: target.label.clone(),
+                        })
+                    }
+                    Err(mut e) => {
+                        let back = e.take_message();
+                        Err((e.into_error(), back))
+                    }
+                }
+            }
+            Sender::Upgrade(mut tx) => {
                 if let Err(e) = tx.ready().await {
                     return Err((e, Some(req)));
                 }
                 match tx.try_send_request(req).await {
-                    Ok(resp) => {
-                        let lease = Lease {
-                            pool: target.pool.clone(),
-                            tx,
-                            permit,
-                        };
-                        // A 101 hands the connection to the tunnel; it never returns.
-                        let lease = (resp.status() != http::StatusCode::SWITCHING_PROTOCOLS)
-                            .then_some(lease);
-                        Ok(Upstreamed {
-                            response: resp.map(|b| PooledBody::new(b, lease)),
-                            label: target.label.clone(),
-                        })
-                    }
+                    Ok(resp) => Ok(Upstreamed {
+                        response: resp.map(|b| PooledBody::new(b, None)),
+                        label: target.label.clone(),
+                    }),
                     Err(mut e) => {
                         let back = e.take_message();
                         Err((e.into_error(), back))
@@ -444,14 +447,29 @@ impl Upstreams {
             .handshake(TokioIo::new(io))
             .await
             .map_err(protocol)?;
+        if !upgrade {
+            return Ok(Sender::H1(H1::new(tx, conn, permit)));
+        }
         let label = label.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             if let Err(e) = conn.with_upgrades().await {
                 debug!(upstream = %label, "upstream connection ended: {e}");
             }
         });
-        Ok(Sender::H1(tx, permit))
+        Ok(Sender::Upgrade(tx))
     }
+}
+
+/// The order in which a request tries `n` upstreams: round robin, each request starting
+/// one further than the last.
+fn turn(start: usize, n: usize) -> impl Iterator<Item = usize> {
+    (0..n).map(move |i| start.wrapping_add(i) % n)
+}
+
+/// The upstream whose cool-down ends first (the one tried when all are cooling down).
+fn first_back(n: usize, down_until: impl Fn(usize) -> u64) -> usize {
+    (0..n).min_by_key(|&i| down_until(i)).unwrap_or(0)
 }
 
 /// HTTP/2 upstreams take the host as `:authority` and the scheme as `:scheme` (https:
@@ -526,38 +544,35 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn all_down_still_tries_the_first_to_recover() {
-        // Two closed ports: both refuse, both get marked down.
-        let closed = || std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let (a, b) = (closed(), closed());
-        let ports = [
-            a.local_addr().unwrap().port(),
-            b.local_addr().unwrap().port(),
-        ];
-        drop((a, b));
-        let ups = Upstreams::new(&[upstream(ports[0]), upstream(ports[1])], None, limits());
-        let now = ups.now_ms();
-        for t in ups.targets.iter() {
-            t.down_until.store(now + 60_000, Ordering::Relaxed);
-        }
-        ups.targets[1]
-            .down_until
-            .store(now + 30_000, Ordering::Relaxed);
-        let target = ups
-            .targets
-            .iter()
-            .min_by_key(|t| t.down_until.load(Ordering::Relaxed))
-            .unwrap();
-        assert_eq!(target.upstream.port, ports[1]);
-        assert!(ups.targets.iter().all(|t| ups.is_down(t, ups.now_ms())));
-        // A local error never marks an upstream down.
+    #[test]
+    fn requests_take_turns_and_each_tries_every_upstream_once() {
+        let orders: Vec<Vec<usize>> = (0..4).map(|start| turn(start, 3).collect()).collect();
+        assert_eq!(orders, [[0, 1, 2], [1, 2, 0], [2, 0, 1], [0, 1, 2]]);
+        assert_eq!(turn(usize::MAX, 3).count(), 3, "the counter may wrap");
+        assert_eq!(turn(7, 1).collect::<Vec<_>>(), [0]);
+    }
+
+    #[test]
+    fn when_all_cool_down_the_first_to_come_back_is_tried() {
+        let until = [30_000, 10_000, 20_000];
+        assert_eq!(first_back(3, |i| until[i]), 1);
+        assert_eq!(first_back(1, |_| u64::MAX), 0);
+    }
+
+    #[test]
+    fn a_local_error_never_marks_an_upstream_down() {
+        let ups = Upstreams::new(&[upstream(1)], None, limits());
         let local = UpstreamError::Local {
             upstream: "x".into(),
             source: io::Error::from_raw_os_error(24),
         };
-        ups.targets[0].down_until.store(0, Ordering::Relaxed);
         ups.note_failure(&ups.targets[0], &local);
         assert!(!ups.is_down(&ups.targets[0], ups.now_ms()));
+        let refused = UpstreamError::Connect {
+            upstream: "x".into(),
+            source: io::Error::from(io::ErrorKind::ConnectionRefused),
+        };
+        ups.note_failure(&ups.targets[0], &refused);
+        assert!(ups.is_down(&ups.targets[0], ups.now_ms()));
     }
 }

@@ -16,7 +16,7 @@ use crate::sites::Site;
 
 /// The outcome of one host's reload.
 #[derive(Debug)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Unchanged,
     Swapped,
     Pending,
@@ -25,7 +25,7 @@ pub enum Outcome {
 }
 
 /// Reloads one host (blocking: file I/O and signature checks; run off the async workers).
-pub fn reload_host(
+pub(crate) fn reload_host(
     site: &Site,
     trust: &TrustAnchors,
     ca: Option<&InternalCa>,
@@ -37,7 +37,8 @@ pub fn reload_host(
     let outcome = match load_source(&slot.fqdn, &slot.names, &slot.source, policy, ca) {
         Err(e) => Outcome::Failed(vec![e]),
         Ok(bundle) => {
-            let served_hash = slot.load().content_hash;
+            // An empty slot (an ACME host before its first certificate) matches no content.
+            let served_hash = slot.load().map(|s| s.content_hash).unwrap_or([0; 32]);
             // What is served passed every rule already: only new content is checked (a
             // re-scan of 10,000 unchanged hosts costs reads and hashes, no verification).
             let violations = if served_hash == bundle.content_hash {
@@ -91,7 +92,7 @@ fn report(site: &Site, outcome: &Outcome, metrics: &Metrics) {
             }
         }
         Outcome::Swapped => {
-            let served = slot.load();
+            let Some(served) = slot.load() else { return };
             info!(
                 host,
                 serial = %served.info.serial,
@@ -113,12 +114,18 @@ fn report(site: &Site, outcome: &Outcome, metrics: &Metrics) {
         Outcome::Failed(problems) => {
             let served = slot.load();
             for p in problems {
-                error!(
-                    host,
-                    serving = %served.info.serial,
-                    expires = %crate::commands::fmt_time(served.info.not_after),
-                    "reload refused, the last good certificate stays: {p}"
-                );
+                match &served {
+                    Some(served) => error!(
+                        host,
+                        serving = %served.info.serial,
+                        expires = %crate::commands::fmt_time(served.info.not_after),
+                        "reload refused, the last good certificate stays: {p}"
+                    ),
+                    None => error!(
+                        host,
+                        "reload refused, the host still serves no certificate: {p}"
+                    ),
+                }
             }
             let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
             slot.record(ReloadResult::Failure, Some(text.join("; ")));

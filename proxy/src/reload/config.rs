@@ -12,7 +12,7 @@ use crate::metrics::Metrics;
 use crate::runtime::{Built, Runtime};
 
 /// A checked candidate, ready to be swapped in.
-pub struct Candidate {
+pub(super) struct Candidate {
     pub built: Built,
     /// Settings that changed in the file but only apply after a restart.
     pub restart_needed: Vec<String>,
@@ -21,7 +21,7 @@ pub struct Candidate {
 
 /// Builds a candidate from the file at `path` (blocking: file I/O, signature checks).
 /// `Err` holds every problem, as `check` would print them.
-pub fn candidate(
+pub(super) fn candidate(
     path: &Path,
     current: &Runtime,
     metrics: &Arc<Metrics>,
@@ -48,7 +48,7 @@ pub fn candidate(
 /// Listener addresses and connection limits belong to the listening sockets bound at
 /// start: a new value is reported as needing a restart, and the running one is kept in
 /// the new snapshot so it describes what really runs.
-pub fn keep_listeners(running: &Config, new: &mut Config) -> Vec<String> {
+pub(super) fn keep_listeners(running: &Config, new: &mut Config) -> Vec<String> {
     let mut changed = Vec::new();
     if new.server.listen != running.server.listen {
         changed.push("server.listen".to_owned());

@@ -27,14 +27,14 @@ use crate::conn::App;
 use crate::metrics::Metrics;
 use crate::mtls::{ClientAuthState, DenyFileError};
 use crate::runtime::Runtime;
-pub use cert::{Outcome, reload_host};
+pub(crate) use cert::reload_host;
 
 /// Files must be quiet this long before they are read: editors and `cp` write in steps.
-pub const DEBOUNCE: Duration = Duration::from_millis(200);
+pub(crate) const DEBOUNCE: Duration = Duration::from_millis(200);
 
 /// What a watched file belongs to.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum WatchKey {
+pub(crate) enum WatchKey {
     /// A host's certificate, key, .pfx or password file (by fqdn).
     HostCert(Arc<str>),
     /// A host's client-certificate deny list (by fqdn).
@@ -47,18 +47,18 @@ pub enum WatchKey {
 /// Asks the reloader for a full re-read now (SIGHUP, `Running::reload_all`). Watcher
 /// events do not come this way but through [`Changes`], which cannot grow.
 #[derive(Debug)]
-pub enum Request {
+pub(crate) enum Request {
     All,
 }
 
 /// The longest a reload waits after the first event of a burst, however busy the
 /// directory stays: well inside the 5 seconds in which a rotation must be served.
-pub const MAX_DELAY: Duration = Duration::from_secs(2);
+pub(crate) const MAX_DELAY: Duration = Duration::from_secs(2);
 
 /// When a burst of events is read: once the files have been quiet for [`DEBOUNCE`], but
 /// never later than [`MAX_DELAY`] after the burst's first event, so a directory that
 /// never stops changing (a log file beside the certificates) cannot postpone it for ever.
-pub fn reload_at(first_event: Instant, last_event: Instant) -> Instant {
+pub(crate) fn reload_at(first_event: Instant, last_event: Instant) -> Instant {
     (last_event + DEBOUNCE).min(first_event + MAX_DELAY)
 }
 
@@ -67,14 +67,14 @@ pub fn reload_at(first_event: Instant, last_event: Instant) -> Instant {
 /// (`Notify` keeps at most one). The notify thread marks and returns; it never waits for
 /// the reloader and nothing queues while a reload runs.
 #[derive(Debug, Default)]
-pub struct Changes {
+pub(crate) struct Changes {
     pending: Mutex<BTreeSet<WatchKey>>,
     wake: Notify,
 }
 
 impl Changes {
     /// Called on the watcher's thread for every event.
-    pub fn mark(&self, owners: &[WatchKey]) {
+    pub(crate) fn mark(&self, owners: &[WatchKey]) {
         self.pending
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -95,7 +95,7 @@ fn later(d: Duration) -> Instant {
 }
 
 /// The writer's state.
-pub struct Reloader {
+pub(crate) struct Reloader {
     pub app: Arc<App>,
     pub metrics: Arc<Metrics>,
     pub changes: Arc<Changes>,
@@ -105,7 +105,7 @@ pub struct Reloader {
 }
 
 /// Every file the snapshot depends on, with what it belongs to.
-pub fn watched_files(rt: &Runtime) -> Vec<(WatchKey, PathBuf)> {
+pub(crate) fn watched_files(rt: &Runtime) -> Vec<(WatchKey, PathBuf)> {
     let mut files = Vec::new();
     for site in rt.table.sites() {
         let fqdn: Arc<str> = Arc::from(site.fqdn.as_str());
@@ -140,7 +140,7 @@ pub fn watched_files(rt: &Runtime) -> Vec<(WatchKey, PathBuf)> {
 
 /// Watches `rt`'s files, marking `changes`; `None` when the OS refused (the re-scan and
 /// SIGHUP still work).
-pub fn watch(rt: &Runtime, changes: &Arc<Changes>) -> Option<Watcher<WatchKey>> {
+pub(crate) fn watch(rt: &Runtime, changes: &Arc<Changes>) -> Option<Watcher<WatchKey>> {
     let files = watched_files(rt);
     let marks = changes.clone();
     match certfront_certs::watch::watch(&files, move |keys| marks.mark(keys)) {
@@ -160,7 +160,7 @@ pub fn watch(rt: &Runtime, changes: &Arc<Changes>) -> Option<Watcher<WatchKey>> 
 
 impl Reloader {
     /// Runs until the request channel closes (certfront stops).
-    pub async fn run(mut self) {
+    pub(crate) async fn run(mut self) {
         let mut dirty: BTreeSet<WatchKey> = BTreeSet::new();
         // (first, last) event of the burst not read yet
         let mut burst: Option<(Instant, Instant)> = None;

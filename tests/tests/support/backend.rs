@@ -18,12 +18,12 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 /// The byte at offset `i` of every large test body: checkable without keeping the body.
-pub fn pattern(i: u64) -> u8 {
+pub(crate) fn pattern(i: u64) -> u8 {
     ((i.wrapping_mul(31) + 7) % 251) as u8
 }
 
 /// A running backend.
-pub struct Backend {
+pub(crate) struct Backend {
     pub addr: SocketAddr,
     pub hits: Arc<AtomicUsize>,
     /// TCP connections accepted.
@@ -45,7 +45,7 @@ fn full(data: impl Into<Bytes>) -> Body {
 
 impl Backend {
     /// A plain HTTP/1.1 backend named `name` (the name comes back in every echo).
-    pub async fn start(name: &'static str) -> Backend {
+    pub(crate) async fn start(name: &'static str) -> Backend {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind backend");
@@ -53,18 +53,18 @@ impl Backend {
     }
 
     /// A plain HTTP/1.1 backend on a given address (e.g. one that refused a moment ago).
-    pub async fn start_on(name: &'static str, addr: SocketAddr) -> Backend {
+    pub(crate) async fn start_on(name: &'static str, addr: SocketAddr) -> Backend {
         let listener = TcpListener::bind(addr).await.expect("bind backend");
         Self::serve(listener, name, None).await
     }
 
     /// An HTTPS backend presenting `cert_pem`/`key_pem`, HTTP/1.1 only.
-    pub async fn start_tls(name: &'static str, cert_pem: &str, key_pem: &str) -> Backend {
+    pub(crate) async fn start_tls(name: &'static str, cert_pem: &str, key_pem: &str) -> Backend {
         Self::start_tls_alpn(name, cert_pem, key_pem, &[]).await
     }
 
     /// An HTTPS backend that speaks HTTP/2 when the client offers it (like IIS 10).
-    pub async fn start_tls_h2(name: &'static str, cert_pem: &str, key_pem: &str) -> Backend {
+    pub(crate) async fn start_tls_h2(name: &'static str, cert_pem: &str, key_pem: &str) -> Backend {
         Self::start_tls_alpn(name, cert_pem, key_pem, &[b"h2", b"http/1.1"]).await
     }
 
@@ -95,7 +95,7 @@ impl Backend {
     }
 
     /// An HTTPS backend with its own rustls config (e.g. one that answers only one SNI).
-    pub async fn start_tls_config(
+    pub(crate) async fn start_tls_config(
         name: &'static str,
         config: Arc<rustls::ServerConfig>,
     ) -> Backend {
@@ -165,7 +165,7 @@ impl Backend {
         }
     }
 
-    pub fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
 }
@@ -256,7 +256,7 @@ async fn respond(
 }
 
 /// `total` bytes of [`pattern`], produced in 64 KiB frames as the reader asks for them.
-pub struct PatternBody {
+pub(crate) struct PatternBody {
     pub sent: u64,
     pub total: u64,
 }

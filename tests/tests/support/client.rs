@@ -14,7 +14,10 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
 /// A client config trusting `roots`, offering `alpn`, TLS 1.2 and 1.3.
-pub fn client_config(roots: &[&CertificateDer<'static>], alpn: &[&[u8]]) -> Arc<ClientConfig> {
+pub(crate) fn client_config(
+    roots: &[&CertificateDer<'static>],
+    alpn: &[&[u8]],
+) -> Arc<ClientConfig> {
     let mut store = rustls::RootCertStore::empty();
     for root in roots {
         store.add((*root).clone()).expect("root");
@@ -31,7 +34,7 @@ pub fn client_config(roots: &[&CertificateDer<'static>], alpn: &[&[u8]]) -> Arc<
 }
 
 /// Like [`client_config`], presenting `cert` (a client certificate and its key, PEM).
-pub fn client_config_with_cert(
+pub(crate) fn client_config_with_cert(
     roots: &[&CertificateDer<'static>],
     alpn: &[&[u8]],
     cert: &crate::support::pki::Leaf,
@@ -58,7 +61,7 @@ pub fn client_config_with_cert(
 }
 
 /// Connects and completes a TLS handshake with `sni`.
-pub async fn connect(
+pub(crate) async fn connect(
     addr: SocketAddr,
     sni: &str,
     config: Arc<ClientConfig>,
@@ -71,18 +74,18 @@ pub async fn connect(
 }
 
 /// The leaf certificate the server presented.
-pub fn peer_leaf(tls: &TlsStream<TcpStream>) -> CertificateDer<'static> {
+pub(crate) fn peer_leaf(tls: &TlsStream<TcpStream>) -> CertificateDer<'static> {
     tls.get_ref().1.peer_certificates().expect("peer certs")[0].clone()
 }
 
 /// An HTTP/1.1 or HTTP/2 sender over an established TLS stream.
-pub enum Sender {
+pub(crate) enum Sender {
     H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
     H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
 }
 
 impl Sender {
-    pub async fn over(tls: TlsStream<TcpStream>) -> Sender {
+    pub(crate) async fn over(tls: TlsStream<TcpStream>) -> Sender {
         let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
         let io = TokioIo::new(tls);
         if h2 {
@@ -100,7 +103,10 @@ impl Sender {
         }
     }
 
-    pub async fn send(&mut self, req: Request<Full<Bytes>>) -> hyper::Result<Response<Incoming>> {
+    pub(crate) async fn send(
+        &mut self,
+        req: Request<Full<Bytes>>,
+    ) -> hyper::Result<Response<Incoming>> {
         match self {
             Sender::H1(s) => {
                 s.ready().await?;
@@ -115,7 +121,7 @@ impl Sender {
 }
 
 /// A GET for `path` on `host` (HTTP/1.1 Host header; HTTP/2 `:authority` from the URI).
-pub fn get(host: &str, path: &str, h2: bool) -> Request<Full<Bytes>> {
+pub(crate) fn get(host: &str, path: &str, h2: bool) -> Request<Full<Bytes>> {
     let builder = Request::builder().method("GET");
     let builder = if h2 {
         builder
@@ -128,19 +134,19 @@ pub fn get(host: &str, path: &str, h2: bool) -> Request<Full<Bytes>> {
 }
 
 /// Reads a whole response body.
-pub async fn body_bytes(resp: Response<Incoming>) -> Bytes {
+pub(crate) async fn body_bytes(resp: Response<Incoming>) -> Bytes {
     resp.into_body().collect().await.expect("body").to_bytes()
 }
 
 /// Reads a response body as JSON.
-pub async fn body_json(resp: Response<Incoming>) -> serde_json::Value {
+pub(crate) async fn body_json(resp: Response<Incoming>) -> serde_json::Value {
     let bytes = body_bytes(resp).await;
     serde_json::from_slice(&bytes)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)))
 }
 
 /// One request on a fresh connection: connect, handshake with `sni`, send, return status and body.
-pub async fn fetch(
+pub(crate) async fn fetch(
     addr: SocketAddr,
     sni: &str,
     config: Arc<ClientConfig>,
@@ -154,7 +160,7 @@ pub async fn fetch(
 }
 
 /// A plain HTTP/1.1 GET (admin and redirect listeners).
-pub async fn plain_get(addr: SocketAddr, host: &str, path: &str) -> Response<Incoming> {
+pub(crate) async fn plain_get(addr: SocketAddr, host: &str, path: &str) -> Response<Incoming> {
     let tcp = TcpStream::connect(addr).await.expect("connect");
     let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
         .await

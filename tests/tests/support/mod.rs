@@ -3,9 +3,10 @@
 
 #![allow(dead_code)]
 
-pub mod backend;
-pub mod client;
-pub mod pki;
+pub(crate) mod backend;
+pub(crate) mod client;
+pub(crate) mod pebble;
+pub(crate) mod pki;
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -15,7 +16,7 @@ use std::time::{Duration, Instant};
 use certfront::Running;
 
 /// Parses, validates and checks `toml` (paths relative to `dir`), then starts certfront.
-pub async fn start(toml: &str, dir: &Path) -> Running {
+pub(crate) async fn start(toml: &str, dir: &Path) -> Running {
     let config = certfront_config::parse(toml, dir).unwrap_or_else(|e| panic!("config: {e}"));
     let prepared = certfront::prepare(config)
         .unwrap_or_else(|errors| panic!("certificates refused:\n{errors}"));
@@ -25,7 +26,7 @@ pub async fn start(toml: &str, dir: &Path) -> Running {
 }
 
 /// Like [`start`], from a config file on disk (what a configuration reload re-reads).
-pub async fn start_file(path: &Path) -> Running {
+pub(crate) async fn start_file(path: &Path) -> Running {
     let config = certfront_config::load(path).unwrap_or_else(|e| panic!("config: {e}"));
     let prepared = certfront::prepare(config)
         .unwrap_or_else(|errors| panic!("certificates refused:\n{errors}"));
@@ -35,19 +36,19 @@ pub async fn start_file(path: &Path) -> Running {
 }
 
 /// Replaces `path` the way careful tools do (write aside, then rename over it).
-pub fn replace_file(path: &Path, text: &str) {
+pub(crate) fn replace_file(path: &Path, text: &str) {
     let tmp = path.with_extension("tmp-write");
     std::fs::write(&tmp, text).expect("write");
     std::fs::rename(&tmp, path).expect("rename");
 }
 
 /// The certfront binary built for these tests.
-pub fn bin() -> &'static str {
+pub(crate) fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_certfront-under-test")
 }
 
 /// Runs the binary to completion with `args`; returns exit code, stdout, stderr.
-pub fn run_cli(args: &[&str], dir: &Path) -> (i32, String, String) {
+pub(crate) fn run_cli(args: &[&str], dir: &Path) -> (i32, String, String) {
     let out = Command::new(bin())
         .args(args)
         .current_dir(dir)
@@ -63,7 +64,7 @@ pub fn run_cli(args: &[&str], dir: &Path) -> (i32, String, String) {
 }
 
 /// A certfront process serving `config`, and the TLS address it reported.
-pub struct Process {
+pub(crate) struct Process {
     pub child: Child,
     pub addr: SocketAddr,
     pub admin: Option<SocketAddr>,
@@ -72,7 +73,7 @@ pub struct Process {
 
 impl Process {
     /// Starts `certfront run -c config` and waits (at most 20 s) until it reports being ready.
-    pub fn spawn(config: &Path, dir: &Path) -> Process {
+    pub(crate) fn spawn(config: &Path, dir: &Path) -> Process {
         use std::io::BufRead;
         let mut child = Command::new(bin())
             .args(["run", "-c"])
@@ -124,7 +125,7 @@ impl Process {
     }
 
     /// Sends a signal by name (`TERM`, `HUP`) with kill(1).
-    pub fn signal(&self, name: &str) {
+    pub(crate) fn signal(&self, name: &str) {
         let status = Command::new("kill")
             .arg(format!("-{name}"))
             .arg(self.child.id().to_string())
@@ -134,7 +135,7 @@ impl Process {
     }
 
     /// Waits (at most `limit`) for the process to exit; returns its exit code.
-    pub fn wait(&mut self, limit: Duration) -> Option<i32> {
+    pub(crate) fn wait(&mut self, limit: Duration) -> Option<i32> {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
             if let Some(status) = self.child.try_wait().expect("wait") {
@@ -163,7 +164,7 @@ fn after(line: &str, marker: &str) -> Option<SocketAddr> {
 }
 
 /// Polls `cond` every 20 ms until it holds or `limit` passes.
-pub async fn eventually<F: FnMut() -> bool>(limit: Duration, mut cond: F) -> bool {
+pub(crate) async fn eventually<F: FnMut() -> bool>(limit: Duration, mut cond: F) -> bool {
     let deadline = Instant::now() + limit;
     loop {
         if cond() {
@@ -177,7 +178,7 @@ pub async fn eventually<F: FnMut() -> bool>(limit: Duration, mut cond: F) -> boo
 }
 
 /// A port on which nothing listens: bound, then released.
-pub fn refused_port() -> u16 {
+pub(crate) fn refused_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
 }

@@ -9,27 +9,27 @@ use rcgen::{
 use rustls_pki_types::CertificateDer;
 
 /// A private CA that signs test leaves.
-pub struct TestCa {
+pub(crate) struct TestCa {
     issuer: Issuer<'static, KeyPair>,
     pub pem: String,
     pub der: CertificateDer<'static>,
 }
 
 /// A leaf certificate and its key, as PEM.
-pub struct Leaf {
+pub(crate) struct Leaf {
     pub cert_pem: String,
     pub key_pem: String,
     pub der: CertificateDer<'static>,
 }
 
 impl TestCa {
-    pub fn new(cn: &str) -> TestCa {
+    pub(crate) fn new(cn: &str) -> TestCa {
         TestCa::with(cn, |_| {})
     }
 
     /// A root with its parameters (e.g. its validity) adjusted by `tweak` before it signs
     /// itself.
-    pub fn with(cn: &str, tweak: impl FnOnce(&mut CertificateParams)) -> TestCa {
+    pub(crate) fn with(cn: &str, tweak: impl FnOnce(&mut CertificateParams)) -> TestCa {
         let (key, params) = ca_params(cn, tweak);
         let cert = params.self_signed(&key).expect("self-signed CA");
         TestCa {
@@ -40,7 +40,11 @@ impl TestCa {
     }
 
     /// An intermediate CA signed by this one (`pem` holds the intermediate alone).
-    pub fn intermediate(&self, cn: &str, tweak: impl FnOnce(&mut CertificateParams)) -> TestCa {
+    pub(crate) fn intermediate(
+        &self,
+        cn: &str,
+        tweak: impl FnOnce(&mut CertificateParams),
+    ) -> TestCa {
         let (key, params) = ca_params(cn, tweak);
         let cert = params
             .signed_by(&key, &self.issuer)
@@ -53,12 +57,16 @@ impl TestCa {
     }
 
     /// A server leaf for `names` that meets the default policy (ECDSA P-256).
-    pub fn leaf(&self, names: &[&str]) -> Leaf {
+    pub(crate) fn leaf(&self, names: &[&str]) -> Leaf {
         self.leaf_with(names, |_| {})
     }
 
     /// A leaf with its parameters adjusted by `tweak` before signing.
-    pub fn leaf_with(&self, names: &[&str], tweak: impl FnOnce(&mut CertificateParams)) -> Leaf {
+    pub(crate) fn leaf_with(
+        &self,
+        names: &[&str],
+        tweak: impl FnOnce(&mut CertificateParams),
+    ) -> Leaf {
         let key = KeyPair::generate().expect("leaf key");
         let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let mut params = CertificateParams::new(names.clone()).expect("params");
@@ -81,7 +89,7 @@ impl TestCa {
     }
 
     /// A client certificate (EKU clientAuth) for mutual TLS tests.
-    pub fn client(&self, cn: &str) -> Leaf {
+    pub(crate) fn client(&self, cn: &str) -> Leaf {
         self.leaf_with(&[], |p| {
             p.distinguished_name = rcgen::DistinguishedName::new();
             p.distinguished_name.push(DnType::CommonName, cn);
@@ -102,7 +110,7 @@ fn ca_params(cn: &str, tweak: impl FnOnce(&mut CertificateParams)) -> (KeyPair, 
 
 impl Leaf {
     /// Writes `<stem>.pem` and `<stem>-key.pem` (mode 0600) into `dir`.
-    pub fn write(&self, dir: &Path, stem: &str) -> (PathBuf, PathBuf) {
+    pub(crate) fn write(&self, dir: &Path, stem: &str) -> (PathBuf, PathBuf) {
         let cert = dir.join(format!("{stem}.pem"));
         let key = dir.join(format!("{stem}-key.pem"));
         std::fs::write(&cert, &self.cert_pem).expect("write cert");
@@ -112,13 +120,13 @@ impl Leaf {
 }
 
 /// Writes a file readable by its owner only (as a private key should be).
-pub fn write_secret(path: &Path, data: &[u8]) {
+pub(crate) fn write_secret(path: &Path, data: &[u8]) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::write(path, data).expect("write secret");
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
 }
 
 /// SHA-1 of a certificate as Windows shows a thumbprint.
-pub fn thumbprint(der: &[u8]) -> String {
+pub(crate) fn thumbprint(der: &[u8]) -> String {
     certfront_certs::inspect::sha1_hex(der)
 }
