@@ -6,7 +6,7 @@
 
 use std::sync::LazyLock;
 
-use certfront::authority::parse_host;
+use certfront::parse_host;
 use certfront_certs::names::{Allow, check_dns_name};
 use certfront_config::ConfigError;
 use libfuzzer_sys::fuzz_target;

@@ -19,13 +19,10 @@
 
 use std::sync::{Arc, LazyLock};
 
-use certfront::authority::parse_host;
-use certfront::forward::admit;
-use certfront::forward::headers::{add_forwarded, is_identity_header, sanitize_request};
-use certfront::metrics::Metrics;
-use certfront::redirect::location;
-use certfront::runtime::Runtime;
-use certfront::sites::SiteTable;
+use certfront::{
+    Metrics, Runtime, SiteTable, add_forwarded, admit, is_identity_header, location, parse_host,
+    sanitize_request,
+};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Uri, Version};
 use libfuzzer_sys::fuzz_target;

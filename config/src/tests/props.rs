@@ -10,9 +10,11 @@ use proptest::prelude::*;
 use crate::{ConfigError, parse};
 
 /// The shipped configs: the text real files start from before someone edits them.
-const EXAMPLES: [&str; 4] = [
+const EXAMPLES: [&str; 6] = [
     include_str!("../../certfront.toml"),
+    include_str!("../../examples/acme.toml"),
     include_str!("../../examples/full.toml"),
+    include_str!("../../examples/homecare.toml"),
     include_str!("../../examples/iis-three-hosts.toml"),
     include_str!("../../examples/minimal.toml"),
 ];
@@ -27,6 +29,11 @@ const FRAGMENTS: &[&str] = &[
     "[[host]]\n",
     "[host.client_auth]\n",
     "[host.respond]\n",
+    "[acme]\n",
+    "directory = \"https://acme.example.org/directory\"\n",
+    "email = \"ops@example.org\"\n",
+    "challenge = \"tls-alpn-01\"\n",
+    "acme = true\n",
     "listen = [\"127.0.0.1:8443\"]\n",
     "listen = \"[::1]:0\"\n",
     "admin = \"127.0.0.1:9000\"\n",
