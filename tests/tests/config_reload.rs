@@ -11,7 +11,7 @@ use http::StatusCode;
 
 use crate::support::backend::Backend;
 use crate::support::client::{
-    Sender, body_json, client_config, client_config_with_cert, connect, get,
+    Sender, body_json, client_config, client_config_with_cert, connect, get, open,
 };
 use crate::support::pki::TestCa;
 use crate::support::{eventually, replace_file, start_file};
@@ -120,14 +120,7 @@ async fn hosts_are_added_by_editing_the_file_and_removed_hosts_finish_then_close
     assert_eq!(reloads(&running, "success"), 1);
 
     // A keep-alive connection to the host about to go, with a slow request in flight.
-    let tls = connect(
-        addr,
-        "tablet.test",
-        client_config(&[&f.ca.der], &[b"http/1.1"]),
-    )
-    .await
-    .expect("tls");
-    let mut kept = Sender::over(tls).await;
+    let mut kept = open(addr, "tablet.test", &f.ca.der, &[b"http/1.1"]).await;
     let slow = tokio::spawn(async move {
         let resp = kept.send(get("tablet.test", "/slow?ms=1200", false)).await;
         (resp.map(|r| r.status()), kept)

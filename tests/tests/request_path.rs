@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::backend::Backend;
 use crate::support::client::{
-    Sender, body_json, client_config, client_config_with_cert, connect, get, plain_get,
+    Sender, body_json, client_config, client_config_with_cert, connect, get, open, plain_get,
 };
 use crate::support::pki::TestCa;
 use crate::support::start;
@@ -56,10 +56,7 @@ async fn a_wildcard_connection_cannot_reach_an_exact_host_behind_client_auth() {
 
     for h2 in [false, true] {
         let alpn: &[&[u8]] = if h2 { &[b"h2"] } else { &[b"http/1.1"] };
-        let tls = connect(addr, "x.wild.test", client_config(&[&ca.der], alpn))
-            .await
-            .expect("handshake");
-        let mut s = Sender::over(tls).await;
+        let mut s = open(addr, "x.wild.test", &ca.der, alpn).await;
         for name in ["admin.wild.test", "ADMIN.wild.test.", "admin.wild.test:443"] {
             let resp = s.send(get(name, "/", h2)).await.expect("response");
             assert_eq!(
@@ -115,14 +112,7 @@ async fn forged_identity_headers_never_reach_the_backend() {
     let toml = HEAD.to_owned() + &site("app.test", "app", &up);
     let running = start(&toml, d).await;
 
-    let tls = connect(
-        running.tls_addrs[0],
-        "app.test",
-        client_config(&[&ca.der], &[b"http/1.1"]),
-    )
-    .await
-    .expect("tls");
-    let mut s = Sender::over(tls).await;
+    let mut s = open(running.tls_addrs[0], "app.test", &ca.der, &[b"http/1.1"]).await;
     let forged = [
         "forwarded",
         "x-real-ip",
@@ -167,14 +157,13 @@ async fn forged_identity_headers_never_reach_the_backend() {
         "trusted_proxies = [\"127.0.0.0/8\", \"::1\"]\n[tls]",
     ) + &site("proxied.test", "proxied", &up);
     let running = start(&toml, d).await;
-    let tls = connect(
+    let mut s = open(
         running.tls_addrs[0],
         "proxied.test",
-        client_config(&[&ca.der], &[b"http/1.1"]),
+        &ca.der,
+        &[b"http/1.1"],
     )
-    .await
-    .expect("tls");
-    let mut s = Sender::over(tls).await;
+    .await;
     let req = Request::builder()
         .uri("/")
         .header("host", "proxied.test")
@@ -243,10 +232,7 @@ async fn connect_and_trace_are_refused_and_framing_is_cleaned() {
 
     for h2 in [false, true] {
         let alpn: &[&[u8]] = if h2 { &[b"h2"] } else { &[b"http/1.1"] };
-        let tls = connect(addr, "app.test", client_config(&[&ca.der], alpn))
-            .await
-            .expect("tls");
-        let mut s = Sender::over(tls).await;
+        let mut s = open(addr, "app.test", &ca.der, alpn).await;
         let mut req = get("app.test", "/", h2);
         *req.method_mut() = http::Method::TRACE;
         let resp = s.send(req).await.expect("response");
@@ -255,10 +241,7 @@ async fn connect_and_trace_are_refused_and_framing_is_cleaned() {
     }
     assert_eq!(backend.hits.load(Ordering::SeqCst), 0);
 
-    let tls = connect(addr, "raw.test", client_config(&[&ca.der], &[b"http/1.1"]))
-        .await
-        .expect("tls");
-    let mut s = Sender::over(tls).await;
+    let mut s = open(addr, "raw.test", &ca.der, &[b"http/1.1"]).await;
     let resp = s.send(get("raw.test", "/", false)).await.expect("response");
     assert!(
         resp.headers().get("content-length").is_none(),
@@ -283,14 +266,7 @@ async fn host_variants_share_one_upstream_connection() {
             &format!("upstream = \"{}\"", backend.url()),
         );
     let running = start(&toml, d).await;
-    let tls = connect(
-        running.tls_addrs[0],
-        "app.test",
-        client_config(&[&ca.der], &[b"http/1.1"]),
-    )
-    .await
-    .expect("tls");
-    let mut s = Sender::over(tls).await;
+    let mut s = open(running.tls_addrs[0], "app.test", &ca.der, &[b"http/1.1"]).await;
     let variants = [
         "app.test",
         "APP.test",
@@ -335,14 +311,7 @@ async fn an_https_http2_upstream_is_told_https() {
     let running = start(&toml, d).await;
     for h2 in [false, true] {
         let alpn: &[&[u8]] = if h2 { &[b"h2"] } else { &[b"http/1.1"] };
-        let tls = connect(
-            running.tls_addrs[0],
-            "app.test",
-            client_config(&[&ca.der], alpn),
-        )
-        .await
-        .expect("tls");
-        let mut s = Sender::over(tls).await;
+        let mut s = open(running.tls_addrs[0], "app.test", &ca.der, alpn).await;
         for _ in 0..3 {
             let resp = s
                 .send(get("app.test", "/p?q=1", h2))
@@ -377,14 +346,7 @@ async fn an_upstream_back_from_failure_is_found_during_its_cool_down() {
             &format!("upstream = \"http://127.0.0.1:{port}\""),
         );
     let running = start(&toml, d).await;
-    let tls = connect(
-        running.tls_addrs[0],
-        "app.test",
-        client_config(&[&ca.der], &[b"http/1.1"]),
-    )
-    .await
-    .expect("tls");
-    let mut s = Sender::over(tls).await;
+    let mut s = open(running.tls_addrs[0], "app.test", &ca.der, &[b"http/1.1"]).await;
     let resp = s.send(get("app.test", "/", false)).await.expect("response");
     assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
     // The only upstream is now cooling down for 10 s; it comes back at once.

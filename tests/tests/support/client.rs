@@ -73,6 +73,19 @@ pub(crate) async fn connect(
         .await
 }
 
+/// Connects with `sni`, trusting `root`, offering `alpn`, and speaks what ALPN chose.
+pub(crate) async fn open(
+    addr: SocketAddr,
+    sni: &str,
+    root: &CertificateDer<'static>,
+    alpn: &[&[u8]],
+) -> Sender {
+    let tls = connect(addr, sni, client_config(&[root], alpn))
+        .await
+        .expect("TLS handshake");
+    Sender::over(tls).await
+}
+
 /// The leaf certificate the server presented.
 pub(crate) fn peer_leaf(tls: &TlsStream<TcpStream>) -> CertificateDer<'static> {
     tls.get_ref().1.peer_certificates().expect("peer certs")[0].clone()
