@@ -50,6 +50,8 @@ for t in $targets; do
     fi
 done
 wait || true
+# cert_load's input files (libFuzzer exits without running destructors).
+rm -rf /dev/shm/certfront-fuzz-* "${TMPDIR:-/tmp}"/certfront-fuzz-*
 
 printf '%-10s %8s %14s %10s %8s  %s\n' target seconds executions exec/s corpus result
 for t in $targets; do

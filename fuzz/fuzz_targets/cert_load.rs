@@ -32,10 +32,13 @@ static FILES: LazyLock<Files> = LazyLock::new(|| {
     // In memory where there is a tmpfs: ext4 flushes a file rewritten in place on close
     // (auto_da_alloc), which made disk writes most of the time of each run.
     let shm = Path::new("/dev/shm");
+    // Named so that run.sh can remove it: libFuzzer exits without dropping statics.
+    let mut builder = tempfile::Builder::new();
+    builder.prefix("certfront-fuzz-");
     let dir = if shm.is_dir() {
-        tempfile::tempdir_in(shm)
+        builder.tempdir_in(shm)
     } else {
-        tempfile::tempdir()
+        builder.tempdir()
     }
     .expect("temp dir");
     let testdata = Path::new(env!("CARGO_MANIFEST_DIR")).join("../certs/testdata");

@@ -4,6 +4,7 @@
 //! be rendered for the administrator.
 #![no_main]
 
+use std::path::PathBuf;
 use std::sync::LazyLock;
 
 use certfront::parse_host;
@@ -12,15 +13,16 @@ use certfront_config::ConfigError;
 use libfuzzer_sys::fuzz_target;
 use rustls::pki_types::ServerName;
 
-/// Relative paths in the config resolve here; validation opens no file.
-static BASE_DIR: LazyLock<tempfile::TempDir> =
-    LazyLock::new(|| tempfile::tempdir().expect("temp dir"));
+/// Relative paths in the config resolve here. Validation opens no file, so the directory
+/// need not exist (and nothing is left behind: libFuzzer exits without dropping statics).
+static BASE_DIR: LazyLock<PathBuf> =
+    LazyLock::new(|| std::env::temp_dir().join("certfront-fuzz-config"));
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    match certfront_config::parse(text, BASE_DIR.path()) {
+    match certfront_config::parse(text, BASE_DIR.as_path()) {
         Ok(config) => {
             assert!(!config.hosts.is_empty(), "a valid config without a host");
             for host in &config.hosts {

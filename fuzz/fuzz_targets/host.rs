@@ -35,9 +35,10 @@ const SITES: [&[&str]; 3] = [
     &["app.example.org", "app.internal.example.org"],
 ];
 
-/// The table start builds for [`SITES`] (config, internal CA, certificates), kept with
-/// the directory holding the CA.
-static RUNTIME: LazyLock<(tempfile::TempDir, Runtime)> = LazyLock::new(|| {
+/// The table start builds for [`SITES`] (config, internal CA, certificates). The CA's
+/// directory is removed once the table is built: a static is never dropped, and the
+/// table reads no file afterwards.
+static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
     let state = tempfile::tempdir().expect("temp dir");
     let mut text = format!(
         "[server]\nlisten = [\"127.0.0.1:0\"]\nstate_dir = {:?}\n",
@@ -58,11 +59,11 @@ static RUNTIME: LazyLock<(tempfile::TempDir, Runtime)> = LazyLock::new(|| {
     for (site, names) in runtime.table.sites().iter().zip(SITES) {
         assert_eq!(site.fqdn, names[0], "sites out of order");
     }
-    (state, runtime)
+    runtime
 });
 
 fn table() -> &'static SiteTable {
-    &RUNTIME.1.table
+    &RUNTIME.table
 }
 
 /// The reference router: which of [`SITES`] serves `name` (no port).

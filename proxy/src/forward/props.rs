@@ -20,9 +20,10 @@ const SITES: [&[&str]; 3] = [
     &["app.example.org", "app.internal.example.org"],
 ];
 
-/// The site table start builds for [`SITES`] (config, internal CA, certificates), kept
-/// with the directory holding the CA.
-static TABLE: LazyLock<(tempfile::TempDir, Runtime)> = LazyLock::new(|| {
+/// The site table start builds for [`SITES`] (config, internal CA, certificates). The CA's
+/// directory is removed once the table is built: a static is never dropped, and the
+/// table reads no file afterwards.
+static TABLE: LazyLock<Runtime> = LazyLock::new(|| {
     let state = tempfile::tempdir().unwrap();
     let mut text = format!(
         "[server]\nlisten = [\"127.0.0.1:0\"]\nstate_dir = {:?}\n",
@@ -38,12 +39,11 @@ static TABLE: LazyLock<(tempfile::TempDir, Runtime)> = LazyLock::new(|| {
     let config = certfront_config::parse(&text, state.path()).unwrap();
     let prepared = crate::prepare(config).unwrap_or_else(|e| panic!("{e}"));
     let metrics = Arc::new(Metrics::new());
-    let runtime = Runtime::build(prepared, None, &metrics).unwrap().runtime;
-    (state, runtime)
+    Runtime::build(prepared, None, &metrics).unwrap().runtime
 });
 
 fn table() -> &'static SiteTable {
-    &TABLE.1.table
+    &TABLE.table
 }
 
 /// The reference router: which of [`SITES`] serves `name` (no port).
