@@ -170,19 +170,26 @@ impl ConnCtx {
 
     /// Resolves when no request has been in flight for `idle_timeout`.
     async fn idle(&self) {
-        let timeout = self.rt.config.limits.idle_timeout;
-        loop {
-            let wait = idle_wait(
-                self.activity.active.load(Ordering::Acquire),
-                self.activity.last_end_ms.load(Ordering::Relaxed),
-                self.app.now_ms(),
-                timeout,
-            );
-            match wait {
-                None => return,
-                Some(wait) => tokio::time::sleep(wait).await,
-            }
-        }
+        let activity = &self.activity;
+        until_idle(
+            &self.app,
+            self.rt.config.limits.idle_timeout,
+            || activity.active.load(Ordering::Acquire),
+            || activity.last_end_ms.load(Ordering::Relaxed),
+        )
+        .await;
+    }
+}
+
+/// Resolves once [`idle_wait`] says idle, sleeping only until it could be.
+pub(crate) async fn until_idle(
+    app: &App,
+    timeout: Duration,
+    active: impl Fn() -> usize,
+    last_end_ms: impl Fn() -> u64,
+) {
+    while let Some(wait) = idle_wait(active(), last_end_ms(), app.now_ms(), timeout) {
+        tokio::time::sleep(wait.max(Duration::from_millis(10))).await;
     }
 }
 

@@ -9,6 +9,7 @@
 //! connections; a host that changed or went away is *retired*: its connections finish
 //! what they are doing and close (see `conn`).
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -294,35 +295,35 @@ fn definition(config: &Config, host: &Host) -> [u8; 32] {
 
 /// The files behind a host's trust settings: `tls.trust` (upstream verification and the
 /// chain rule), its client CA and its upstream CA.
-fn trust_files<'a>(
-    config: &'a Config,
-    host: &'a Host,
-) -> impl Iterator<Item = &'a std::path::Path> + 'a {
+fn trust_files<'a>(config: &'a Config, host: &'a Host) -> impl Iterator<Item = &'a Path> + 'a {
     config
         .tls
         .trust
         .iter()
-        .map(|p| p.as_path())
-        .chain(host.client_auth.iter().map(|a| a.ca.as_path()))
-        .chain(host.upstream_ca.iter().map(|p| p.as_path()))
+        .map(PathBuf::as_path)
+        .chain(host_trust_files(host))
 }
 
-/// The config file and every trust file of every host, hashed.
+fn host_trust_files(host: &Host) -> impl Iterator<Item = &Path> {
+    host.client_auth
+        .iter()
+        .map(|a| a.ca.as_path())
+        .chain(host.upstream_ca.as_deref())
+}
+
+/// The files a change of which means a new snapshot: the config file itself and every
+/// trust file it names (certificate files reload per host and are not among them).
+pub(crate) fn config_files(config: &Config) -> impl Iterator<Item = &Path> {
+    std::iter::once(config.source.as_path())
+        .chain(config.tls.trust.iter().map(PathBuf::as_path))
+        .chain(config.hosts.iter().flat_map(host_trust_files))
+}
+
+/// [`config_files`], hashed.
 pub(crate) fn fingerprint(config: &Config) -> [u8; 32] {
     let mut h = Hasher::default();
-    h.file(&config.source);
-    for path in &config.tls.trust {
-        h.file(path);
-    }
-    for host in &config.hosts {
-        for file in host
-            .client_auth
-            .iter()
-            .map(|a| a.ca.as_path())
-            .chain(host.upstream_ca.iter().map(|p| p.as_path()))
-        {
-            h.file(file);
-        }
+    for file in config_files(config) {
+        h.file(file);
     }
     h.finish()
 }

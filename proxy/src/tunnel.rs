@@ -8,7 +8,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
@@ -67,20 +66,14 @@ async fn retired(ctx: &ConnCtx) {
 
 /// Resolves when no byte has crossed the tunnel for `tunnel_idle_timeout`.
 async fn idle(ctx: &ConnCtx, last_byte_ms: &AtomicU64) {
-    let app = &ctx.app;
     let timeout = ctx.rt.config.limits.tunnel_idle_timeout;
-    loop {
-        let wait = crate::conn::idle_wait(
-            0,
-            last_byte_ms.load(Ordering::Relaxed),
-            app.now_ms(),
-            timeout,
-        );
-        match wait {
-            None => return,
-            Some(wait) => tokio::time::sleep(wait.max(Duration::from_millis(10))).await,
-        }
-    }
+    crate::conn::until_idle(
+        &ctx.app,
+        timeout,
+        || 0,
+        || last_byte_ms.load(Ordering::Relaxed),
+    )
+    .await;
 }
 
 /// One side of a tunnel, noting when it last read a byte.

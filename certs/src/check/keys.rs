@@ -229,26 +229,39 @@ mod tests {
         assert!(report.violations.is_empty() && report.warnings.is_empty());
     }
 
-    #[test]
-    fn pfx_violations_name_the_pfx() {
-        let ca = Ca::root(Alg::P256);
-        let (cert, key) = ca.issue(&Leaf::new(&["tablet.example.org"], Alg::Rsa));
-        let dir = tempfile::tempdir().unwrap();
+    /// A `.pfx` of a `tablet.example.org` leaf of `alg` and its password file in `dir`,
+    /// with the given modes: (pfx path, password file, source).
+    fn pfx_source(
+        ca: &Ca,
+        alg: Alg,
+        dir: &Path,
+        pfx_mode: u32,
+        password_mode: u32,
+    ) -> (std::path::PathBuf, std::path::PathBuf, CertSource) {
+        let (cert, key) = ca.issue(&Leaf::new(&["tablet.example.org"], alg));
         let pfx = crate::testutil::write_pfx(
-            dir.path(),
+            dir,
             &[&cert],
             &key,
             "pw",
             p12_keystore::EncryptionAlgorithm::PbeWithHmacSha256AndAes256,
         );
-        let pw_file = dir.path().join("pw.txt");
+        set_mode(&pfx, pfx_mode);
+        let pw_file = dir.join("pw.txt");
         std::fs::write(&pw_file, "pw\n").unwrap();
-        set_mode(&pw_file, 0o600);
+        set_mode(&pw_file, password_mode);
         let source = CertSource::Pfx {
             path: pfx.clone(),
-            password: crate::source::PasswordSource::File(pw_file),
+            password: crate::source::PasswordSource::File(pw_file.clone()),
         };
-        set_mode(&pfx, 0o644);
+        (pfx, pw_file, source)
+    }
+
+    #[test]
+    fn pfx_violations_name_the_pfx() {
+        let ca = Ca::root(Alg::P256);
+        let dir = tempfile::tempdir().unwrap();
+        let (pfx, _, source) = pfx_source(&ca, Alg::Rsa, dir.path(), 0o644, 0o600);
         let refuse = Policy {
             key_file_mode: KeyFileMode::Refuse,
             ..Policy::default()
@@ -275,23 +288,8 @@ mod tests {
     #[test]
     fn pfx_password_file_mode_rule() {
         let ca = Ca::root(Alg::P256);
-        let (cert, key) = ca.issue(&Leaf::new(&["tablet.example.org"], Alg::P256));
         let dir = tempfile::tempdir().unwrap();
-        let pfx = crate::testutil::write_pfx(
-            dir.path(),
-            &[&cert],
-            &key,
-            "pw",
-            p12_keystore::EncryptionAlgorithm::PbeWithHmacSha256AndAes256,
-        );
-        set_mode(&pfx, 0o600);
-        let pw_file = dir.path().join("pw.txt");
-        std::fs::write(&pw_file, "pw\n").unwrap();
-        set_mode(&pw_file, 0o640);
-        let source = CertSource::Pfx {
-            path: pfx,
-            password: crate::source::PasswordSource::File(pw_file.clone()),
-        };
+        let (_, pw_file, source) = pfx_source(&ca, Alg::P256, dir.path(), 0o600, 0o640);
         let names = names(&["tablet.example.org"]);
         let anchors = trust(&[&ca.der]);
         let with = |key_file_mode| Policy {

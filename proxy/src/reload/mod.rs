@@ -118,22 +118,8 @@ pub(crate) fn watched_files(rt: &Runtime) -> Vec<(WatchKey, PathBuf)> {
     }
     let config = &rt.config;
     if config.server.watch_config && config.source.is_file() {
-        files.push((WatchKey::Config, config.source.clone()));
-        files.extend(
-            config
-                .tls
-                .trust
-                .iter()
-                .map(|p| (WatchKey::Config, p.clone())),
-        );
-        for host in &config.hosts {
-            if let Some(auth) = &host.client_auth {
-                files.push((WatchKey::Config, auth.ca.clone()));
-            }
-            if let Some(ca) = &host.upstream_ca {
-                files.push((WatchKey::Config, ca.clone()));
-            }
-        }
+        let config_files = crate::runtime::config_files(config);
+        files.extend(config_files.map(|p| (WatchKey::Config, p.to_path_buf())));
     }
     files
 }

@@ -18,19 +18,7 @@ pub(crate) fn client_config(
     roots: &[&CertificateDer<'static>],
     alpn: &[&[u8]],
 ) -> Arc<ClientConfig> {
-    let mut store = rustls::RootCertStore::empty();
-    for root in roots {
-        store.add((*root).clone()).expect("root");
-    }
-    let mut config = ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("versions")
-    .with_root_certificates(store)
-    .with_no_client_auth();
-    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-    Arc::new(config)
+    tls_client(roots, alpn, None)
 }
 
 /// Like [`client_config`], presenting `cert` (a client certificate and its key, PEM).
@@ -39,23 +27,37 @@ pub(crate) fn client_config_with_cert(
     alpn: &[&[u8]],
     cert: &crate::support::pki::Leaf,
 ) -> Arc<ClientConfig> {
+    tls_client(roots, alpn, Some(cert))
+}
+
+/// The one place test clients are configured: `roots` trusted, `alpn` offered, and a
+/// client certificate when `cert` is given.
+pub(crate) fn tls_client(
+    roots: &[&CertificateDer<'static>],
+    alpn: &[&[u8]],
+    cert: Option<&crate::support::pki::Leaf>,
+) -> Arc<ClientConfig> {
     use rustls_pki_types::PrivateKeyDer;
     use rustls_pki_types::pem::PemObject;
     let mut store = rustls::RootCertStore::empty();
     for root in roots {
         store.add((*root).clone()).expect("root");
     }
-    let mut config = ClientConfig::builder_with_provider(Arc::new(
+    let builder = ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::aws_lc_rs::default_provider(),
     ))
     .with_safe_default_protocol_versions()
     .expect("versions")
-    .with_root_certificates(store)
-    .with_client_auth_cert(
-        vec![cert.der.clone()],
-        PrivateKeyDer::from_pem_slice(cert.key_pem.as_bytes()).expect("key"),
-    )
-    .expect("client cert");
+    .with_root_certificates(store);
+    let mut config = match cert {
+        Some(leaf) => builder
+            .with_client_auth_cert(
+                vec![leaf.der.clone()],
+                PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).expect("key"),
+            )
+            .expect("client cert"),
+        None => builder.with_no_client_auth(),
+    };
     config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     Arc::new(config)
 }
