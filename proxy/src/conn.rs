@@ -23,6 +23,7 @@ use tracing::{debug, info};
 
 use crate::admission::{PerIp, Slot};
 use crate::forward;
+use crate::gated::Gated;
 use crate::metrics::Metrics;
 use crate::mtls::ClientCert;
 use crate::runtime::Runtime;
@@ -276,78 +277,102 @@ where
     }
 }
 
+/// Why a connection is asked to finish its requests and close.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Close {
+    Drain,
+    Idle,
+    MaxAge,
+    /// A newer configuration serves this host differently, or not at all.
+    Retired,
+}
+
+impl Close {
+    fn as_str(self) -> &'static str {
+        match self {
+            Close::Drain => "drain",
+            Close::Idle => "idle",
+            Close::MaxAge => "max_connection_age",
+            Close::Retired => "retired",
+        }
+    }
+}
+
 /// Drives a hyper connection to its end. A drain, the idle timeout or the maximum age ask
 /// it to finish in-flight requests and close (HTTP/2 GOAWAY); a revoked client
 /// certificate closes it at once.
+///
+/// The watchers are [`Gated`]: a wake-up by the sockets polls the connection only.
 async fn drive<C: Graceful>(conn: C, ctx: &ConnCtx) {
     tokio::pin!(conn);
-    let mut shutdown = ctx.app.shutdown.clone();
-    let idle = ctx.idle();
-    tokio::pin!(idle);
-    let revoked = ctx.revoked();
+    let revoked = Gated::new(ctx.revoked());
     tokio::pin!(revoked);
-    let retired = ctx.site.retirement();
-    tokio::pin!(retired);
-    let age = async {
-        match ctx.rt.config.limits.max_connection_age {
-            Some(age) => tokio::time::sleep(age).await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::pin!(age);
-    let mut closing = *shutdown.borrow_and_update();
-    if closing {
-        conn.as_mut().begin_drain();
-    }
-    loop {
-        let why = tokio::select! {
-            res = conn.as_mut() => {
-                if let Err(e) = res {
-                    debug!(peer = %ctx.peer, "connection ended: {e}");
-                }
-                return;
-            }
-            _ = &mut revoked => {
-                info!(
-                    peer = %ctx.peer,
-                    host = %ctx.site.fqdn,
-                    "closing connection: its client certificate is now on the deny list"
-                );
-                return;
-            }
-            _ = shutdown.changed(), if !closing => "drain",
-            _ = &mut idle, if !closing => "idle",
-            _ = &mut age, if !closing => "max_connection_age",
-            _ = &mut retired, if !closing => {
-                // A newer configuration serves this host differently, or not at all: finish
-                // what is in flight (HTTP/1.1 answers carry `Connection: close` from now
-                // on), then close, at the latest `drain_seconds` from now.
-                let deadline = tokio::time::sleep(crate::runtime::drain(&ctx.rt.config));
-                tokio::pin!(deadline);
-                // HTTP/2: GOAWAY tells the client which requests were taken, so none is
-                // lost. HTTP/1.1 has no such signal: closing an idle connection races a
-                // request the client may be sending, so the close rides on the next answer.
-                if ctx.h2 {
-                    conn.as_mut().begin_drain();
-                }
-                tokio::select! {
-                    res = conn.as_mut() => {
-                        if let Err(e) = res {
-                            debug!(peer = %ctx.peer, "connection ended: {e}");
-                        }
-                    }
-                    _ = &mut deadline => {
-                        debug!(peer = %ctx.peer, "closing connection: its host was reconfigured and drain_seconds passed");
-                    }
-                    _ = &mut revoked => {}
-                }
-                return;
+    let close = Gated::new(async {
+        let mut shutdown = ctx.app.shutdown.clone();
+        let drain = async {
+            // A drain that started before this connection was served counts at once.
+            let _ = shutdown.wait_for(|draining| *draining).await;
+        };
+        let age = async {
+            match ctx.rt.config.limits.max_connection_age {
+                Some(age) => tokio::time::sleep(age).await,
+                None => std::future::pending().await,
             }
         };
-        debug!(peer = %ctx.peer, "closing connection ({why})");
-        closing = true;
-        conn.as_mut().begin_drain();
+        tokio::select! {
+            biased;
+            _ = drain => Close::Drain,
+            _ = ctx.site.retirement() => Close::Retired,
+            _ = ctx.idle() => Close::Idle,
+            _ = age => Close::MaxAge,
+        }
+    });
+    tokio::pin!(close);
+    let why = tokio::select! {
+        biased;
+        why = &mut close => why,
+        _ = &mut revoked => return revoked_close(ctx),
+        res = conn.as_mut() => return ended(res, ctx),
+    };
+    if why == Close::Retired {
+        // Finish what is in flight (HTTP/1.1 answers carry `Connection: close` from now
+        // on), then close, at the latest `drain_seconds` from now. HTTP/2: GOAWAY tells
+        // the client which requests were taken, so none is lost. HTTP/1.1 has no such
+        // signal: closing an idle connection races a request the client may be sending,
+        // so the close rides on the next answer.
+        if ctx.h2 {
+            conn.as_mut().begin_drain();
+        }
+        let deadline = tokio::time::sleep(crate::runtime::drain(&ctx.rt.config));
+        tokio::select! {
+            res = conn.as_mut() => ended(res, ctx),
+            _ = deadline => {
+                debug!(peer = %ctx.peer, "closing connection: its host was reconfigured and drain_seconds passed");
+            }
+            _ = &mut revoked => revoked_close(ctx),
+        }
+        return;
     }
+    debug!(peer = %ctx.peer, "closing connection ({})", why.as_str());
+    conn.as_mut().begin_drain();
+    tokio::select! {
+        res = conn.as_mut() => ended(res, ctx),
+        _ = &mut revoked => revoked_close(ctx),
+    }
+}
+
+fn ended(res: hyper::Result<()>, ctx: &ConnCtx) {
+    if let Err(e) = res {
+        debug!(peer = %ctx.peer, "connection ended: {e}");
+    }
+}
+
+fn revoked_close(ctx: &ConnCtx) {
+    info!(
+        peer = %ctx.peer,
+        host = %ctx.site.fqdn,
+        "closing connection: its client certificate is now on the deny list"
+    );
 }
 
 /// Serves one TLS client connection to its end. `slot` is what admission gave it.

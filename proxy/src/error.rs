@@ -19,6 +19,8 @@ pub enum ProxyError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot start the worker threads: {0}")]
+    Workers(#[source] std::io::Error),
     #[error("TLS settings: {0}")]
     Tls(#[from] rustls::Error),
     #[error(transparent)]

@@ -17,6 +17,7 @@ mod conn;
 mod dependents;
 mod error;
 mod forward;
+mod gated;
 mod metrics;
 mod mtls;
 mod prepare;
@@ -29,6 +30,7 @@ mod tickets;
 mod tls;
 mod tracker;
 mod tunnel;
+mod workers;
 
 // The whole public surface, everything else is `pub(crate)` and `unreachable_pub` keeps
 // it that way. Start and run: the binaries (`main.rs`, the e2e tests' copy) and the e2e

@@ -259,7 +259,8 @@ fn http_builders(config: &Config) -> (http1::Builder, http2::Builder<TokioExecut
     let mut h1 = http1::Builder::new();
     h1.timer(TokioTimer::new())
         .header_read_timeout(limits.header_read_timeout)
-        .max_headers(100)
+        // At most 100 headers: hyper's own limit. Saying `.max_headers(100)` would cost a
+        // heap-sized header array per request instead of hyper's stack one.
         .max_header_size(limits.max_header_bytes)
         .max_buf_size(limits.max_header_bytes.max(8192) + 8192);
     let mut h2 = http2::Builder::new(TokioExecutor::new());

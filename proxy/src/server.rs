@@ -21,6 +21,7 @@ use crate::metrics::Metrics;
 use crate::prepare::Prepared;
 use crate::runtime::Runtime;
 use crate::tracker::Tracker;
+use crate::workers::Workers;
 use crate::{admin, redirect, reload};
 use certfront_certs::store::CertSlot;
 
@@ -32,6 +33,9 @@ pub struct Running {
     pub app: Arc<App>,
     shutdown: watch::Sender<bool>,
     accept_loops: Vec<JoinHandle<()>>,
+    /// The threads that serve the connections; they stop when this is dropped, after
+    /// the drain.
+    _workers: Arc<Workers>,
     reload: mpsc::UnboundedSender<reload::Request>,
     /// The ACME engine's tasks (stopped when dropped).
     _acme: Option<certfront_acme::Engine>,
@@ -129,6 +133,7 @@ pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running,
         )
     });
     let permits = Arc::new(Semaphore::new(config.limits.max_connections));
+    let workers = Arc::new(Workers::start().map_err(ProxyError::Workers)?);
 
     let tls_addrs: Vec<SocketAddr> = tls_listeners
         .iter()
@@ -154,6 +159,7 @@ pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running,
         accept_loops.push(tokio::spawn(accept_loop(
             listener,
             admit,
+            workers.clone(),
             move |tcp, peer, slot| conn::serve_tls(app.clone(), tcp, peer, slot),
         )));
     }
@@ -179,6 +185,7 @@ pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running,
         accept_loops.push(tokio::spawn(accept_loop(
             listener,
             admit,
+            workers.clone(),
             move |tcp, peer, slot: Slot| {
                 let app = app.clone();
                 async move {
@@ -212,6 +219,7 @@ pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running,
         app,
         shutdown: shutdown_tx,
         accept_loops,
+        _workers: workers,
         reload: reload_tx,
         _acme: acme_engine,
     })
@@ -282,11 +290,11 @@ impl Admit {
     }
 }
 
-/// Accepts until shutdown; each connection runs in its own task holding its slot.
-/// Accept errors (e.g. out of file descriptors) are logged and retried after a pause.
-async fn accept_loop<F, Fut>(listener: TcpListener, admit: Admit, serve: F)
+/// Accepts until shutdown; each connection runs in its own task on a worker, holding its
+/// slot. Accept errors (e.g. out of file descriptors) are logged and retried after a pause.
+async fn accept_loop<F, Fut>(listener: TcpListener, admit: Admit, workers: Arc<Workers>, serve: F)
 where
-    F: Fn(TcpStream, SocketAddr, Slot) -> Fut,
+    F: Fn(TcpStream, SocketAddr, Slot) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let mut shutdown = admit.app.shutdown.clone();
@@ -310,7 +318,8 @@ where
             _ = shutdown.changed() => return,
         };
         let Some(slot) = slot else { continue };
-        tokio::spawn(serve(tcp, peer, slot));
+        let serve = serve.clone();
+        workers.spawn(tcp, move |tcp| serve(tcp, peer, slot));
     }
 }
 

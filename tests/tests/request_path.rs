@@ -323,11 +323,19 @@ async fn an_https_http2_upstream_is_told_https() {
             assert_eq!(echo["uri"], "https://app.test/p?q=1", "h2 client: {h2}");
             assert!(echo["headers"].get("host").is_none(), "{echo}");
         }
+        if !h2 {
+            assert_eq!(
+                backend.conns.load(Ordering::SeqCst),
+                1,
+                "three requests, one shared h2 connection"
+            );
+        }
     }
-    assert_eq!(
-        backend.conns.load(Ordering::SeqCst),
-        1,
-        "one shared h2 connection"
+    // Each worker thread keeps its own h2 connection: the second client connection may
+    // land on the other worker (while the first one is still closing), never on a third.
+    assert!(
+        backend.conns.load(Ordering::SeqCst) <= 2,
+        "one shared h2 connection per worker"
     );
 }
 

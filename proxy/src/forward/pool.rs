@@ -10,6 +10,10 @@
 //! One pool per configured upstream, never per request Host: what the client writes in
 //! `Host` cannot open connections (hyper-util's legacy client keys its pool by the URI's
 //! authority, which is why certfront does not use it).
+//!
+//! Idle connections and the HTTP/2 sender are kept per worker thread (`crate::workers`):
+//! a connection is registered with the reactor of the worker that opened it and is only
+//! used there, so its I/O never wakes another thread. The connection cap is shared.
 
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
@@ -94,30 +98,49 @@ struct Idle {
     since: Instant,
 }
 
-/// The connections of one upstream.
-pub(crate) struct Pool {
+/// One worker's connections to the upstream. Its locks are only ever taken by that
+/// worker, so they are never contended.
+#[derive(Default)]
+struct Shard {
     idle: Mutex<VecDeque<Idle>>,
     h2: Mutex<Option<http2::SendRequest<ReqBody>>>,
+}
+
+/// The connections of one upstream.
+pub(crate) struct Pool {
+    shards: Box<[Shard]>,
     /// One permit per open connection (`limits.upstream_max_connections`).
     pub(crate) permits: Arc<Semaphore>,
+    /// Idle connections kept per worker.
     max_idle: usize,
     idle_timeout: Duration,
 }
 
 impl Pool {
-    pub(crate) fn new(max_connections: usize, max_idle: usize, idle_timeout: Duration) -> Self {
+    /// `max_idle` is for the whole pool: each of the `workers` keeps its share, rounded up.
+    pub(crate) fn new(
+        max_connections: usize,
+        max_idle: usize,
+        idle_timeout: Duration,
+        workers: usize,
+    ) -> Self {
+        let workers = workers.max(1);
         Pool {
-            idle: Mutex::new(VecDeque::new()),
-            h2: Mutex::new(None),
+            shards: (0..workers).map(|_| Shard::default()).collect(),
             permits: Arc::new(Semaphore::new(max_connections.min(Semaphore::MAX_PERMITS))),
-            max_idle,
+            max_idle: max_idle.div_ceil(workers),
             idle_timeout,
         }
     }
 
-    /// The shared HTTP/2 connection, while it is open.
+    /// The calling worker's shard.
+    fn shard(&self) -> &Shard {
+        &self.shards[crate::workers::current() % self.shards.len()]
+    }
+
+    /// This worker's HTTP/2 connection, while it is open.
     pub(crate) fn h2(&self) -> Option<http2::SendRequest<ReqBody>> {
-        let mut slot = self.h2.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = self.shard().h2.lock().unwrap_or_else(|p| p.into_inner());
         match &*slot {
             Some(tx) if !tx.is_closed() => Some(tx.clone()),
             Some(_) => {
@@ -129,13 +152,13 @@ impl Pool {
     }
 
     pub(crate) fn set_h2(&self, tx: http2::SendRequest<ReqBody>) {
-        *self.h2.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+        *self.shard().h2.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
     }
 
     /// The most recently used idle connection that is still open and young enough. The
     /// caller awaits [`H1::ready`] on it, which also finds one the upstream closed.
     pub(crate) fn checkout(&self) -> Option<H1> {
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = self.shard().idle.lock().unwrap_or_else(|p| p.into_inner());
         while let Some(conn) = idle.pop_back() {
             if conn.h1.is_open() && conn.since.elapsed() < self.idle_timeout {
                 return Some(conn.h1);
@@ -150,7 +173,7 @@ impl Pool {
             return;
         }
         let now = Instant::now();
-        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        let mut idle = self.shard().idle.lock().unwrap_or_else(|p| p.into_inner());
         while idle
             .front()
             .is_some_and(|c| now.duration_since(c.since) >= self.idle_timeout || !c.h1.is_open())

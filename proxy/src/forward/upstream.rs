@@ -173,6 +173,7 @@ impl Upstreams {
                     limits.max_connections,
                     limits.max_idle,
                     IDLE_TIMEOUT,
+                    crate::workers::count(),
                 )),
             })
             .collect();
