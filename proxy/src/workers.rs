@@ -186,7 +186,7 @@ mod tests {
         rt.block_on(async {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             let addr = listener.local_addr().unwrap();
-            let client = tokio::spawn(tokio::net::TcpStream::connect(addr));
+            let client = tokio::spawn(TcpStream::connect(addr));
             let (tcp, _) = listener.accept().await.unwrap();
             let (tx, rx) = oneshot::channel();
             workers.spawn(tcp, move |tcp| async move {
