@@ -3,13 +3,13 @@
 //! config and the certificates, so no client can add series.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use certfront_certs::DependedCa;
 use certfront_certs::inspect::CertInfo;
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
     TextEncoder,
 };
 
@@ -286,4 +286,57 @@ impl Default for Metrics {
 /// The labels of a CA's series: role, subject, thumbprint.
 fn ca_labels(c: &DependedCa) -> [&str; 3] {
     [c.role.as_str(), c.subject.as_str(), c.thumbprint.as_str()]
+}
+
+/// The status codes whose `certfront_http_requests_total` series a site keeps resolved.
+const COMMON_STATUS: [u16; 16] = [
+    200, 201, 204, 206, 301, 302, 304, 400, 401, 403, 404, 421, 500, 502, 503, 504,
+];
+
+/// One host's `certfront_http_requests_total` series: the common codes resolved on first
+/// use (no label hashing or lock per request), the rest looked up each time.
+pub(crate) struct RequestCounts {
+    vec: IntCounterVec,
+    host: String,
+    common: [OnceLock<IntCounter>; COMMON_STATUS.len()],
+}
+
+impl RequestCounts {
+    pub(crate) fn new(vec: &IntCounterVec, host: &str) -> Self {
+        RequestCounts {
+            vec: vec.clone(),
+            host: host.to_owned(),
+            common: Default::default(),
+        }
+    }
+
+    pub(crate) fn inc(&self, status: http::StatusCode) {
+        match COMMON_STATUS.binary_search(&status.as_u16()) {
+            Ok(i) => self.common[i]
+                .get_or_init(|| self.vec.with_label_values(&[&self.host, status.as_str()]))
+                .inc(),
+            Err(_) => self
+                .vec
+                .with_label_values(&[&self.host, status.as_str()])
+                .inc(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod request_counts {
+    use super::*;
+
+    #[test]
+    fn every_status_lands_in_its_own_series() {
+        let m = Metrics::new();
+        let counts = RequestCounts::new(&m.http_requests, "app.test");
+        assert!(COMMON_STATUS.is_sorted(), "binary search needs them sorted");
+        for code in [200, 200, 404, 418, 418, 418, 504] {
+            counts.inc(http::StatusCode::from_u16(code).unwrap());
+        }
+        let get = |code: &str| m.http_requests.with_label_values(&["app.test", code]).get();
+        assert_eq!((get("200"), get("404"), get("418"), get("504")), (2, 1, 3, 1));
+        assert_eq!(get("500"), 0);
+    }
 }

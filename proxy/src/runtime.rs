@@ -230,6 +230,7 @@ fn build_site(
         duration: metrics
             .http_request_duration
             .with_label_values(&[host.fqdn.as_str()]),
+        requests: crate::metrics::RequestCounts::new(&metrics.http_requests, &host.fqdn),
         host: host.clone(),
         definition,
         retired: watch::channel(false).0,

@@ -35,6 +35,8 @@ pub struct Site {
     pub(crate) client_auth: Option<Arc<crate::mtls::ClientAuthState>>,
     /// This host's request-duration histogram, resolved once instead of per request.
     pub(crate) duration: prometheus::Histogram,
+    /// This host's request counters by status code.
+    pub(crate) requests: crate::metrics::RequestCounts,
     /// The `[[host]]` it was built from.
     pub(crate) host: certfront_config::Host,
     /// Hash of everything the site was built from (see `runtime`): equal means reusable.

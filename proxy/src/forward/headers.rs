@@ -35,8 +35,17 @@ pub(crate) fn connection_has(headers: &HeaderMap, token: &str) -> bool {
         .any(|t| t.trim().eq_ignore_ascii_case(token))
 }
 
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(&name)
+}
+
 /// Removes the hop-by-hop headers and every header that `Connection` names.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // One look at the few names present instead of a hash lookup per hop-by-hop name:
+    // most messages carry none.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
     if headers.contains_key(header::CONNECTION) {
         // Collected first because the names are removed from the map they live in; only
         // requests that carry `Connection` pay for it.
@@ -121,8 +130,15 @@ pub fn is_identity_header(name: &str) -> bool {
 /// Removes hop-by-hop headers and every identity header a client sent. Allocates only
 /// when there is something to remove.
 pub fn sanitize_request(headers: &mut HeaderMap) {
-    strip_hop_by_hop(headers);
-    if !headers.keys().any(|k| is_identity_header(k.as_str())) {
+    let (mut hop, mut identity) = (false, false);
+    for name in headers.keys() {
+        hop |= is_hop_by_hop(name);
+        identity |= is_identity_header(name.as_str());
+    }
+    if hop {
+        strip_hop_by_hop(headers);
+    }
+    if !identity {
         return;
     }
     let forged: Vec<HeaderName> = headers

@@ -259,7 +259,9 @@ impl Upstreams {
             let pooled = pooled_attempts < POOLED_ATTEMPTS;
             let sender = match self.pooled(target, upgrade, pooled) {
                 Some(sender) => sender,
-                None => match self.connect(target, upgrade).await {
+                // Boxed: a new connection is rare, and its future (TCP, TLS, HTTP
+                // handshakes) would otherwise make every request's future larger.
+                None => match Box::pin(self.connect(target, upgrade)).await {
                     Ok(sender) => {
                         target.down_until.store(0, Ordering::Relaxed);
                         pooled_attempts = POOLED_ATTEMPTS;
