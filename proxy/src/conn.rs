@@ -460,7 +460,10 @@ pub(crate) async fn serve_tls(app: Arc<App>, tcp: TcpStream, peer: SocketAddr, s
             let in_flight = InFlight::new(ctx.clone());
             let ctx = ctx.clone();
             async move {
-                let mut resp = forward::handle(req, ctx.clone()).await;
+                // Boxed: hyper moves this future into the connection (HTTP/1.1) or into a
+                // task per stream (HTTP/2); a pointer moves cheaper than the ~1.5 KiB
+                // handler (memcpy was 17% of the instructions per HTTP/2 request).
+                let mut resp = Box::pin(forward::handle(req, ctx.clone())).await;
                 if !ctx.h2 && ctx.site.is_retired() {
                     // Reconfigured host: this is the connection's last answer.
                     resp.headers_mut()

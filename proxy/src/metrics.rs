@@ -9,8 +9,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use certfront_certs::DependedCa;
 use certfront_certs::inspect::CertInfo;
 use prometheus::{
-    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 /// Every metric certfront exports.
@@ -336,7 +336,10 @@ mod request_counts {
             counts.inc(http::StatusCode::from_u16(code).unwrap());
         }
         let get = |code: &str| m.http_requests.with_label_values(&["app.test", code]).get();
-        assert_eq!((get("200"), get("404"), get("418"), get("504")), (2, 1, 3, 1));
+        assert_eq!(
+            (get("200"), get("404"), get("418"), get("504")),
+            (2, 1, 3, 1)
+        );
         assert_eq!(get("500"), 0);
     }
 }
