@@ -75,6 +75,55 @@ async fn slow_headers_are_cut_off() {
     );
 }
 
+/// An HTTP/1.1 connection holds no HTTP state until its client sends something (idle
+/// memory); the header deadline still runs from the handshake.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connection_is_closed_at_the_header_deadline() {
+    let (_dir, ca, running) = setup("header_read_timeout_seconds = 1").await;
+    let cfg = client_config(&[&ca.der], &[b"http/1.1"]);
+    let mut tls = connect(running.tls_addrs[0], "app.test", cfg)
+        .await
+        .expect("tls");
+    let reply = read_to_close(&mut tls, Duration::from_secs(10)).await;
+    assert_eq!(
+        reply.as_deref(),
+        Some(&b""[..]),
+        "a connection that never sent a byte was not closed (or was answered)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_after_a_silent_pause_is_served() {
+    let (_dir, ca, running) = setup("header_read_timeout_seconds = 5").await;
+    let cfg = client_config(&[&ca.der], &[b"http/1.1"]);
+    let mut tls = connect(running.tls_addrs[0], "app.test", cfg)
+        .await
+        .expect("tls");
+    for round in 0..2 {
+        // Silent first (the connection waits without HTTP state), then a request; the
+        // second round is a keep-alive pause between requests.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        tls.write_all(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
+            .await
+            .expect("write");
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        let done = tokio::time::timeout(Duration::from_secs(10), async {
+            while !got.ends_with(b"ok") {
+                match tls.read(&mut buf).await {
+                    Ok(0) | Err(_) => return false,
+                    Ok(n) => got.extend_from_slice(&buf[..n]),
+                }
+            }
+            true
+        })
+        .await;
+        let reply = String::from_utf8_lossy(&got);
+        assert_eq!(done, Ok(true), "round {round}: no answer: {reply}");
+        assert!(reply.starts_with("HTTP/1.1 200"), "round {round}: {reply}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_max_wait_for_a_free_slot() {
     let (_dir, ca, running) = setup("max_connections = 2").await;

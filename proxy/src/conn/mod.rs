@@ -2,11 +2,11 @@
 //! client leaves, is idle too long, reaches its maximum age, loses its client certificate
 //! to the deny list, or a drain asks it to finish its requests and close.
 
-use std::convert::Infallible;
-use std::future::Future;
+mod drive;
+
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -14,16 +14,13 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use http::HeaderValue;
 use http_body::{Body, Frame, SizeHint};
-use hyper::server::conn::{http1, http2};
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::watch;
-use tracing::{debug, info};
+use tokio_rustls::server::TlsStream;
+use tracing::debug;
 
 use crate::admission::{PerIp, Slot};
-use crate::forward;
-use crate::gated::Gated;
 use crate::metrics::Metrics;
 use crate::mtls::ClientCert;
 use crate::runtime::Runtime;
@@ -103,6 +100,9 @@ fn version_label(v: Option<rustls::ProtocolVersion>) -> &'static str {
 #[derive(Debug, Default)]
 pub(crate) struct Activity {
     active: AtomicUsize,
+    /// Whether a request has ever started: until then the first request's header deadline,
+    /// counted from the handshake, applies.
+    started: AtomicBool,
     last_end_ms: AtomicU64,
 }
 
@@ -142,6 +142,9 @@ pub(crate) struct ConnCtx {
     /// The verified client certificate (mutual TLS hosts only).
     pub client_cert: Option<ClientCert>,
     pub activity: Activity,
+    /// When the handshake finished: what `max_connection_age` and the first request's
+    /// header deadline count from.
+    pub established: tokio::time::Instant,
     /// Released when the connection and its tunnel (if any) are gone.
     _slot: Slot,
 }
@@ -200,6 +203,7 @@ pub(crate) struct InFlight(Arc<ConnCtx>);
 impl InFlight {
     fn new(ctx: Arc<ConnCtx>) -> Self {
         ctx.activity.active.fetch_add(1, Ordering::AcqRel);
+        ctx.activity.started.store(true, Ordering::Release);
         InFlight(ctx)
     }
 }
@@ -243,150 +247,52 @@ impl<B: Body> Body for Counted<B> {
     }
 }
 
-/// A hyper server connection that can be asked to finish its requests and close.
-trait Graceful: Future<Output = hyper::Result<()>> {
-    fn begin_drain(self: Pin<&mut Self>);
-}
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-impl<I, S, B, E> Graceful for http2::Connection<I, S, E>
-where
-    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
-    S::Error: Into<BoxError>,
-    I: hyper::rt::Read + hyper::rt::Write + Unpin,
-    B: Body + 'static,
-    B::Error: Into<BoxError>,
-    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
-{
-    fn begin_drain(self: Pin<&mut Self>) {
-        self.graceful_shutdown();
-    }
-}
-
-impl<I, S, B> Graceful for http1::UpgradeableConnection<I, S>
-where
-    S: hyper::service::HttpService<hyper::body::Incoming, ResBody = B>,
-    S::Error: Into<BoxError>,
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    B: Body + 'static,
-    B::Error: Into<BoxError>,
-{
-    fn begin_drain(self: Pin<&mut Self>) {
-        self.graceful_shutdown();
-    }
-}
-
-/// Why a connection is asked to finish its requests and close.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Close {
-    Drain,
-    Idle,
-    MaxAge,
-    /// A newer configuration serves this host differently, or not at all.
-    Retired,
-}
-
-impl Close {
-    fn as_str(self) -> &'static str {
-        match self {
-            Close::Drain => "drain",
-            Close::Idle => "idle",
-            Close::MaxAge => "max_connection_age",
-            Close::Retired => "retired",
-        }
-    }
-}
-
-/// Drives a hyper connection to its end. A drain, the idle timeout or the maximum age ask
-/// it to finish in-flight requests and close (HTTP/2 GOAWAY); a revoked client
-/// certificate closes it at once.
-///
-/// The watchers are [`Gated`]: a wake-up by the sockets polls the connection only.
-async fn drive<C: Graceful>(conn: C, ctx: &ConnCtx) {
-    tokio::pin!(conn);
-    let revoked = Gated::new(ctx.revoked());
-    tokio::pin!(revoked);
-    let close = Gated::new(async {
-        let mut shutdown = ctx.app.shutdown.clone();
-        let drain = async {
-            // A drain that started before this connection was served counts at once.
-            let _ = shutdown.wait_for(|draining| *draining).await;
-        };
-        let age = async {
-            match ctx.rt.config.limits.max_connection_age {
-                Some(age) => tokio::time::sleep(age).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            biased;
-            _ = drain => Close::Drain,
-            _ = ctx.site.retirement() => Close::Retired,
-            _ = ctx.idle() => Close::Idle,
-            _ = age => Close::MaxAge,
-        }
-    });
-    tokio::pin!(close);
-    let why = tokio::select! {
-        biased;
-        why = &mut close => why,
-        _ = &mut revoked => return revoked_close(ctx),
-        res = conn.as_mut() => return ended(res, ctx),
-    };
-    if why == Close::Retired {
-        // Finish what is in flight (HTTP/1.1 answers carry `Connection: close` from now
-        // on), then close, at the latest `drain_seconds` from now. HTTP/2: GOAWAY tells
-        // the client which requests were taken, so none is lost. HTTP/1.1 has no such
-        // signal: closing an idle connection races a request the client may be sending,
-        // so the close rides on the next answer.
-        if ctx.h2 {
-            conn.as_mut().begin_drain();
-        }
-        let deadline = tokio::time::sleep(crate::runtime::drain(&ctx.rt.config));
-        tokio::select! {
-            res = conn.as_mut() => ended(res, ctx),
-            _ = deadline => {
-                debug!(peer = %ctx.peer, "closing connection: its host was reconfigured and drain_seconds passed");
-            }
-            _ = &mut revoked => revoked_close(ctx),
-        }
-        return;
-    }
-    debug!(peer = %ctx.peer, "closing connection ({})", why.as_str());
-    conn.as_mut().begin_drain();
-    tokio::select! {
-        res = conn.as_mut() => ended(res, ctx),
-        _ = &mut revoked => revoked_close(ctx),
-    }
-}
-
-fn ended(res: hyper::Result<()>, ctx: &ConnCtx) {
-    if let Err(e) = res {
-        debug!(peer = %ctx.peer, "connection ended: {e}");
-    }
-}
-
-fn revoked_close(ctx: &ConnCtx) {
-    info!(
-        peer = %ctx.peer,
-        host = %ctx.site.fqdn,
-        "closing connection: its client certificate is now on the deny list"
-    );
-}
-
 /// Serves one TLS client connection to its end. `slot` is what admission gave it.
+///
+/// Memory is what bounds how many idle connections a proxy can hold, so the task that
+/// lives as long as the connection stays small: the handshake's state lives in its own
+/// allocation, freed once the handshake ends, and the HTTP state (hyper's buffers and
+/// dispatcher, several KiB) is made only once the client has sent its first bytes. An
+/// HTTP/1.1 client that opens a connection and sends nothing costs its TLS session and
+/// little more.
 pub(crate) async fn serve_tls(app: Arc<App>, tcp: TcpStream, peer: SocketAddr, slot: Slot) {
     let _ = tcp.set_nodelay(true);
+    let Some((mut stream, ctx)) = Box::pin(establish(app, tcp, peer, slot)).await else {
+        return;
+    };
+    // HTTP/2 clients send their preface at once, so only HTTP/1.1 connections wait here.
+    if !ctx.h2 {
+        match drive::first_bytes(&stream, &ctx).await {
+            drive::FirstBytes::Arrived => {}
+            drive::FirstBytes::Close(why) => {
+                debug!(%peer, "closing connection before its first request ({why})");
+                // close_notify, as hyper sends when it closes an idle connection; bounded,
+                // as a client that reads nothing must not hold the task.
+                let _ = tokio::time::timeout(Duration::from_secs(1), stream.shutdown()).await;
+                return;
+            }
+        }
+    }
+    Box::pin(drive::serve_http(stream, ctx)).await;
+}
+
+/// The handshake and what follows from it: the host, the client certificate checks, the
+/// connection's context. `None` when the connection ends here (counted and logged).
+async fn establish(
+    app: Arc<App>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    slot: Slot,
+) -> Option<(TlsStream<TcpStream>, Arc<ConnCtx>)> {
     let rt = app.runtime();
-    let accepted = match tls::accept(
+    let accepted = tls::accept(
         tcp,
         &rt.table,
         &app.acme.challenges,
         rt.config.limits.handshake_timeout,
     )
-    .await
-    {
+    .await;
+    let accepted = match accepted {
         Ok(accepted) => accepted,
         Err((site, e)) => {
             let host = site.as_ref().map(|s| s.fqdn.as_str()).unwrap_or("unknown");
@@ -401,7 +307,7 @@ pub(crate) async fn serve_tls(app: Arc<App>, tcp: TcpStream, peer: SocketAddr, s
                 .tls_handshakes
                 .with_label_values(&[host, "none", e.reason()])
                 .inc();
-            return;
+            return None;
         }
     };
     app.metrics
@@ -431,7 +337,7 @@ pub(crate) async fn serve_tls(app: Arc<App>, tcp: TcpStream, peer: SocketAddr, s
             .client_cert_rejections
             .with_label_values(&[accepted.site.fqdn.as_str(), "denied"])
             .inc();
-        return;
+        return None;
     }
     let trusted_peer = rt
         .config
@@ -445,43 +351,18 @@ pub(crate) async fn serve_tls(app: Arc<App>, tcp: TcpStream, peer: SocketAddr, s
         trusted_peer,
         activity: Activity {
             active: AtomicUsize::new(0),
+            started: AtomicBool::new(false),
             last_end_ms: AtomicU64::new(app.now_ms()),
         },
-        app: app.clone(),
-        rt: rt.clone(),
+        established: tokio::time::Instant::now(),
+        app,
+        rt,
         h2: accepted.h2,
         site: accepted.site,
         peer,
         _slot: slot,
     });
-    let service = {
-        let ctx = ctx.clone();
-        service_fn(move |req| {
-            let in_flight = InFlight::new(ctx.clone());
-            let ctx = ctx.clone();
-            async move {
-                // Boxed: hyper moves this future into the connection (HTTP/1.1) or into a
-                // task per stream (HTTP/2); a pointer moves cheaper than the ~1.5 KiB
-                // handler (memcpy was 17% of the instructions per HTTP/2 request).
-                let mut resp = Box::pin(forward::handle(req, ctx.clone())).await;
-                if !ctx.h2 && ctx.site.is_retired() {
-                    // Reconfigured host: this is the connection's last answer.
-                    resp.headers_mut()
-                        .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-                }
-                Ok::<_, Infallible>(resp.map(|body| Counted {
-                    body,
-                    _in_flight: in_flight,
-                }))
-            }
-        })
-    };
-    let io = TokioIo::new(accepted.stream);
-    if accepted.h2 {
-        drive(rt.http2.serve_connection(io, service), &ctx).await;
-    } else {
-        drive(rt.http1.serve_connection(io, service).with_upgrades(), &ctx).await;
-    }
+    Some((accepted.stream, ctx))
 }
 
 #[cfg(test)]
