@@ -42,7 +42,11 @@ pub(crate) fn run(path: &Path) -> ExitCode {
     for w in &prepared.warnings {
         warn!("{w}");
     }
+    // The control plane: listeners and admission, admin, reloads, ACME, signals. The
+    // connections are served by the workers (one thread per core, see `workers`).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("certfront-ctl")
         .enable_all()
         .build()
     {
