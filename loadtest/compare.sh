@@ -212,7 +212,7 @@ backend be
 EOF
     haproxy -db -f "$WORK/haproxy.cfg" 2> "$WORK/haproxy.log" &
     PID[haproxy]=$!; PIDS+=($!); PORT[haproxy]=$HAPROXY_PORT
-    VERSION[haproxy]=$(haproxy -v | head -1 | awk '{print "HAProxy " $3}')
+    VERSION[haproxy]=$(haproxy -v | awk 'NR == 1 { print "HAProxy " $3 }')   # awk reads it all: no SIGPIPE under pipefail
     PROXIES+=(haproxy)
 else
     say "haproxy: skipped: not installed"
@@ -334,7 +334,7 @@ row() { printf '| %s | %s | %s | %s | %s |\n' "$1" "$(cell nginx "$2")" "$(cell 
 
 echo
 echo "certfront compare: $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), ${DURATION} s per run"
-echo "versions: ${VERSION[certfront]}$([[ -n "${VERSION[nginx]:-}" ]] && echo ", nginx ${VERSION[nginx]}")$([[ -n "${VERSION[haproxy]:-}" ]] && echo ", ${VERSION[haproxy]}")"
+echo "versions: ${VERSION[certfront]}$([[ -n "${VERSION[nginx]:-}" ]] && echo ", ${VERSION[nginx]}")$([[ -n "${VERSION[haproxy]:-}" ]] && echo ", ${VERSION[haproxy]}")"
 echo
 echo "| work | nginx | haproxy | certfront | certfront / best peer |"
 echo "|---|---|---|---|---|"
@@ -369,7 +369,7 @@ fi
 # --- chart and results ---------------------------------------------------------
 if [[ -n "$CHART" ]]; then
     "$LT" chart --input "$WORK/results.json" --out "$CHART" \
-        --subtitle "$(date -u +%Y-%m-%d), $(nproc) cores, ${DURATION} s per run; ${VERSION[certfront]}$([[ -n "${VERSION[nginx]:-}" ]] && echo ", nginx ${VERSION[nginx]}")$([[ -n "${VERSION[haproxy]:-}" ]] && echo ", ${VERSION[haproxy]}")" > /dev/null \
+        --subtitle "$(date -u +%Y-%m-%d), $(nproc) cores, ${DURATION} s per run; ${VERSION[certfront]}$([[ -n "${VERSION[nginx]:-}" ]] && echo ", ${VERSION[nginx]}")$([[ -n "${VERSION[haproxy]:-}" ]] && echo ", ${VERSION[haproxy]}")" > /dev/null \
         && say "chart written to $CHART"
 fi
 if [[ -n "${RESULTS:-}" ]]; then cp "$WORK/results.json" "$RESULTS" && say "results (JSON lines) copied to $RESULTS"; fi

@@ -107,7 +107,9 @@ fn esc(s: &str) -> String {
 }
 
 fn fmt_value(v: f64) -> String {
-    if v >= 100.0 {
+    if v == 0.0 {
+        "0".into()
+    } else if v >= 100.0 {
         format!("{v:.0}")
     } else {
         format!("{v:.1}")
@@ -116,7 +118,7 @@ fn fmt_value(v: f64) -> String {
 
 const WIDTH: f64 = 760.0;
 const PANEL_H: f64 = 230.0;
-const TOP: f64 = 64.0;
+const TOP: f64 = 84.0;
 const LEFT: f64 = 70.0;
 const PLOT_H: f64 = 150.0;
 
@@ -159,10 +161,10 @@ pub(crate) fn svg(points: &[Point], subtitle: &str) -> String {
     );
     // Legend.
     for (i, (_, label, color)) in RUNS.iter().enumerate() {
-        let x = WIDTH - 200.0 + 100.0 * i as f64;
+        let x = LEFT + 100.0 * i as f64;
         let _ = writeln!(
             s,
-            r#"<rect x="{x}" y="30" width="12" height="12" fill="{color}"/><text x="{}" y="41">{label}</text>"#,
+            r#"<rect x="{x}" y="52" width="12" height="12" fill="{color}"/><text x="{}" y="63">{label}</text>"#,
             x + 16.0
         );
     }

@@ -32,7 +32,7 @@ pub enum KeyKind {
 }
 
 impl Authority {
-    /// A new throw-away root (ECDSA P-256), valid for 30 days.
+    /// A new throw-away root (ECDSA P-256), valid for a year.
     pub(crate) fn generate(cn: &str) -> Result<Authority> {
         let key = KeyPair::generate().context("generate the root's key")?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
@@ -41,7 +41,7 @@ impl Authority {
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         let now = time::OffsetDateTime::now_utc();
         params.not_before = now - time::Duration::hours(1);
-        params.not_after = now + time::Duration::days(30);
+        params.not_after = now + time::Duration::days(365);
         let cert = params.self_signed(&key).context("self-sign the root")?;
         Ok(Authority {
             pem: cert.pem(),
@@ -67,8 +67,9 @@ impl Authority {
     }
 
     /// A server leaf for `names` that meets certfront's default policy: SANs, digitalSignature
-    /// (plus keyEncipherment for RSA), serverAuth, valid from an hour ago for 30 days, and a
-    /// serial of its own (rcgen derives it from the new key).
+    /// (plus keyEncipherment for RSA), serverAuth, valid from an hour ago for 90 days (past
+    /// certfront's 30-day expiry warning, which would log a line per host), and a serial of
+    /// its own (rcgen derives it from the new key).
     pub(crate) fn leaf(&self, names: &[String], kind: KeyKind) -> Result<Leaf> {
         let key = match kind {
             KeyKind::EcdsaP256 => KeyPair::generate(),
@@ -93,7 +94,7 @@ impl Authority {
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let now = time::OffsetDateTime::now_utc();
         params.not_before = now - time::Duration::hours(1);
-        params.not_after = now + time::Duration::days(30);
+        params.not_after = now + time::Duration::days(90);
         let cert = params
             .signed_by(&key, &self.issuer)
             .context("sign the leaf")?;

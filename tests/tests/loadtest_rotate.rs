@@ -49,13 +49,11 @@ async fn nine_rotations_in_three_ways_under_load_lose_no_request() {
         "120",
     ])
     .expect("arguments");
-    let summary = tokio::time::timeout(
-        Duration::from_secs(150),
-        certfront_loadtest::torture(&args),
-    )
-    .await
-    .expect("the torture ends within its own bounds")
-    .expect("the torture runs");
+    let summary =
+        tokio::time::timeout(Duration::from_secs(150), certfront_loadtest::torture(&args))
+            .await
+            .expect("the torture ends within its own bounds")
+            .expect("the torture runs");
     assert!(summary.passed(), "{summary:#?}");
     assert_eq!(summary.by_mode, [3, 3, 3], "{summary:#?}");
     assert!(summary.requests_ok > 9, "the load ran: {summary:#?}");

@@ -98,6 +98,12 @@ pub(crate) async fn run(args: HostsArgs, json: bool) -> Result<()> {
         (None, Some(b)) => (Kind::Nginx, b.clone()),
         (None, None) => bail!("give --certfront PATH or --nginx PATH"),
     };
+    // The proxy runs in the work directory: a relative path must not change meaning.
+    let bin = if bin.components().count() > 1 {
+        std::fs::canonicalize(&bin).with_context(|| format!("{}: no such binary", bin.display()))?
+    } else {
+        bin
+    };
     let (dir, remove) = match &args.dir {
         Some(d) => (d.clone(), false),
         None => (
