@@ -12,6 +12,7 @@ mod files;
 mod load;
 
 use std::ffi::OsString;
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -67,6 +68,10 @@ pub struct RotateArgs {
     /// A rotation not served within this many seconds counts as never served.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub serve_timeout: u64,
+    /// Also write one CSV line per rotation here (rotation, mode, serial, write time,
+    /// delay until served): the served certificate over time.
+    #[arg(long)]
+    pub timeline: Option<PathBuf>,
     /// The run stops after this many seconds, done or not (an unfinished run fails).
     #[arg(long, default_value_t = 1_800, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub max_seconds: u64,
@@ -168,6 +173,13 @@ pub(crate) async fn run(args: RotateArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
+/// The serial number of a certificate, hex bytes separated by colons.
+fn serial(der: &[u8]) -> String {
+    x509_parser::parse_x509_certificate(der)
+        .map(|(_, x)| x.raw_serial_as_string())
+        .unwrap_or_default()
+}
+
 /// Runs the torture and returns what happened (an `Err` only when it cannot start or a
 /// file cannot be written).
 pub async fn torture(args: &RotateArgs) -> Result<Summary> {
@@ -206,6 +218,15 @@ pub async fn torture(args: &RotateArgs) -> Result<Summary> {
         &tally,
     );
 
+    let mut timeline = match &args.timeline {
+        Some(p) => {
+            let mut f = std::fs::File::create(p)
+                .with_context(|| format!("--timeline {}: cannot create", p.display()))?;
+            writeln!(f, "rotation,mode,serial,written_unix_ms,served_after_ms")?;
+            Some(f)
+        }
+        None => None,
+    };
     let mut delays = Histogram::default();
     let mut by_mode = [0u32; 3];
     let (mut rotations, mut never_served) = (0u32, 0u32);
@@ -219,18 +240,34 @@ pub async fn torture(args: &RotateArgs) -> Result<Summary> {
             .write(mode, &leaf)
             .with_context(|| format!("rotation {} ({})", i + 1, mode.name()))?;
         let written = Instant::now();
+        let written_unix_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
         let limit = written + serve_timeout;
-        let mut served = false;
+        let mut served_after = None;
         // Bounded by the serve timeout: one new handshake per poll interval.
         while Instant::now() < limit {
             if load::served_leaf(&h1, &tally).await.as_deref() == Some(leaf.der.as_slice()) {
-                delays.record(written.elapsed().as_micros() as u64);
-                served = true;
+                let delay = written.elapsed();
+                delays.record(delay.as_micros() as u64);
+                served_after = Some(delay);
                 break;
             }
             tokio::time::sleep(POLL).await;
         }
-        if served {
+        if let Some(f) = &mut timeline {
+            let delay = served_after
+                .map(|d| format!("{:.1}", d.as_secs_f64() * 1000.0))
+                .unwrap_or_default();
+            writeln!(
+                f,
+                "{},{},{},{written_unix_ms},{delay}",
+                i + 1,
+                mode.name(),
+                serial(&leaf.der)
+            )?;
+        }
+        if served_after.is_some() {
             rotations += 1;
             by_mode[mode as usize] += 1;
         } else {
