@@ -304,6 +304,7 @@ if (( HOSTS > 0 )); then
         record "$1" hosts "$out"
         R[$1,hosts.start]=$(round "$(jnum start_ms "$out")" 0)
         R[$1,hosts.rss]=$(round "$(awk -v k="$(jnum rss_kb "$out")" 'BEGIN { print k / 1024 }')" 1)
+        R[$1,hosts.pss]=$(round "$(awk -v k="$(jnum pss_kb "$out")" 'BEGIN { print k / 1024 }')" 1)
         R[$1,hosts.first]=$(round "$(jnum first_host_handshakes_per_s "$out")" 0)
         R[$1,hosts.last]=$(round "$(jnum last_host_handshakes_per_s "$out")" 0)
         say "$1 hosts: $out"
@@ -361,7 +362,8 @@ fi
 if (( HOSTS > 0 )); then
     R[haproxy,hosts.start]="n/a: no per-host TLS configuration"
     row "$HOSTS hosts (one wildcard certificate): start until the last host's handshake, ms" hosts.start lower
-    row "$HOSTS hosts: RSS after start, MB" hosts.rss lower
+    row "$HOSTS hosts: RSS after start, MB (summed over processes)" hosts.rss lower
+    row "$HOSTS hosts: PSS after start, MB (shared pages counted once)" hosts.pss lower
     row "$HOSTS hosts: handshakes/s, first host" hosts.first higher
     row "$HOSTS hosts: handshakes/s, last host" hosts.last higher
 fi

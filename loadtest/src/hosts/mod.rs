@@ -1,6 +1,8 @@
 //! `hosts`: a proxy with N hosts sharing one wildcard certificate: time from spawn until
-//! the last host's handshake succeeds, RSS after start, and the full-handshake rate for
-//! the first host against the last (a lookup that grows with N shows up there).
+//! the last host's handshake succeeds, RSS and PSS after start (of the process tree:
+//! nginx's workers share pages with their master, which RSS counts once per process and
+//! PSS once in all), and the full-handshake rate for the first host against the last (a
+//! lookup that grows with N shows up there).
 //!
 //! The command writes the certificates and the configuration, starts the proxy itself
 //! (certfront or nginx), and stops it at the end (SIGTERM, then SIGKILL after 5 s).
@@ -192,7 +194,8 @@ async fn measure(args: &HostsArgs, kind: Kind, bin: &Path, dir: &Path) -> Result
         }
         tokio::time::sleep(POLL).await;
     };
-    let rss_started = procfs::rss_kb(&procfs::tree(pid)?);
+    let pids = procfs::tree(pid)?;
+    let (rss_started, pss_started) = (procfs::rss_kb(&pids), procfs::pss_kb(&pids));
     let duration = Duration::from_secs(args.duration);
     let hs_first = handshakes::measure(first, args.connections, duration, u64::MAX, false).await;
     let hs_last = handshakes::measure(last, args.connections, duration, u64::MAX, false).await;
@@ -217,6 +220,7 @@ async fn measure(args: &HostsArgs, kind: Kind, bin: &Path, dir: &Path) -> Result
     }
     report
         .add("rss_kb", rss_started)
+        .add("pss_kb", pss_started)
         .add("rss_after_handshakes_kb", rss_after)
         .add(
             "first_host_handshakes_per_s",
