@@ -54,13 +54,31 @@ impl Run {
     }
 }
 
-pub(crate) async fn run(args: HandshakesArgs, json: bool) -> Result<()> {
+/// What a handshake run measured.
+pub(crate) struct Measured {
+    pub ok: u64,
+    pub errors: u64,
+    pub seconds: f64,
+    pub latency: Histogram,
+    pub first_error: Option<String>,
+    /// Key type, TLS version and cipher suite of the first successful handshake.
+    pub seen: (String, String, String),
+}
+
+/// `connections` loops of full handshakes against `target` for `duration` (at most `max`).
+pub(crate) async fn measure(
+    target: Target,
+    connections: u32,
+    duration: Duration,
+    max: u64,
+    request: bool,
+) -> Measured {
     let started_at = Instant::now();
     let run = Arc::new(Run {
-        target: Target::new(&args.target, Proto::H1)?,
-        deadline: started_at + Duration::from_secs(args.duration),
-        max: args.max_handshakes,
-        request: args.request,
+        target,
+        deadline: started_at + duration,
+        max,
+        request,
         started: AtomicU64::new(0),
         ok: AtomicU64::new(0),
         errors: AtomicU64::new(0),
@@ -69,41 +87,63 @@ pub(crate) async fn run(args: HandshakesArgs, json: bool) -> Result<()> {
         seen: Mutex::new(None),
     });
     let mut workers = JoinSet::new();
-    for _ in 0..args.connections {
+    for _ in 0..connections {
         workers.spawn(worker(run.clone()));
     }
     while workers.join_next().await.is_some() {}
-    let elapsed = started_at.elapsed().as_secs_f64();
+    let seconds = started_at.elapsed().as_secs_f64();
+    Measured {
+        ok: run.ok.load(Ordering::Relaxed),
+        errors: run.errors.load(Ordering::Relaxed),
+        seconds,
+        latency: run
+            .latency
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
+        first_error: run
+            .first_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take(),
+        seen: run
+            .seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_default(),
+    }
+}
 
-    let ok = run.ok.load(Ordering::Relaxed);
-    let (key, version, suite) = run
-        .seen
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone()
-        .unwrap_or_default();
+pub(crate) async fn run(args: HandshakesArgs, json: bool) -> Result<()> {
+    let target = Target::new(&args.target, Proto::H1)?;
+    let addr = target.addr;
+    let m = measure(
+        target,
+        args.connections,
+        Duration::from_secs(args.duration),
+        args.max_handshakes,
+        args.request,
+    )
+    .await;
+    let (key, version, suite) = m.seen;
     let mut report = Report::new(if args.request {
         "handshakes + one request each"
     } else {
         "handshakes"
     });
     report
-        .add("target", run.target.addr.to_string())
+        .add("target", addr.to_string())
         .add("server_key", key)
         .add("tls_version", version)
         .add("cipher_suite", suite)
         .add("connections", args.connections)
-        .add("seconds", elapsed)
-        .add("handshakes", ok)
-        .add("errors", run.errors.load(Ordering::Relaxed))
-        .add("handshakes_per_s", ok as f64 / elapsed)
-        .latency(&run.latency.lock().unwrap_or_else(|e| e.into_inner()));
-    if let Some(e) = run
-        .first_error
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .take()
-    {
+        .add("seconds", m.seconds)
+        .add("handshakes", m.ok)
+        .add("errors", m.errors)
+        .add("handshakes_per_s", m.ok as f64 / m.seconds)
+        .latency(&m.latency);
+    if let Some(e) = m.first_error {
         report.add("first_error", e);
     }
     report.print(json);

@@ -89,6 +89,24 @@ pub(crate) fn rss_kb(pids: &[u32]) -> u64 {
     kb
 }
 
+/// Proportional set size (`Pss` of `/proc/PID/smaps_rollup`) of the processes, in KiB:
+/// a page shared by k processes counts 1/k in each, so forked workers (nginx) are not
+/// counted several times over, as summing RSS does.
+pub(crate) fn pss_kb(pids: &[u32]) -> u64 {
+    let mut kb = 0;
+    for p in pids {
+        let Ok(rollup) = std::fs::read_to_string(format!("/proc/{p}/smaps_rollup")) else {
+            continue;
+        };
+        kb += rollup
+            .lines()
+            .find_map(|l| l.strip_prefix("Pss:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or(0);
+    }
+    kb
+}
+
 #[derive(Args, Debug)]
 pub(crate) struct ProcArgs {
     /// The process to read (its descendants are included).
@@ -129,6 +147,9 @@ mod tests {
         let pids = tree(me).unwrap();
         assert_eq!(pids[0], me);
         assert!(rss_kb(&pids) > 0);
+        // Alone, this process's proportional share is at most its resident set.
+        let pss = pss_kb(&pids);
+        assert!(pss > 0 && pss <= rss_kb(&pids) + 1024, "PSS {pss} KiB");
         // Burn CPU until a tick is accounted (10 ms of CPU); a busy machine may
         // take a while to grant it, hence a bound in time rather than a fixed spin.
         let t = std::time::Instant::now();

@@ -32,7 +32,7 @@ pub(crate) fn loopback_addr(s: &str) -> Result<SocketAddr, String> {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub(crate) enum TlsVersion {
+pub enum TlsVersion {
     #[value(name = "1.2")]
     V12,
     #[value(name = "1.3")]
@@ -41,7 +41,7 @@ pub(crate) enum TlsVersion {
 
 /// Where to connect and how: shared by every client command.
 #[derive(Args, Clone, Debug)]
-pub(crate) struct TargetArgs {
+pub struct TargetArgs {
     /// The proxy's TLS listener (loopback only).
     #[arg(long, value_parser = loopback_addr, default_value = "127.0.0.1:8443")]
     pub addr: SocketAddr,

@@ -15,6 +15,7 @@ mod forward_http;
 mod hardening;
 mod host_policy;
 mod limits;
+mod loadtest_rotate;
 mod mtls;
 mod request_path;
 mod shutdown;

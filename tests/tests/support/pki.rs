@@ -56,6 +56,11 @@ impl TestCa {
         }
     }
 
+    /// The CA's private key, PEM (for tools that sign with it, such as the loadtest).
+    pub(crate) fn key_pem(&self) -> String {
+        self.issuer.key().serialize_pem()
+    }
+
     /// A server leaf for `names` that meets the default policy (ECDSA P-256).
     pub(crate) fn leaf(&self, names: &[&str]) -> Leaf {
         self.leaf_with(names, |_| {})
