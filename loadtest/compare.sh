@@ -128,7 +128,8 @@ cert = "$WORK/rotate/tls.crt"
 key = "$WORK/rotate/tls.key"
 upstream = "http://$BACKEND"
 EOF
-RUST_LOG=warn TOKIO_WORKER_THREADS=2 "$CF" run -c "$WORK/certfront.toml" 2> "$WORK/certfront.log" &
+# certfront serves on one thread per core (2 here), as the peers are set up to.
+RUST_LOG=warn "$CF" run -c "$WORK/certfront.toml" 2> "$WORK/certfront.log" &
 PID[certfront]=$!; PIDS+=($!); PORT[certfront]=$CF_PORT
 VERSION[certfront]="certfront $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')"
 PROXIES+=(certfront)
