@@ -227,3 +227,57 @@ async fn tls_1_1_is_refused_and_min_version_1_3_refuses_1_2() {
         Some(rustls::ProtocolVersion::TLSv1_3)
     );
 }
+
+/// A client's TLS 1.3 config offering only `suites`, in that order.
+fn client_with_suites(
+    s: &Setup,
+    suites: &[rustls::SupportedCipherSuite],
+) -> Arc<rustls::ClientConfig> {
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    provider.cipher_suites = suites.to_vec();
+    let mut store = rustls::RootCertStore::empty();
+    store.add(s.ca.der.clone()).expect("root");
+    Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_protocol_versions(&[&rustls::version::TLS13])
+            .expect("versions")
+            .with_root_certificates(store)
+            .with_no_client_auth(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aes_128_gcm_is_chosen_first_and_every_offered_suite_works() {
+    use rustls::crypto::aws_lc_rs::cipher_suite::{
+        TLS13_AES_128_GCM_SHA256, TLS13_AES_256_GCM_SHA384, TLS13_CHACHA20_POLY1305_SHA256,
+    };
+    let s = setup();
+    let running = start(&config(&s, ""), s.dir.path()).await;
+    let addr = running.tls_addrs[0];
+    let cases = [
+        // Windows SChannel's order: AES-256 first. The server's order wins.
+        (
+            vec![TLS13_AES_256_GCM_SHA384, TLS13_AES_128_GCM_SHA256],
+            rustls::CipherSuite::TLS13_AES_128_GCM_SHA256,
+        ),
+        (
+            vec![TLS13_CHACHA20_POLY1305_SHA256, TLS13_AES_256_GCM_SHA384],
+            rustls::CipherSuite::TLS13_AES_256_GCM_SHA384,
+        ),
+        (
+            vec![TLS13_AES_256_GCM_SHA384],
+            rustls::CipherSuite::TLS13_AES_256_GCM_SHA384,
+        ),
+        (
+            vec![TLS13_CHACHA20_POLY1305_SHA256],
+            rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256,
+        ),
+    ];
+    for (offered, chosen) in cases {
+        let tls = connect(addr, "app.test", client_with_suites(&s, &offered))
+            .await
+            .expect("handshake");
+        let suite = tls.get_ref().1.negotiated_cipher_suite().expect("suite");
+        assert_eq!(suite.suite(), chosen, "client offered {offered:?}");
+    }
+}
