@@ -170,6 +170,15 @@ impl SiteTable {
         }
     }
 
+    /// The site whose `[[host]]` has exactly this fqdn (a wildcard host's is `*.rest`).
+    pub(crate) fn by_fqdn(&self, fqdn: &str) -> Option<&Arc<Site>> {
+        // Every fqdn is a key of the index (exact, or wildcard by what follows `*.`); the
+        // comparison keeps a name that a wildcard merely covers from matching.
+        let i = self.index.find(fqdn)?;
+        let site = &self.sites[i];
+        (site.fqdn == fqdn).then_some(site)
+    }
+
     /// The site that a request naming `name` (no port) belongs to: the same lookup SNI
     /// routing makes, so a Host can only reach the host its name would have selected.
     pub fn by_name(&self, name: &str) -> Option<&Arc<Site>> {
