@@ -208,6 +208,18 @@ mod tests {
         assert_eq!(i.find("app.internal.example.org"), Some(2));
     }
 
+    /// What `SiteTable::by_fqdn` relies on: every fqdn, a wildcard's `*.rest` included, is
+    /// found at its own index; a name a wildcard merely covers is found there too, which
+    /// is why `by_fqdn` compares the fqdn of what it found.
+    #[test]
+    fn every_fqdn_is_found_at_its_own_index() {
+        let i = index();
+        assert_eq!(i.find("admin.wild.test"), Some(0));
+        assert_eq!(i.find("*.wild.test"), Some(1));
+        assert_eq!(i.find("app.example.org"), Some(2));
+        assert_eq!(i.find("other.wild.test"), Some(1));
+    }
+
     #[test]
     fn a_wildcard_covers_one_label_only() {
         let i = index();
