@@ -107,7 +107,7 @@ impl Report {
 }
 
 /// Where the certificate and the key of a source live, for naming them in messages.
-fn files_of(source: &CertSource) -> (PathBuf, Option<PathBuf>) {
+pub(crate) fn files_of(source: &CertSource) -> (PathBuf, Option<PathBuf>) {
     match source {
         CertSource::Pem { cert, key } => (cert.clone(), Some(key.clone())),
         CertSource::Pfx { path, .. } => (path.clone(), Some(path.clone())),
@@ -216,7 +216,7 @@ impl Rules<'_> {
         };
         let info = info_of(&leaf, leaf_der);
 
-        check_names(report, file, self.names, &leaf, &info);
+        check_names(report, file, self.names, &info, || common_name(&leaf));
         check_key_size(report, file, &info, policy);
         check_signatures(report, file, self.chain, policy);
         check_key_usage(report, file, &info, policy);
@@ -257,23 +257,21 @@ pub fn load_violation(source: &CertSource, err: &CertError) -> Violation {
     }
 }
 
-fn check_names(
+/// The name rule for `names` against the leaf's DNS names; `common_name` is asked only
+/// when a name is not covered (the message mentions a CN that clients ignore).
+pub(crate) fn check_names(
     report: &mut Report,
     file: &Path,
     names: &[String],
-    leaf: &X509Certificate<'_>,
     info: &CertInfo,
+    common_name: impl Fn() -> Option<String>,
 ) {
     let dns: Vec<&str> = info.dns_names().collect();
     for name in names {
         if dns.iter().any(|pattern| covers(pattern, name)) {
             continue;
         }
-        let cn = leaf
-            .subject()
-            .iter_common_name()
-            .next()
-            .and_then(|cn| cn.as_str().ok());
+        let cn = common_name();
         let detail = match (dns.is_empty(), cn) {
             (true, Some(cn)) => format!(
                 "certificate covers [] (no DNS name in Subject Alternative Name; clients ignore the subject CN {cn}), not {name}"
@@ -282,6 +280,20 @@ fn check_names(
         };
         report.violate(file, Rule::Name, detail);
     }
+}
+
+fn common_name(leaf: &X509Certificate<'_>) -> Option<String> {
+    leaf.subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .map(str::to_owned)
+}
+
+/// The leaf's subject CN, read from its DER.
+pub(crate) fn common_name_of(leaf_der: &[u8]) -> Option<String> {
+    let (_, leaf) = x509_parser::parse_x509_certificate(leaf_der).ok()?;
+    common_name(&leaf)
 }
 
 fn check_key_size(report: &mut Report, file: &Path, info: &CertInfo, policy: &Policy) {

@@ -7,7 +7,7 @@
 //! `client_auth.ca` every mutual-TLS client is verified against, an `upstream_ca` the
 //! re-encrypted upstream connections need, the internal CA root behind the internal hosts.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::time::SystemTime;
 
@@ -85,12 +85,14 @@ pub fn depended_cas<'a>(
 ) -> Vec<DependedCa> {
     let mut out: Vec<DependedCa> = Vec::new();
     let mut seen: HashMap<(CaRole, String), usize> = HashMap::new();
+    // An intermediate that 10,000 hosts serve has 10,000 origins: listed once each by a
+    // hash probe, not a scan of the list.
+    let mut listed: HashSet<(usize, &str)> = HashSet::new();
     for (role, origin, der) in inputs {
         let thumbprint = sha1_hex(der);
         if let Some(&i) = seen.get(&(role, thumbprint.clone())) {
-            let origins = &mut out[i].origins;
-            if !origins.iter().any(|o| o == origin) {
-                origins.push(origin.to_owned());
+            if listed.insert((i, origin)) {
+                out[i].origins.push(origin.to_owned());
             }
             continue;
         }
@@ -107,6 +109,7 @@ pub fn depended_cas<'a>(
             }
         };
         seen.insert((role, thumbprint.clone()), out.len());
+        listed.insert((out.len(), origin));
         out.push(DependedCa {
             role,
             subject: short_subject(&cert),

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 /// Where a PKCS#12 password is read from; never from the config file itself.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum PasswordSource {
     /// The name of an environment variable.
     Env(String),
@@ -12,7 +12,7 @@ pub enum PasswordSource {
 }
 
 /// A host's certificate source, exactly one per host.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum CertSource {
     /// A PEM chain (leaf first) and a PEM private key.
     Pem { cert: PathBuf, key: PathBuf },

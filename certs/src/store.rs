@@ -18,7 +18,7 @@ use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
 /// One loaded, checked certificate with what the admin endpoints show about it.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Served {
     pub key: Arc<CertifiedKey>,
     pub info: CertInfo,

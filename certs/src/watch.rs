@@ -5,7 +5,7 @@
 //! a watched directory marks every host with a file there as possibly changed. The reloader
 //! then compares content hashes, so unrelated churn in a directory costs a read, not a swap.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hash;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -47,15 +47,24 @@ fn changes_content(kind: &EventKind) -> bool {
     }
 }
 
-/// Which directories to watch for `files`, and whose files each holds.
-fn owners_of<K: Clone + Eq>(files: &[(K, PathBuf)]) -> HashMap<PathBuf, Vec<K>> {
+/// Which directories to watch for `files`, and whose files each holds. Linear in the
+/// number of files: 10,000 hosts sharing one certificate directory resolve that directory
+/// once and list each owner once.
+fn owners_of<K: Clone + Eq + Hash>(files: &[(K, PathBuf)]) -> HashMap<PathBuf, Vec<K>> {
     let mut owners: HashMap<PathBuf, Vec<K>> = HashMap::new();
+    let mut listed: HashSet<(PathBuf, K)> = HashSet::new();
+    // Each distinct parent is made canonical once (a syscall per path component).
+    let mut resolved: HashMap<&Path, Option<PathBuf>> = HashMap::new();
     for (owner, file) in files {
-        match watched_dir(file) {
+        let parent = file.parent().unwrap_or(Path::new(""));
+        let dir = resolved
+            .entry(parent)
+            .or_insert_with(|| watched_dir(file))
+            .clone();
+        match dir {
             Some(dir) => {
-                let list = owners.entry(dir).or_default();
-                if !list.contains(owner) {
-                    list.push(owner.clone());
+                if listed.insert((dir.clone(), owner.clone())) {
+                    owners.entry(dir).or_default().push(owner.clone());
                 }
             }
             None => warn!(
@@ -114,7 +123,7 @@ where
     Ok(watcher)
 }
 
-impl<K: Clone + Eq> Watcher<K> {
+impl<K: Clone + Eq + Hash> Watcher<K> {
     /// Watches exactly the directories of `files` from now on.
     pub fn set(&self, files: &[(K, PathBuf)]) -> Result<(), CertError> {
         let owners = owners_of(files);
@@ -162,6 +171,26 @@ mod tests {
 
     fn drain(rx: &mpsc::Receiver<Vec<usize>>) {
         while rx.recv_timeout(Duration::from_millis(100)).is_ok() {}
+    }
+
+    #[test]
+    fn owners_are_listed_once_per_directory_in_order() {
+        let a = tempfile::tempdir().unwrap();
+        let b = tempfile::tempdir().unwrap();
+        let mut files = Vec::new();
+        // 3 hosts sharing one certificate and key in `a`; host 1 also has a file in `b`.
+        for host in 0..3 {
+            files.push((host, a.path().join("wild.pem")));
+            files.push((host, a.path().join("wild-key.pem")));
+        }
+        files.push((1, b.path().join("deny.txt")));
+        files.push((9, a.path().join("missing-dir").join("x.pem")));
+        let owners = owners_of(&files);
+        let a_dir = std::fs::canonicalize(a.path()).unwrap();
+        let b_dir = std::fs::canonicalize(b.path()).unwrap();
+        assert_eq!(owners.len(), 2, "{owners:?}");
+        assert_eq!(owners[&a_dir], vec![0, 1, 2]);
+        assert_eq!(owners[&b_dir], vec![1]);
     }
 
     #[test]

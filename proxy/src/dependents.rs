@@ -4,7 +4,7 @@
 //! and in `/certs`.
 //!
 //! Call [`refresh_runtime`] whenever a runtime snapshot is put in force, and
-//! [`chain_served`] when one host's certificate is swapped. Label values come only from
+//! [`chains_served`] when hosts' certificates are swapped. Label values come only from
 //! these files, never from clients.
 
 use std::collections::BTreeMap;
@@ -127,16 +127,27 @@ pub(crate) fn refresh_runtime(metrics: &Metrics, rt: &Runtime) {
     );
 }
 
-/// `host` now serves `chain` (leaf first): its intermediates replace the ones it served
-/// before; an intermediate no other host serves any more loses its series.
-pub(crate) fn chain_served(metrics: &Metrics, host: &str, chain: &[CertificateDer<'static>]) {
+/// Each host now serves its chain (leaf first): its intermediates replace the ones it
+/// served before; an intermediate no other host serves any more loses its series. One
+/// export for the whole batch: a rotation of a certificate that 10,000 hosts share lists
+/// the CAs once, not once per host.
+pub(crate) fn chains_served<'a>(
+    metrics: &Metrics,
+    chains: impl IntoIterator<Item = (&'a str, &'a [CertificateDer<'static>])>,
+) {
     let mut inputs = metrics
         .ca_inputs
         .0
         .lock()
         .unwrap_or_else(|e| e.into_inner());
-    inputs.insert(Origin::Chain(host.to_owned()), after_leaf(chain));
-    export(metrics, &inputs);
+    let mut any = false;
+    for (host, chain) in chains {
+        inputs.insert(Origin::Chain(host.to_owned()), after_leaf(chain));
+        any = true;
+    }
+    if any {
+        export(metrics, &inputs);
+    }
 }
 
 fn after_leaf(chain: &[CertificateDer<'static>]) -> Vec<CertificateDer<'static>> {

@@ -5,7 +5,10 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use certfront_certs::inspect::CertInfo;
-use certfront_certs::{CertBundle, CertSource, InternalCa, Policy, TrustAnchors, check};
+use certfront_certs::{
+    CertBundle, CertError, CertSource, InternalCa, Policy, Report, SharedChecks, TrustAnchors,
+    check,
+};
 use certfront_config::Config;
 
 use certfront_certs::store::Served;
@@ -86,28 +89,57 @@ pub(crate) fn load_source(
 }
 
 /// Loads and checks one host's certificate; the verdict holds every violation, formatted.
+/// Files that other hosts of the same pass use are read and checked once (see
+/// [`SharedChecks`]); the name rule is always the host's own.
 pub(crate) fn load_host(
     fqdn: &str,
     names: &[String],
     source: &CertSource,
     policy: &Policy,
     ca: Option<&InternalCa>,
-    trust: &TrustAnchors,
-    now: SystemTime,
+    shared: &mut SharedChecks<'_>,
 ) -> HostVerdict {
-    let bundle = match load_source(fqdn, names, source, policy, ca) {
-        Ok(bundle) => bundle,
-        Err(problem) => {
-            return HostVerdict {
-                fqdn: fqdn.to_owned(),
-                served: None,
-                info: None,
-                violations: vec![problem],
-                warnings: Vec::new(),
-            };
+    let failed = |problem| HostVerdict {
+        fqdn: fqdn.to_owned(),
+        served: None,
+        info: None,
+        violations: vec![problem],
+        warnings: Vec::new(),
+    };
+    if let CertSource::Internal = source {
+        // Issued per host for its own names: nothing to share.
+        let bundle = match load_source(fqdn, names, source, policy, ca) {
+            Ok(bundle) => bundle,
+            Err(problem) => return failed(problem),
+        };
+        let report = check(names, source, &bundle, policy, shared.trust(), shared.now());
+        return verdict(
+            fqdn,
+            report,
+            || Served::from_bundle(&bundle),
+            || bundle.leaf_info().ok(),
+        );
+    }
+    let files = match shared.load(source, policy) {
+        Ok(files) => files,
+        Err(e) => {
+            return failed(Problem::Cert {
+                host: fqdn.to_owned(),
+                source: e,
+            });
         }
     };
-    let report = check(names, source, &bundle, policy, trust, now);
+    let report = shared.check(names, &files);
+    verdict(fqdn, report, || files.served(), || files.info().cloned())
+}
+
+/// A host's verdict from its report: what it serves when nothing is violated.
+fn verdict(
+    fqdn: &str,
+    report: Report,
+    served: impl FnOnce() -> Result<Served, CertError>,
+    info: impl FnOnce() -> Option<CertInfo>,
+) -> HostVerdict {
     let warnings = report
         .warnings
         .iter()
@@ -121,23 +153,23 @@ pub(crate) fn load_host(
             violation,
         })
         .collect();
-    let mut served = None;
+    let mut served_now = None;
     if violations.is_empty() {
-        match Served::from_bundle(&bundle) {
-            Ok(s) => served = Some(s),
+        match served() {
+            Ok(s) => served_now = Some(s),
             Err(source) => violations.push(Problem::Cert {
                 host: fqdn.to_owned(),
                 source,
             }),
         }
     }
-    let info = match &served {
+    let info = match &served_now {
         Some(s) => Some(s.info.clone()),
-        None => bundle.leaf_info().ok(),
+        None => info(),
     };
     HostVerdict {
         fqdn: fqdn.to_owned(),
-        served,
+        served: served_now,
         info,
         violations,
         warnings,
@@ -151,11 +183,12 @@ pub(crate) fn verdicts(
     trust: &TrustAnchors,
     now: SystemTime,
 ) -> Vec<HostVerdict> {
+    let mut shared = SharedChecks::new(trust, now);
     config
         .hosts
         .iter()
         .map(|h| {
-            let mut verdict = load_host(&h.fqdn, &h.names(), &h.source, &h.policy, ca, trust, now);
+            let mut verdict = load_host(&h.fqdn, &h.names(), &h.source, &h.policy, ca, &mut shared);
             if h.acme {
                 await_acme(&mut verdict);
             }

@@ -9,6 +9,7 @@
 //! connections; a host that changed or went away is *retired*: its connections finish
 //! what they are doing and close (see `conn`).
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,15 +92,23 @@ impl Runtime {
         };
         let roots = trust.roots();
         let mut sites = Vec::with_capacity(config.hosts.len());
-        let mut kept = Vec::new();
-        for (host, served) in config.hosts.iter().zip(served) {
-            let definition = definition(&config, host);
-            let old = previous.and_then(|p| {
+        // Hash probes, not scans: a reload of 10,000 hosts stays linear.
+        let previous_sites: HashMap<&str, &Arc<Site>> = previous
+            .map(|p| {
                 p.table
                     .sites()
                     .iter()
-                    .find(|s| s.fqdn == host.fqdn && s.definition == definition)
-            });
+                    .map(|s| (s.fqdn.as_str(), s))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut kept: HashSet<*const Site> = HashSet::new();
+        let mut definitions = Definitions::new(&config);
+        for (host, served) in config.hosts.iter().zip(served) {
+            let definition = definitions.of(host);
+            let old = previous_sites
+                .get(host.fqdn.as_str())
+                .filter(|s| s.definition == definition);
             if let Some(old) = old {
                 // `None`: an ACME host with nothing usable on disk keeps what it serves.
                 if let Some(served) = served
@@ -108,8 +117,8 @@ impl Runtime {
                     metrics.cert_served(&host.fqdn, &served.info, served.loaded_at);
                     old.cert.store(served);
                 }
-                kept.push(old.clone());
-                sites.push(old.clone());
+                kept.insert(Arc::as_ptr(old));
+                sites.push(Arc::clone(old));
                 continue;
             }
             metrics.host(&host.fqdn);
@@ -125,7 +134,7 @@ impl Runtime {
                 p.table
                     .sites()
                     .iter()
-                    .filter(|s| !kept.iter().any(|k| Arc::ptr_eq(k, s)))
+                    .filter(|s| !kept.contains(&Arc::as_ptr(s)))
                     .cloned()
                     .collect()
             })
@@ -154,7 +163,7 @@ impl Runtime {
 
     /// The site serving exactly this fqdn.
     pub(crate) fn site(&self, fqdn: &str) -> Option<&Arc<Site>> {
-        self.table.sites().iter().find(|s| s.fqdn == fqdn)
+        self.table.by_fqdn(fqdn)
     }
 }
 
@@ -284,26 +293,42 @@ fn http_builders(config: &Config) -> (http1::Builder, http2::Builder<TokioExecut
 /// What makes a host's site: its `[[host]]`, the settings every site takes from the rest
 /// of the file, and the content of the trust files it is built with. Equal definitions
 /// build equal sites, so the old one is kept.
-fn definition(config: &Config, host: &Host) -> [u8; 32] {
-    let mut h = Hasher::default();
-    h.text(&format!("{host:?}"));
-    h.text(&format!("{:?}", config.limits));
-    h.text(&format!("{:?}", config.tls));
-    for file in trust_files(config, host) {
-        h.file(file);
-    }
-    h.finish()
+///
+/// The part every host shares (limits, `[tls]`, the `tls.trust` files) is hashed once per
+/// build and each trust file read once, however many hosts name it.
+struct Definitions<'a> {
+    common: [u8; 32],
+    files: HashMap<&'a Path, [u8; 32]>,
 }
 
-/// The files behind a host's trust settings: `tls.trust` (upstream verification and the
-/// chain rule), its client CA and its upstream CA.
-fn trust_files<'a>(config: &'a Config, host: &'a Host) -> impl Iterator<Item = &'a Path> + 'a {
-    config
-        .tls
-        .trust
-        .iter()
-        .map(PathBuf::as_path)
-        .chain(host_trust_files(host))
+impl<'a> Definitions<'a> {
+    fn new(config: &'a Config) -> Self {
+        let mut h = Hasher::default();
+        h.text(&format!("{:?}", config.limits));
+        h.text(&format!("{:?}", config.tls));
+        for file in &config.tls.trust {
+            h.file(file);
+        }
+        Definitions {
+            common: h.finish(),
+            files: HashMap::new(),
+        }
+    }
+
+    fn of(&mut self, host: &'a Host) -> [u8; 32] {
+        let mut h = Hasher::default();
+        h.bytes(&self.common);
+        h.text(&format!("{host:?}"));
+        for file in host_trust_files(host) {
+            let digest = self.files.entry(file).or_insert_with(|| {
+                let mut f = Hasher::default();
+                f.file(file);
+                f.finish()
+            });
+            h.bytes(digest);
+        }
+        h.finish()
+    }
 }
 
 fn host_trust_files(host: &Host) -> impl Iterator<Item = &Path> {
@@ -363,6 +388,10 @@ mod sha2_like {
                 }
                 Err(e) => self.text(&format!("unreadable: {}", e.kind())),
             }
+        }
+
+        pub(super) fn bytes(&mut self, bytes: &[u8]) {
+            self.0.update(bytes);
         }
 
         pub(super) fn finish(self) -> [u8; 32] {

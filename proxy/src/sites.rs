@@ -172,6 +172,15 @@ impl SiteTable {
         }
     }
 
+    /// The site whose `[[host]]` has exactly this fqdn (a wildcard host's is `*.rest`).
+    pub(crate) fn by_fqdn(&self, fqdn: &str) -> Option<&Arc<Site>> {
+        // Every fqdn is a key of the index (exact, or wildcard by what follows `*.`); the
+        // comparison keeps a name that a wildcard merely covers from matching.
+        let i = self.index.find(fqdn)?;
+        let site = &self.sites[i];
+        (site.fqdn == fqdn).then_some(site)
+    }
+
     /// The site that a request naming `name` (no port) belongs to: the same lookup SNI
     /// routing makes, so a Host can only reach the host its name would have selected.
     pub fn by_name(&self, name: &str) -> Option<&Arc<Site>> {
@@ -199,6 +208,18 @@ mod tests {
         assert_eq!(i.find("x.wild.test"), Some(1));
         assert_eq!(i.find("ADMIN.Wild.Test."), Some(0));
         assert_eq!(i.find("app.internal.example.org"), Some(2));
+    }
+
+    /// What `SiteTable::by_fqdn` relies on: every fqdn, a wildcard's `*.rest` included, is
+    /// found at its own index; a name a wildcard merely covers is found there too, which
+    /// is why `by_fqdn` compares the fqdn of what it found.
+    #[test]
+    fn every_fqdn_is_found_at_its_own_index() {
+        let i = index();
+        assert_eq!(i.find("admin.wild.test"), Some(0));
+        assert_eq!(i.find("*.wild.test"), Some(1));
+        assert_eq!(i.find("app.example.org"), Some(2));
+        assert_eq!(i.find("other.wild.test"), Some(1));
     }
 
     #[test]

@@ -38,13 +38,15 @@ pub(super) enum FirstBytes {
 /// request (counted from the handshake, as hyper counts it from its first read), the idle
 /// timeout, the maximum age, a drain and a revoked client certificate. A retired host
 /// goes on to HTTP, which finishes it as it does any connection (see [`drive`]).
-pub(super) async fn first_bytes(stream: &TlsStream<TcpStream>, ctx: &ConnCtx) -> FirstBytes {
-    let (tcp, tls) = stream.get_ref();
-    // The handshake's last read can bring the first request along, already decrypted
-    // (or a close_notify): rustls then wants no more reads until it is consumed.
-    if !tls.wants_read() {
+pub(super) async fn first_bytes(stream: &mut TlsStream<TcpStream>, ctx: &ConnCtx) -> FirstBytes {
+    // The handshake's last read can bring the first request along (or a close_notify).
+    // Whatever whole records rustls holds are processed here; what they carry, or an
+    // error, is hyper's to read: rustls then wants no more reads until it is consumed.
+    let tls = stream.get_mut().1;
+    if tls.process_new_packets().is_err() || !tls.wants_read() {
         return FirstBytes::Arrived;
     }
+    let tcp = stream.get_ref().0;
     let mut shutdown = ctx.app.shutdown.clone();
     if *shutdown.borrow_and_update() {
         return FirstBytes::Close("drain");

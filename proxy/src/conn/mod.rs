@@ -262,7 +262,7 @@ pub(crate) async fn serve_tls(app: Arc<App>, tcp: TcpStream, peer: SocketAddr, s
     };
     // HTTP/2 clients send their preface at once, so only HTTP/1.1 connections wait here.
     if !ctx.h2 {
-        match drive::first_bytes(&stream, &ctx).await {
+        match drive::first_bytes(&mut stream, &ctx).await {
             drive::FirstBytes::Arrived => {}
             drive::FirstBytes::Close(why) => {
                 debug!(%peer, "closing connection before its first request ({why})");

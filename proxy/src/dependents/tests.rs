@@ -198,7 +198,10 @@ fn a_swapped_chain_replaces_only_that_hosts_intermediates() {
     assert_eq!(shared.origins, ["api.test", "app.test"]);
 
     // app.test moves to B; api.test still serves A, so A stays
-    chain_served(&metrics, "app.test", &[p.leaf.clone(), p.inter_b.clone()]);
+    chains_served(
+        &metrics,
+        [("app.test", &[p.leaf.clone(), p.inter_b.clone()][..])],
+    );
     assert_eq!(
         inter(&metrics),
         [
@@ -207,7 +210,7 @@ fn a_swapped_chain_replaces_only_that_hosts_intermediates() {
         ]
     );
     // api.test moves to a chain without an intermediate: A is depended on no more
-    chain_served(&metrics, "api.test", std::slice::from_ref(&p.leaf));
+    chains_served(&metrics, [("api.test", std::slice::from_ref(&p.leaf))]);
     assert_eq!(inter(&metrics), [pair("intermediate", "Issuing B")]);
     // one root in three files: one series per role
     assert_eq!(

@@ -2,11 +2,14 @@
 //! policy, and act on `certs::rotation::decide`: swap, wait for the other half of a
 //! rotation, or keep the last good certificate and report.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use certfront_certs::rotation::{Decision, Trigger, decide};
 use certfront_certs::store::{ReloadResult, Served};
-use certfront_certs::{InternalCa, TrustAnchors, check};
+use certfront_certs::{
+    CertBundle, CertError, CertSource, InternalCa, Policy, Report, SharedChecks, SharedFiles, check,
+};
 use tracing::{error, info};
 
 use crate::error::Problem;
@@ -25,29 +28,45 @@ pub(crate) enum Outcome {
 }
 
 /// Reloads one host (blocking: file I/O and signature checks; run off the async workers).
+/// `shared` is the pass this reload belongs to: hosts of the pass that use the same files
+/// read and check them once (see [`SharedChecks`]).
 pub(crate) fn reload_host(
     site: &Site,
-    trust: &TrustAnchors,
     ca: Option<&InternalCa>,
     metrics: &Metrics,
     trigger: Trigger,
+    shared: &mut SharedChecks<'_>,
 ) -> Outcome {
     let slot = &site.cert;
     let policy = &site.host.policy;
-    let outcome = match load_source(&slot.fqdn, &slot.names, &slot.source, policy, ca) {
+    let loaded = match &slot.source {
+        CertSource::Internal => {
+            load_source(&slot.fqdn, &slot.names, &slot.source, policy, ca).map(Loaded::Own)
+        }
+        source => shared
+            .load(source, policy)
+            .map(Loaded::Shared)
+            .map_err(|source| Problem::Cert {
+                host: slot.fqdn.clone(),
+                source,
+            }),
+    };
+    let outcome = match loaded {
         Err(e) => Outcome::Failed(vec![e]),
-        Ok(bundle) => {
+        Ok(loaded) => {
+            let content_hash = loaded.content_hash();
             // An empty slot (an ACME host before its first certificate) matches no content.
             let served_hash = slot.load().map(|s| s.content_hash).unwrap_or([0; 32]);
             // What is served passed every rule already: only new content is checked (a
             // re-scan of 10,000 unchanged hosts costs reads and hashes, no verification).
-            let violations = if served_hash == bundle.content_hash {
+            let violations = if served_hash == content_hash {
                 Vec::new()
             } else {
-                let now = SystemTime::now();
-                check(&slot.names, &slot.source, &bundle, policy, trust, now).violations
+                loaded
+                    .check(&slot.names, &slot.source, policy, shared)
+                    .violations
             };
-            match decide(&served_hash, &bundle.content_hash, &violations, trigger) {
+            match decide(&served_hash, &content_hash, &violations, trigger) {
                 Decision::Unchanged => Outcome::Unchanged,
                 Decision::Pending => Outcome::Pending,
                 Decision::Refuse => Outcome::Failed(
@@ -59,7 +78,7 @@ pub(crate) fn reload_host(
                         })
                         .collect(),
                 ),
-                Decision::Swap => match Served::from_bundle(&bundle) {
+                Decision::Swap => match loaded.served() {
                     Ok(served) => {
                         slot.store(served);
                         Outcome::Swapped
@@ -74,6 +93,49 @@ pub(crate) fn reload_host(
     };
     report(site, &outcome, metrics);
     outcome
+}
+
+/// A host's files as read for a reload: its own (the internal CA issues per host) or
+/// shared with the other hosts of the pass that name the same files.
+enum Loaded {
+    Own(CertBundle),
+    Shared(Arc<SharedFiles>),
+}
+
+impl Loaded {
+    fn content_hash(&self) -> [u8; 32] {
+        match self {
+            Loaded::Own(bundle) => bundle.content_hash,
+            Loaded::Shared(files) => files.bundle.content_hash,
+        }
+    }
+
+    fn check(
+        &self,
+        names: &[String],
+        source: &CertSource,
+        policy: &Policy,
+        shared: &SharedChecks<'_>,
+    ) -> Report {
+        match self {
+            Loaded::Own(bundle) => check(
+                names,
+                source,
+                bundle,
+                policy,
+                shared.trust(),
+                SystemTime::now(),
+            ),
+            Loaded::Shared(files) => shared.check(names, files),
+        }
+    }
+
+    fn served(&self) -> Result<Served, CertError> {
+        match self {
+            Loaded::Own(bundle) => Served::from_bundle(bundle),
+            Loaded::Shared(files) => files.served(),
+        }
+    }
 }
 
 fn report(site: &Site, outcome: &Outcome, metrics: &Metrics) {
@@ -103,7 +165,7 @@ fn report(site: &Site, outcome: &Outcome, metrics: &Metrics) {
             slot.record(ReloadResult::Success, None);
             metrics.reload_result(host, true);
             metrics.cert_served(host, &served.info, served.loaded_at);
-            crate::dependents::chain_served(metrics, host, &served.key.cert);
+            // The CA list follows once per pass (`dependents::chains_served`).
         }
         Outcome::Pending => {
             info!(

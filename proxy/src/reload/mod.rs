@@ -17,6 +17,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use certfront_certs::SharedChecks;
 use certfront_certs::rotation::Trigger;
 use certfront_certs::watch::Watcher;
 use tokio::sync::{Notify, mpsc};
@@ -27,7 +28,7 @@ use crate::conn::App;
 use crate::metrics::Metrics;
 use crate::mtls::{ClientAuthState, DenyFileError};
 use crate::runtime::Runtime;
-pub(crate) use cert::reload_host;
+pub(crate) use cert::{Outcome, reload_host};
 
 /// Files must be quiet this long before they are read: editors and `cp` write in steps.
 pub(crate) const DEBOUNCE: Duration = Duration::from_millis(200);
@@ -243,11 +244,24 @@ impl Reloader {
         let rt = self.app.runtime();
         let metrics = self.metrics.clone();
         let result = tokio::task::spawn_blocking(move || {
+            // One pass: hosts sharing files (a wildcard for many names) read and check them once.
+            let mut shared = SharedChecks::new(&rt.trust, SystemTime::now());
+            let mut swapped = Vec::new();
             for fqdn in &fqdns {
                 if let Some(site) = rt.site(fqdn) {
-                    reload_host(site, &rt.trust, rt.ca.as_deref(), &metrics, trigger);
+                    let outcome =
+                        reload_host(site, rt.ca.as_deref(), &metrics, trigger, &mut shared);
+                    if let (Outcome::Swapped, Some(served)) = (outcome, site.cert.load()) {
+                        swapped.push((site.fqdn.as_str(), served));
+                    }
                 }
             }
+            crate::dependents::chains_served(
+                &metrics,
+                swapped
+                    .iter()
+                    .map(|(host, s)| (*host, s.key.cert.as_slice())),
+            );
         })
         .await;
         if let Err(e) = result {
