@@ -24,9 +24,6 @@ use certfront_certs::store::{CertSlot, SlotResolver};
 
 static TLS13_ONLY: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
 
-/// Ciphertext a connection may hold for its client (see `handshake`).
-const TLS_SEND_BUFFER: usize = 256 * 1024;
-
 /// TLS alert descriptions we send by hand, before rustls owns the connection.
 const ALERT_HANDSHAKE_FAILURE: u8 = 40;
 const ALERT_UNRECOGNIZED_NAME: u8 = 112;
@@ -254,13 +251,9 @@ async fn handshake(
         send_alert(&mut tcp, ALERT_HANDSHAKE_FAILURE).await;
         return Err(AcceptError::NoCertificate(site.fqdn.clone()));
     }
-    let mut stream = StartHandshake::from_parts(accepted, tcp)
+    let stream = StartHandshake::from_parts(accepted, tcp)
         .into_stream(site.tls.clone())
         .await?;
-    // Encrypted bytes rustls holds for the socket: a large body goes out in writes of up
-    // to this size (rustls' default, 64 KiB, was a writev and a wake-up of the reader per
-    // 64 KiB). Only a client that stops reading fills it.
-    stream.get_mut().1.set_buffer_limit(Some(TLS_SEND_BUFFER));
     let conn = stream.get_ref().1;
     let h2 = conn.alpn_protocol() == Some(b"h2");
     let version = conn.protocol_version();
