@@ -3,7 +3,6 @@
 //! keep-alive connections per configured upstream, and HTTP/2 when a TLS upstream offers
 //! it by ALPN.
 
-use std::io;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -12,15 +11,17 @@ use certfront_config::Upstream;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::client::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use rustls::ClientConfig;
 use rustls_pki_types::ServerName;
-use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tracing::{debug, warn};
 
 use super::pool::{H1, Lease, Pool, PooledBody};
-use super::upstream_io::UpstreamIo;
+
+mod connect;
+mod error;
+
+pub(crate) use error::{UpstreamError, blames_upstream};
 
 /// How long an upstream that failed a connection is skipped.
 const COOL_DOWN: Duration = Duration::from_secs(10);
@@ -32,77 +33,6 @@ const POOLED_ATTEMPTS: usize = 3;
 
 /// A request body as it goes upstream: the client's, with an inactivity timeout.
 pub(crate) type ReqBody = super::timed::Timed<Incoming>;
-
-/// Why no response came from any upstream.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum UpstreamError {
-    #[error("every upstream is marked down")]
-    AllDown,
-    #[error("cannot connect to {upstream}: {source}")]
-    Connect {
-        upstream: Arc<str>,
-        #[source]
-        source: io::Error,
-    },
-    /// A failure on our side (out of file descriptors, no local port): not the upstream's
-    /// fault, so it is not marked down.
-    #[error("cannot connect to {upstream}, local error: {source}")]
-    Local {
-        upstream: Arc<str>,
-        #[source]
-        source: io::Error,
-    },
-    #[error("connecting to {upstream} timed out")]
-    Timeout { upstream: Arc<str> },
-    #[error("{upstream} has {limit} open connections (limits.upstream_max_connections)")]
-    Busy { upstream: Arc<str>, limit: usize },
-    #[error("TLS to {upstream} failed: {source}")]
-    Tls {
-        upstream: Arc<str>,
-        #[source]
-        source: io::Error,
-    },
-    #[error("{upstream}: {source}")]
-    Protocol {
-        upstream: Arc<str>,
-        #[source]
-        source: hyper::Error,
-    },
-}
-
-impl UpstreamError {
-    /// The `kind` label of `certfront_upstream_errors_total`.
-    pub(crate) fn kind(&self) -> &'static str {
-        match self {
-            UpstreamError::Timeout { .. } => "timeout",
-            UpstreamError::Tls { .. } => "tls",
-            UpstreamError::Protocol { .. } => "protocol",
-            UpstreamError::AllDown
-            | UpstreamError::Connect { .. }
-            | UpstreamError::Local { .. }
-            | UpstreamError::Busy { .. } => "connect",
-        }
-    }
-}
-
-/// Whether a failed connect says something about the upstream (so it is skipped for a
-/// while) rather than about this machine (EMFILE, no free local port, no memory).
-pub(crate) fn blames_upstream(e: &io::Error) -> bool {
-    use io::ErrorKind::*;
-    matches!(
-        e.kind(),
-        ConnectionRefused
-            | ConnectionReset
-            | ConnectionAborted
-            | TimedOut
-            | HostUnreachable
-            | NetworkUnreachable
-            | NotConnected
-            | UnexpectedEof
-            | BrokenPipe
-            | NotFound // name resolution found no address
-    )
-}
 
 /// The TLS client settings for one host's https upstreams.
 struct UpstreamTls {
@@ -373,94 +303,6 @@ impl Upstreams {
                 }
             }
         }
-    }
-
-    /// A new connection: a permit under `upstream_max_connections`, TCP, TLS, then the
-    /// HTTP handshake for the protocol ALPN chose.
-    async fn connect(&self, target: &Target, upgrade: bool) -> Result<Sender, UpstreamError> {
-        let label = &target.label;
-        let up = &target.upstream;
-        let acquire = target.pool.permits.clone().acquire_owned();
-        let Ok(Ok(permit)) = tokio::time::timeout(self.connect_timeout, acquire).await else {
-            return Err(UpstreamError::Busy {
-                upstream: label.clone(),
-                limit: self.max_connections,
-            });
-        };
-        let tcp = tokio::time::timeout(
-            self.connect_timeout,
-            TcpStream::connect((up.host.as_str(), up.port)),
-        )
-        .await
-        .map_err(|_| UpstreamError::Timeout {
-            upstream: label.clone(),
-        })?
-        .map_err(|source| {
-            let upstream = label.clone();
-            if blames_upstream(&source) {
-                UpstreamError::Connect { upstream, source }
-            } else {
-                UpstreamError::Local { upstream, source }
-            }
-        })?;
-        let _ = tcp.set_nodelay(true);
-        let io = if up.tls {
-            let tls = self.tls.as_ref().ok_or_else(|| UpstreamError::Tls {
-                upstream: label.clone(),
-                source: io::Error::other("no TLS settings for this upstream"),
-            })?;
-            let connector = if upgrade { &tls.h1 } else { &tls.any };
-            let stream = tokio::time::timeout(
-                self.connect_timeout,
-                connector.connect(target.server_name.clone(), tcp),
-            )
-            .await
-            .map_err(|_| UpstreamError::Timeout {
-                upstream: label.clone(),
-            })?
-            .map_err(|source| UpstreamError::Tls {
-                upstream: label.clone(),
-                source,
-            })?;
-            UpstreamIo::Tls(Box::new(stream))
-        } else {
-            UpstreamIo::Plain(tcp)
-        };
-        let protocol = |source| UpstreamError::Protocol {
-            upstream: label.clone(),
-            source,
-        };
-        if io.is_h2() {
-            let (tx, conn) = http2::Builder::new(TokioExecutor::new())
-                .timer(TokioTimer::new())
-                .handshake(TokioIo::new(io))
-                .await
-                .map_err(protocol)?;
-            let label = label.clone();
-            tokio::spawn(async move {
-                let _permit = permit;
-                if let Err(e) = conn.await {
-                    debug!(upstream = %label, "upstream h2 connection ended: {e}");
-                }
-            });
-            target.pool.set_h2(tx.clone());
-            return Ok(Sender::H2(tx));
-        }
-        let (tx, conn) = http1::Builder::new()
-            .handshake(TokioIo::new(io))
-            .await
-            .map_err(protocol)?;
-        if !upgrade {
-            return Ok(Sender::H1(H1::new(tx, conn, permit)));
-        }
-        let label = label.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            if let Err(e) = conn.with_upgrades().await {
-                debug!(upstream = %label, "upstream connection ended: {e}");
-            }
-        });
-        Ok(Sender::Upgrade(tx))
     }
 }
 

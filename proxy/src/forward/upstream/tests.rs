@@ -1,5 +1,7 @@
 //! Unit tests of round robin, the all-down fallback and what marks an upstream down.
 
+use std::io;
+
 use super::*;
 
 #[test]

@@ -1,0 +1,107 @@
+//! A new upstream connection: a permit under `upstream_max_connections`, TCP, TLS with
+//! the host's upstream settings, then the HTTP/1.1 or HTTP/2 handshake ALPN chose.
+
+use std::io;
+
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+use tracing::debug;
+
+use super::super::pool::H1;
+use super::super::upstream_io::UpstreamIo;
+use super::{Sender, Target, UpstreamError, Upstreams, blames_upstream};
+
+impl Upstreams {
+    /// A new connection: a permit under `upstream_max_connections`, TCP, TLS, then the
+    /// HTTP handshake for the protocol ALPN chose.
+    pub(super) async fn connect(
+        &self,
+        target: &Target,
+        upgrade: bool,
+    ) -> Result<Sender, UpstreamError> {
+        let label = &target.label;
+        let up = &target.upstream;
+        let acquire = target.pool.permits.clone().acquire_owned();
+        let Ok(Ok(permit)) = tokio::time::timeout(self.connect_timeout, acquire).await else {
+            return Err(UpstreamError::Busy {
+                upstream: label.clone(),
+                limit: self.max_connections,
+            });
+        };
+        let tcp = tokio::time::timeout(
+            self.connect_timeout,
+            TcpStream::connect((up.host.as_str(), up.port)),
+        )
+        .await
+        .map_err(|_| UpstreamError::Timeout {
+            upstream: label.clone(),
+        })?
+        .map_err(|source| {
+            let upstream = label.clone();
+            if blames_upstream(&source) {
+                UpstreamError::Connect { upstream, source }
+            } else {
+                UpstreamError::Local { upstream, source }
+            }
+        })?;
+        let _ = tcp.set_nodelay(true);
+        let io = if up.tls {
+            let tls = self.tls.as_ref().ok_or_else(|| UpstreamError::Tls {
+                upstream: label.clone(),
+                source: io::Error::other("no TLS settings for this upstream"),
+            })?;
+            let connector = if upgrade { &tls.h1 } else { &tls.any };
+            let stream = tokio::time::timeout(
+                self.connect_timeout,
+                connector.connect(target.server_name.clone(), tcp),
+            )
+            .await
+            .map_err(|_| UpstreamError::Timeout {
+                upstream: label.clone(),
+            })?
+            .map_err(|source| UpstreamError::Tls {
+                upstream: label.clone(),
+                source,
+            })?;
+            UpstreamIo::Tls(Box::new(stream))
+        } else {
+            UpstreamIo::Plain(tcp)
+        };
+        let protocol = |source| UpstreamError::Protocol {
+            upstream: label.clone(),
+            source,
+        };
+        if io.is_h2() {
+            let (tx, conn) = http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .handshake(TokioIo::new(io))
+                .await
+                .map_err(protocol)?;
+            let label = label.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                if let Err(e) = conn.await {
+                    debug!(upstream = %label, "upstream h2 connection ended: {e}");
+                }
+            });
+            target.pool.set_h2(tx.clone());
+            return Ok(Sender::H2(tx));
+        }
+        let (tx, conn) = http1::Builder::new()
+            .handshake(TokioIo::new(io))
+            .await
+            .map_err(protocol)?;
+        if !upgrade {
+            return Ok(Sender::H1(H1::new(tx, conn, permit)));
+        }
+        let label = label.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(e) = conn.with_upgrades().await {
+                debug!(upstream = %label, "upstream connection ended: {e}");
+            }
+        });
+        Ok(Sender::Upgrade(tx))
+    }
+}
