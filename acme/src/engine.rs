@@ -221,14 +221,7 @@ async fn run_host(ctx: Arc<Ctx>, host: AcmeHost) {
                 retry_at = None;
                 jitter = random_fraction();
                 ari = Ari::default();
-                ctx.metrics
-                    .orders
-                    .with_label_values(&[&host.fqdn, "success"])
-                    .inc();
-                ctx.metrics
-                    .renewal_failing
-                    .with_label_values(&[&host.fqdn])
-                    .set(0);
+                count_order(&ctx, &host, "success", false);
                 ctx.status.update(&host.fqdn, |s| {
                     s.failing_since = None;
                     s.last_error = None;
@@ -238,6 +231,19 @@ async fn run_host(ctx: Arc<Ctx>, host: AcmeHost) {
             Err(e) => fail(&ctx, &host, &e, &mut failures, &mut retry_at),
         }
     }
+}
+
+/// One finished order in the metrics: its result, and whether the host's renewal is
+/// failing now.
+fn count_order(ctx: &Ctx, host: &AcmeHost, result: &str, failing: bool) {
+    ctx.metrics
+        .orders
+        .with_label_values(&[&host.fqdn, result])
+        .inc();
+    ctx.metrics
+        .renewal_failing
+        .with_label_values(&[&host.fqdn])
+        .set(i64::from(failing));
 }
 
 fn fail(
@@ -251,14 +257,7 @@ fn fail(
     let now = SystemTime::now();
     let wait = backoff(*failures, e.retry_after(), now);
     *retry_at = Some(now + wait);
-    ctx.metrics
-        .orders
-        .with_label_values(&[&host.fqdn, e.result()])
-        .inc();
-    ctx.metrics
-        .renewal_failing
-        .with_label_values(&[&host.fqdn])
-        .set(1);
+    count_order(ctx, host, e.result(), true);
     ctx.status.update(&host.fqdn, |s| {
         s.failing_since.get_or_insert(now);
         s.last_error = Some(e.to_string());

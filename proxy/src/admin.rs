@@ -145,11 +145,7 @@ fn inventory(app: &App) -> Value {
             entry
         })
         .collect();
-    let status = app
-        .config_status
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone();
+    let status = app.config_status().clone();
     let config = json!({
         "path": rt.config.source.display().to_string(),
         "loaded_at": status.loaded_at.map(|t| fmt_time(unix(t))),

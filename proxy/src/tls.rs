@@ -55,12 +55,8 @@ impl TlsShared {
         } else {
             (Arc::new(NoServerSessionStorage {}), None)
         };
-        let mut provider = rustls::crypto::aws_lc_rs::default_provider();
-        provider
-            .cipher_suites
-            .sort_by_key(|s| suite_rank(s.suite()));
         Ok(TlsShared {
-            provider: Arc::new(provider),
+            provider: Arc::new(server_provider()),
             versions,
             sessions,
             ticketer,
@@ -90,6 +86,15 @@ impl TlsShared {
         }
         Ok(Arc::new(config))
     }
+}
+
+/// rustls' default aws-lc-rs provider, its cipher suites in the server's order.
+fn server_provider() -> CryptoProvider {
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    provider
+        .cipher_suites
+        .sort_by_key(|s| suite_rank(s.suite()));
+    provider
 }
 
 /// The server's order of cipher suites (all AEAD, all offered by rustls' defaults):
@@ -276,15 +281,14 @@ async fn send_alert(tcp: &mut TcpStream, description: u8) {
 
 #[cfg(test)]
 mod suite_order {
-    use super::suite_rank;
+    use super::server_provider;
 
     #[test]
     fn aes_128_gcm_comes_first_in_each_version_and_no_suite_is_dropped() {
-        let mut provider = rustls::crypto::aws_lc_rs::default_provider();
-        let before = provider.cipher_suites.len();
-        provider
+        let provider = server_provider();
+        let before = rustls::crypto::aws_lc_rs::default_provider()
             .cipher_suites
-            .sort_by_key(|s| suite_rank(s.suite()));
+            .len();
         assert_eq!(provider.cipher_suites.len(), before);
         let names: Vec<String> = provider
             .cipher_suites

@@ -47,8 +47,7 @@ pub(super) async fn first_bytes(stream: &mut TlsStream<TcpStream>, ctx: &ConnCtx
         return FirstBytes::Arrived;
     }
     let tcp = stream.get_ref().0;
-    let mut shutdown = ctx.app.shutdown.clone();
-    if *shutdown.borrow_and_update() {
+    if *ctx.app.shutdown.borrow() {
         return FirstBytes::Close("drain");
     }
     // No request can start before the first bytes, so the timed limits are fixed
@@ -64,7 +63,7 @@ pub(super) async fn first_bytes(stream: &mut TlsStream<TcpStream>, ctx: &ConnCtx
             Err(_) => FirstBytes::Close("read error"),
         },
         _ = tokio::time::sleep_until(deadline) => FirstBytes::Close(why),
-        _ = shutdown.changed() => FirstBytes::Close("drain"),
+        _ = ctx.drain_started() => FirstBytes::Close("drain"),
         _ = ctx.revoked() => FirstBytes::Close("client certificate denied"),
         _ = ctx.site.retirement() => FirstBytes::Arrived,
     }
@@ -223,14 +222,10 @@ async fn drive<C: Graceful>(conn: C, ctx: &ConnCtx) {
     });
     tokio::pin!(abort);
     let close = Gated::new(async {
-        let mut shutdown = ctx.app.shutdown.clone();
-        let drain = async {
-            // A drain that started before this connection was served counts at once.
-            let _ = shutdown.wait_for(|draining| *draining).await;
-        };
         tokio::select! {
             biased;
-            _ = drain => Close::Drain,
+            // A drain that started before this connection was served counts at once.
+            _ = ctx.drain_started() => Close::Drain,
             _ = ctx.site.retirement() => Close::Retired,
             _ = ctx.idle() => Close::Idle,
             _ = age(ctx) => Close::MaxAge,

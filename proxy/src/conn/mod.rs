@@ -78,6 +78,11 @@ impl App {
         }
     }
 
+    /// The configuration file's status, for the reloader to write and `/certs` to read.
+    pub(crate) fn config_status(&self) -> std::sync::MutexGuard<'_, ConfigStatus> {
+        self.config_status.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The current snapshot (what a new connection takes).
     pub(crate) fn runtime(&self) -> Arc<Runtime> {
         self.runtime.load_full()
@@ -158,14 +163,23 @@ impl ConnCtx {
         }
     }
 
+    /// Resolves once a drain has started (at once if it started before), or certfront
+    /// is stopping without one.
+    pub(crate) async fn drain_started(&self) {
+        let _ = self
+            .app
+            .shutdown
+            .clone()
+            .wait_for(|draining| *draining)
+            .await;
+    }
+
     /// Resolves once a drain has started and `drain_seconds` have passed since.
     pub(crate) async fn drain_deadline(&self) {
-        let mut shutdown = self.app.shutdown.clone();
-        loop {
-            if *shutdown.borrow_and_update() {
-                break;
-            }
-            if shutdown.changed().await.is_err() {
+        if !*self.app.shutdown.borrow() {
+            self.drain_started().await;
+            if !*self.app.shutdown.borrow() {
+                // Stopping without a drain: no deadline.
                 return std::future::pending().await;
             }
         }

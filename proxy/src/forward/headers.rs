@@ -43,9 +43,13 @@ fn is_hop_by_hop(name: &HeaderName) -> bool {
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     // One look at the few names present instead of a hash lookup per hop-by-hop name:
     // most messages carry none.
-    if !headers.keys().any(is_hop_by_hop) {
-        return;
+    if headers.keys().any(is_hop_by_hop) {
+        remove_hop_by_hop(headers);
     }
+}
+
+/// [`strip_hop_by_hop`] once a hop-by-hop name is known to be present.
+fn remove_hop_by_hop(headers: &mut HeaderMap) {
     if headers.contains_key(header::CONNECTION) {
         // Collected first because the names are removed from the map they live in; only
         // requests that carry `Connection` pay for it.
@@ -136,7 +140,7 @@ pub fn sanitize_request(headers: &mut HeaderMap) {
         identity |= is_identity_header(name.as_str());
     }
     if hop {
-        strip_hop_by_hop(headers);
+        remove_hop_by_hop(headers);
     }
     if !identity {
         return;

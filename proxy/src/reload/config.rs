@@ -50,27 +50,45 @@ pub(super) fn candidate(
 /// the new snapshot so it describes what really runs.
 pub(super) fn keep_listeners(running: &Config, new: &mut Config) -> Vec<String> {
     let mut changed = Vec::new();
-    if new.server.listen != running.server.listen {
-        changed.push("server.listen".to_owned());
-        new.server.listen = running.server.listen.clone();
-    }
-    if new.server.admin != running.server.admin {
-        changed.push("server.admin".to_owned());
-        new.server.admin = running.server.admin;
-    }
-    if new.server.http_redirect != running.server.http_redirect {
-        changed.push("server.http_redirect".to_owned());
-        new.server.http_redirect = running.server.http_redirect;
-    }
-    if new.limits.max_connections != running.limits.max_connections {
-        changed.push("limits.max_connections".to_owned());
-        new.limits.max_connections = running.limits.max_connections;
-    }
-    if new.limits.redirect_max_connections != running.limits.redirect_max_connections {
-        changed.push("limits.redirect_max_connections".to_owned());
-        new.limits.redirect_max_connections = running.limits.redirect_max_connections;
-    }
+    let (server, limits) = (&running.server, &running.limits);
+    let mut keep = |name: &str, differed: bool| {
+        if differed {
+            changed.push(name.to_owned());
+        }
+    };
+    keep(
+        "server.listen",
+        restore(&mut new.server.listen, &server.listen),
+    );
+    keep(
+        "server.admin",
+        restore(&mut new.server.admin, &server.admin),
+    );
+    keep(
+        "server.http_redirect",
+        restore(&mut new.server.http_redirect, &server.http_redirect),
+    );
+    keep(
+        "limits.max_connections",
+        restore(&mut new.limits.max_connections, &limits.max_connections),
+    );
+    keep(
+        "limits.redirect_max_connections",
+        restore(
+            &mut new.limits.redirect_max_connections,
+            &limits.redirect_max_connections,
+        ),
+    );
     changed
+}
+
+/// Puts `running` back into `new`; whether they differed.
+fn restore<T: PartialEq + Clone>(new: &mut T, running: &T) -> bool {
+    if new == running {
+        return false;
+    }
+    *new = running.clone();
+    true
 }
 
 #[cfg(test)]

@@ -242,11 +242,7 @@ impl Reloader {
             error!(config = %path.display(), "configuration reload refused, the running configuration stays: {p}");
         }
         self.metrics.config_reload(false);
-        let mut status = self
-            .app
-            .config_status
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut status = self.app.config_status();
         status.last_attempt = Some(now);
         let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
         status.last_error = Some(text.join("; "));
@@ -309,11 +305,7 @@ impl Reloader {
             "configuration reloaded"
         );
         self.metrics.config_reload(true);
-        let mut status = self
-            .app
-            .config_status
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut status = self.app.config_status();
         status.loaded_at = Some(now);
         status.last_attempt = Some(now);
         status.last_error = None;
