@@ -220,6 +220,8 @@ fn is_invisible(c: char) -> bool {
     )
 }
 
+#[doc(hidden)]
+pub mod checks;
 #[cfg(test)]
 mod props;
 #[cfg(test)]

@@ -5,60 +5,8 @@
 
 use proptest::prelude::*;
 
+use super::checks::check_text;
 use super::*;
-
-/// The same list as pasted from the Windows certificate dialog into Notepad.
-fn as_pasted(text: &str) -> String {
-    let mut out = String::from('\u{FEFF}');
-    for (i, line) in text.split('\n').enumerate() {
-        if i > 0 {
-            out.push_str("\r\n");
-        }
-        out.push('\u{200E}');
-        out.push_str(line);
-    }
-    out
-}
-
-fn lines_and_reasons(err: &DenyListError) -> Vec<(usize, String)> {
-    err.bad_lines
-        .iter()
-        .map(|b| (b.line, b.reason.to_string()))
-        .collect()
-}
-
-/// The fuzz target's checks for one text.
-fn check_text(text: &str) {
-    let parsed = parse(text);
-    let line_count = text.lines().count();
-    match &parsed {
-        Ok(list) => {
-            assert!(list.len() <= line_count);
-            for line in text.lines() {
-                let bare = line.trim();
-                if (bare.len() == 40 || bare.len() == 64)
-                    && bare.bytes().all(|b| b.is_ascii_hexdigit())
-                {
-                    assert!(list.contains(&bare.to_ascii_uppercase()), "{bare} missing");
-                }
-            }
-        }
-        Err(err) => {
-            assert!(!err.bad_lines.is_empty() && !err.to_string().is_empty());
-            let numbers: Vec<usize> = err.bad_lines.iter().map(|b| b.line).collect();
-            assert!(numbers.windows(2).all(|w| w[0] < w[1]), "{numbers:?}");
-            assert!(numbers.iter().all(|n| (1..=line_count).contains(n)));
-        }
-    }
-    if !text.contains(['\r', '\u{FEFF}', '\u{200E}']) {
-        let pasted = parse(&as_pasted(text));
-        match (&parsed, &pasted) {
-            (Ok(a), Ok(b)) => assert_eq!(a, b, "paste changed the list"),
-            (Err(a), Err(b)) => assert_eq!(lines_and_reasons(a), lines_and_reasons(b)),
-            _ => panic!("paste changed the outcome: {parsed:?} vs {pasted:?}"),
-        }
-    }
-}
 
 /// A fingerprint (SHA-1 or SHA-256, upper-case) as an administrator might paste it:
 /// any case, a separator between byte pairs, invisible characters around, a comment.
