@@ -15,81 +15,15 @@
 //! Checked against simple references: routing by exact name first, then a one-label
 //! wildcard (a wildcard host never gets a request naming an exact host); sanitising
 //! removes every identity and hop-by-hop header and keeps everything else as it was.
+//! The sample table, the reference router and the shared checks are `certfront::checks`,
+//! which the property tests run on stable too.
 #![no_main]
 
-use std::sync::{Arc, LazyLock};
-
-use certfront::{
-    Metrics, Runtime, SiteTable, add_forwarded, admit, is_identity_header, location, parse_host,
-    sanitize_request,
-};
+use certfront::checks::{check_admission, check_sanitize, check_split, reference_route, table};
+use certfront::{add_forwarded, location, parse_host};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Uri, Version};
 use libfuzzer_sys::fuzz_target;
-
-/// The site table of a deployment with an exact host under a wildcard one (the case of
-/// the client-auth bypass) and a host with an alias.
-const SITES: [&[&str]; 3] = [
-    &["admin.wild.test"],
-    &["*.wild.test"],
-    &["app.example.org", "app.internal.example.org"],
-];
-
-/// The table start builds for [`SITES`] (config, internal CA, certificates). The CA's
-/// directory is removed once the table is built: a static is never dropped, and the
-/// table reads no file afterwards.
-static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
-    let state = tempfile::tempdir().expect("temp dir");
-    let mut text = format!(
-        "[server]\nlisten = [\"127.0.0.1:0\"]\nstate_dir = {:?}\n",
-        state.path().display().to_string()
-    );
-    for names in SITES {
-        text.push_str(&format!(
-            "[[host]]\nfqdn = {:?}\naliases = {:?}\ninternal = true\nrespond = {{ status = 200 }}\n",
-            names[0],
-            &names[1..]
-        ));
-    }
-    let config = certfront_config::parse(&text, state.path()).expect("fuzz config");
-    let prepared = certfront::prepare(config).unwrap_or_else(|e| panic!("{e}"));
-    let runtime = Runtime::build(prepared, None, &Arc::new(Metrics::new()))
-        .expect("runtime")
-        .runtime;
-    for (site, names) in runtime.table.sites().iter().zip(SITES) {
-        assert_eq!(site.fqdn, names[0], "sites out of order");
-    }
-    runtime
-});
-
-fn table() -> &'static SiteTable {
-    &RUNTIME.table
-}
-
-/// The reference router: which of [`SITES`] serves `name` (no port).
-fn reference_route(name: &str) -> Option<usize> {
-    let name = name.strip_suffix('.').unwrap_or(name).to_ascii_lowercase();
-    if let Some(i) = SITES
-        .iter()
-        .position(|names| names.iter().any(|n| *n == name))
-    {
-        return Some(i);
-    }
-    match name.split_once('.') {
-        Some((label, "wild.test")) if !label.is_empty() => Some(1),
-        _ => None,
-    }
-}
-
-const HOP_BY_HOP: [&str; 7] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
 
 /// A request head read from the input: request line, then `Name: value` lines.
 struct Head {
@@ -132,41 +66,6 @@ fn read_head(data: &[u8]) -> Option<Head> {
     })
 }
 
-fn check_admission(head: &Head) {
-    let table = table();
-    for (i, site) in table.sites().iter().enumerate() {
-        let Ok(raw) = admit(
-            table,
-            site,
-            &head.method,
-            head.version,
-            &head.uri,
-            &head.headers,
-        ) else {
-            continue;
-        };
-        assert!(
-            head.method != Method::CONNECT && head.method != Method::TRACE,
-            "{} admitted",
-            head.method
-        );
-        let host = parse_host(raw).expect("admitted an unparsable host");
-        assert_eq!(
-            reference_route(host.name),
-            Some(i),
-            "{:?} admitted to {}",
-            host.name,
-            site.fqdn
-        );
-        let from_uri = head.uri.authority().map(|a| a.as_str().as_bytes());
-        let from_header = head.headers.get(header::HOST).map(|h| h.as_bytes());
-        assert!(
-            from_uri == Some(raw) || (from_uri.is_none() && from_header == Some(raw)),
-            "admitted a host the request does not name"
-        );
-    }
-}
-
 fn check_location(host: &HeaderValue, path: &str) {
     for https_port in [443, 8443] {
         let Some(loc) = location(
@@ -205,36 +104,9 @@ fn check_location(host: &HeaderValue, path: &str) {
     }
 }
 
-fn check_sanitize(original: &HeaderMap) {
-    let named: Vec<String> = original
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|t| t.trim().to_ascii_lowercase())
-        .collect();
-    let mut headers = original.clone();
-    sanitize_request(&mut headers);
-    for name in headers.keys() {
-        let name = name.as_str();
-        assert!(!is_identity_header(name), "identity header {name} kept");
-        assert!(!HOP_BY_HOP.contains(&name), "hop-by-hop header {name} kept");
-        assert!(
-            !named.iter().any(|n| n == name),
-            "{name} kept though Connection names it"
-        );
-    }
-    // Nothing else is lost or changed.
-    for name in original.keys() {
-        let s = name.as_str();
-        if is_identity_header(s) || HOP_BY_HOP.contains(&s) || named.iter().any(|n| n == s) {
-            continue;
-        }
-        let before: Vec<_> = original.get_all(name).iter().collect();
-        let after: Vec<_> = headers.get_all(name).iter().collect();
-        assert_eq!(before, after, "{s} changed by sanitising");
-    }
-
+/// Sanitising (the shared check), then the forwarding headers on what is left.
+fn check_forwarding(original: &HeaderMap) {
+    let headers = check_sanitize(original);
     let peer = HeaderValue::from_static("192.0.2.7");
     let host = HeaderValue::from_static("app.example.org");
     for trusted in [false, true] {
@@ -257,54 +129,6 @@ fn check_sanitize(original: &HeaderMap) {
     }
 }
 
-/// A parsed Host is the input split, nothing added or decoded: `name`, `[name]` for
-/// IPv6, then nothing or `:` and the port's digits; the name has only name characters.
-fn check_split(data: &[u8], name: &str, port: Option<u16>, ip: bool) {
-    let rest = if data.starts_with(b"[") {
-        let inside = &data[1..];
-        assert!(ip, "bracketed but not an IP");
-        assert!(
-            name.parse::<std::net::Ipv6Addr>().is_ok(),
-            "[{name}] is not IPv6"
-        );
-        assert!(inside.starts_with(name.as_bytes()) && inside[name.len()..].starts_with(b"]"));
-        &inside[name.len() + 1..]
-    } else {
-        assert!(
-            data.starts_with(name.as_bytes()),
-            "name {name:?} is not the input's start"
-        );
-        assert_eq!(
-            ip,
-            name.parse::<std::net::Ipv4Addr>().is_ok(),
-            "ip flag for {name:?}"
-        );
-        let bare = name.strip_suffix('.').unwrap_or(name);
-        assert!(
-            !bare.is_empty() && bare.len() <= 253,
-            "name length {}",
-            bare.len()
-        );
-        assert!(
-            bare.split('.').all(|label| !label.is_empty()
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')),
-            "name {name:?} accepted"
-        );
-        &data[name.len()..]
-    };
-    match port {
-        None => assert!(rest.is_empty(), "bytes after the name but no port"),
-        Some(p) => {
-            let digits = rest.strip_prefix(b":").expect("a port without ':'");
-            assert!(!digits.is_empty() && digits.iter().all(u8::is_ascii_digit));
-            let text = std::str::from_utf8(digits).expect("ASCII digits");
-            assert_eq!(text.parse::<u16>().ok(), Some(p), "port {text:?}");
-        }
-    }
-}
-
 fuzz_target!(|data: &[u8]| {
     // The whole input as one Host value.
     if let Ok(host) = parse_host(data) {
@@ -313,12 +137,12 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(value) = HeaderValue::from_bytes(data) {
         let mut headers = HeaderMap::new();
         headers.insert(header::HOST, value.clone());
-        check_admission(&Head {
-            method: Method::GET,
-            uri: Uri::from_static("/"),
-            version: Version::HTTP_11,
-            headers,
-        });
+        check_admission(
+            &Method::GET,
+            Version::HTTP_11,
+            &Uri::from_static("/"),
+            &headers,
+        );
         check_location(&value, "/");
     }
 
@@ -326,10 +150,10 @@ fuzz_target!(|data: &[u8]| {
     let Some(head) = read_head(data) else {
         return;
     };
-    check_admission(&head);
+    check_admission(&head.method, head.version, &head.uri, &head.headers);
     if let Some(host) = head.headers.get(header::HOST) {
         let path = head.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         check_location(host, path);
     }
-    check_sanitize(&head.headers);
+    check_forwarding(&head.headers);
 });

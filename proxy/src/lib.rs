@@ -11,6 +11,9 @@ mod acme;
 mod admin;
 mod admission;
 mod authority;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod checks;
 mod cli;
 mod commands;
 mod conn;

@@ -8,43 +8,9 @@ use proptest::prelude::*;
 
 use super::*;
 
-/// A parsed Host is the input split: `name` or `[name]`, then nothing or `:` and digits.
+/// The shared check, on a parsed host.
 fn check_split(data: &[u8], host: RequestHost<'_>) {
-    let name = host.name;
-    let rest = if let Some(inside) = data.strip_prefix(b"[") {
-        assert!(host.ip && name.parse::<Ipv6Addr>().is_ok(), "[{name}]");
-        assert!(inside.starts_with(name.as_bytes()) && inside[name.len()..].starts_with(b"]"));
-        &inside[name.len() + 1..]
-    } else {
-        assert!(
-            data.starts_with(name.as_bytes()),
-            "{name:?} is not the input's start"
-        );
-        assert_eq!(
-            host.ip,
-            name.parse::<Ipv4Addr>().is_ok(),
-            "ip flag of {name:?}"
-        );
-        let bare = name.strip_suffix('.').unwrap_or(name);
-        assert!(!bare.is_empty() && bare.len() <= 253, "{name:?}");
-        assert!(
-            bare.split('.').all(|label| !label.is_empty()
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')),
-            "{name:?} accepted"
-        );
-        &data[name.len()..]
-    };
-    match host.port {
-        None => assert!(rest.is_empty(), "bytes after the name but no port"),
-        Some(p) => {
-            let digits = rest.strip_prefix(b":").expect("a port without ':'");
-            assert!(!digits.is_empty() && digits.iter().all(u8::is_ascii_digit));
-            let text = std::str::from_utf8(digits).unwrap();
-            assert_eq!(text.parse::<u16>().ok(), Some(p));
-        }
-    }
+    crate::checks::check_split(data, host.name, host.port, host.ip);
 }
 
 /// What a valid host is made of, and the text it is written as.
