@@ -1,4 +1,5 @@
-//! The command line (DESIGN "Command line"): `run`, `check`, `certs inspect`, `certs csr`.
+//! The command line (DESIGN "Command line"): `run`, `check`, `certs inspect`, `certs csr`,
+//! `health`, `import iis`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,6 +44,16 @@ pub(crate) enum Command {
     /// /healthz (or /readyz with --ready) answers 200, 1 otherwise. Needs no shell tools
     /// (the container HEALTHCHECK).
     Health(HealthArgs),
+    /// Write a commented certfront.toml from another server's configuration.
+    #[command(subcommand)]
+    Import(ImportCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ImportCommand {
+    /// From IIS: a copy of applicationHost.config (and, optionally, the saved output of
+    /// `netsh http show sslcert`); the config goes to stdout.
+    Iis(commands::ImportIisArgs),
 }
 
 /// `certfront health`.
@@ -156,6 +167,7 @@ pub fn main() -> ExitCode {
         Command::Certs(CertsCommand::Inspect(args)) => commands::inspect(&args),
         Command::Health(args) => commands::health(&args),
         Command::Certs(CertsCommand::Csr(args)) => commands::csr(&args),
+        Command::Import(ImportCommand::Iis(args)) => commands::import_iis(&args),
     }
 }
 

@@ -1,6 +1,7 @@
 //! What each subcommand does, with the exit codes of DESIGN "Command line".
 
 mod health;
+mod import_iis;
 mod inspect;
 mod inventory;
 mod run;
@@ -15,6 +16,7 @@ use certfront_certs::policy::ExtKeyUsage;
 use crate::cli::CsrArgs;
 use crate::prepare;
 pub(crate) use health::health;
+pub(crate) use import_iis::{ImportIisArgs, import_iis};
 pub(crate) use inspect::inspect;
 pub(crate) use inventory::fmt_time;
 pub(crate) use run::run;
