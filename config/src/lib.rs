@@ -39,9 +39,18 @@ pub use model::{
     Tls, TlsVersion, UnknownSni, Upstream,
 };
 pub use raw::{
-    OneOrMany, RawAcme, RawClientAuth, RawConfig, RawHost, RawLimits, RawPolicy, RawRespond,
-    RawServer, RawTls,
+    OneOrMany, RawAcme, RawCcs, RawClientAuth, RawConfig, RawHost, RawLimits, RawPolicy,
+    RawRespond, RawServer, RawTls,
 };
+
+/// The file a Central Certificate Store holds for a host, as IIS names it:
+/// `app.example.org.pfx`, and `_.example.org.pfx` for `*.example.org`.
+pub fn ccs_file_name(fqdn: &str) -> String {
+    match fqdn.strip_prefix("*.") {
+        Some(rest) => format!("_.{rest}.pfx"),
+        None => format!("{fqdn}.pfx"),
+    }
+}
 
 /// Reads, parses and validates a config file. Relative paths inside it are
 /// resolved against its directory (kept relative when `path` is relative).

@@ -121,6 +121,9 @@ pub struct Host {
     /// `acme = true`: `source` is then the PEM pair in `state_dir/acme/<fqdn>/` that the
     /// ACME engine writes, and a missing or unusable pair does not stop the start.
     pub acme: bool,
+    /// `ccs = true`: `source` is the `.pfx` of this host in the `[ccs]` folder, with the
+    /// `[ccs]` password file, so reload, last-good and metrics are those of any `.pfx`.
+    pub ccs: bool,
     /// `[policy]` with this host's `[host.policy]` overrides applied: what its
     /// certificate is held to, and what the internal CA issues for it.
     pub policy: Policy,

@@ -28,6 +28,8 @@ pub struct RawConfig {
     pub limits: RawLimits,
     /// `[acme]`: absent unless some host orders its certificate by ACME.
     pub acme: Option<RawAcme>,
+    /// `[ccs]`: an IIS Central Certificate Store folder, for hosts with `ccs = true`.
+    pub ccs: Option<RawCcs>,
 }
 
 impl RawConfig {
@@ -98,6 +100,8 @@ pub struct RawHost {
     pub internal: Option<bool>,
     /// The certificate is ordered from `[acme]` and kept in `state_dir/acme/<fqdn>/`.
     pub acme: Option<bool>,
+    /// The certificate is `<fqdn>.pfx` in the `[ccs]` folder (`_.rest.pfx` for `*.rest`).
+    pub ccs: Option<bool>,
     /// One URL or table, or a list of them.
     pub upstream: Option<RawUpstreams>,
     pub upstream_host: Option<String>,
@@ -124,6 +128,15 @@ pub struct RawClientAuth {
     pub mode: Option<String>,
     pub ca: Option<String>,
     pub deny: Option<String>,
+}
+
+/// `[ccs]`: IIS's Central Certificate Store, one folder of `.pfx` files named after
+/// the host, one password for all.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCcs {
+    pub path: Option<String>,
+    pub password_file: Option<String>,
 }
 
 /// `[acme]`.

@@ -14,6 +14,7 @@ mod deploy;
 mod forward_http;
 mod hardening;
 mod host_policy;
+mod iis;
 mod limits;
 mod loadtest_rotate;
 mod mtls;

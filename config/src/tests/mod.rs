@@ -2,6 +2,7 @@
 //! message, defaults, path resolution, parse errors, and every shipped example.
 
 mod acme;
+mod ccs;
 mod examples;
 mod hosts;
 mod iis;

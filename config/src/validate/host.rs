@@ -60,6 +60,7 @@ impl Validator<'_> {
             .collect();
         let source = self.source(&at, &raw);
         let raw_acme = raw.acme == Some(true);
+        let raw_ccs = raw.ccs == Some(true);
         let action = self.action(&at, raw.upstream.clone(), raw.respond.clone());
         let upstream_host = raw.upstream_host.clone();
         let upstream_ca = raw
@@ -84,6 +85,7 @@ impl Validator<'_> {
             upstream_ca,
             client_auth,
             acme: raw_acme,
+            ccs: raw_ccs,
             policy,
         })
     }
@@ -111,6 +113,9 @@ impl Validator<'_> {
         if raw.acme == Some(true) {
             kinds.push("acme = true");
         }
+        if raw.ccs == Some(true) {
+            kinds.push("ccs = true");
+        }
         match (&raw.cert, &raw.key) {
             (Some(_), None) => self.problem(
                 format!("{at}.key"),
@@ -127,7 +132,8 @@ impl Validator<'_> {
             0 => self.problem(
                 at,
                 "no certificate source: set cert and key (PEM files), pfx (a PKCS#12 file, \
-                 with pfx_password_env or pfx_password_file), internal = true, or acme = true",
+                 with pfx_password_env or pfx_password_file), ccs = true (the [ccs] store), internal = true, \
+                 or acme = true",
             ),
             1 => {}
             _ => self.problem(
@@ -155,6 +161,9 @@ impl Validator<'_> {
         }
         if raw.acme == Some(true) {
             return self.acme_source(at, raw);
+        }
+        if raw.ccs == Some(true) {
+            return self.ccs_source(at, raw);
         }
         (raw.internal == Some(true)).then_some(CertSource::Internal)
     }

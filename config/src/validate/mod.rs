@@ -2,6 +2,7 @@
 //! collected with its TOML path, defaults applied, relative paths resolved.
 
 mod acme;
+mod ccs;
 mod cross;
 mod host;
 pub(crate) mod limits;
@@ -26,12 +27,14 @@ impl RawConfig {
             base_dir,
             problems: Vec::new(),
             acme: None,
+            ccs: None,
             warnings: Vec::new(),
         };
         let server = v.server(self.server);
         let (tls, default_host) = v.tls(self.tls);
         let policy = v.policy("policy", self.policy, &Policy::default());
         let acme = v.acme(self.acme, &server, &policy);
+        v.ccs(self.ccs, &self.hosts);
         let (hosts, claimed) = v.hosts(self.hosts, &policy);
         let default_host = default_host.and_then(|name| v.default_host(&name, &claimed));
         let limits = v.limits(self.limits);
@@ -63,6 +66,8 @@ struct Validator<'a> {
     problems: Vec<Problem>,
     /// What `acme = true` hosts need from `[acme]`, once it has been read.
     acme: Option<acme::AcmeFacts>,
+    /// `[ccs]`, once read: the folder and the password file, resolved.
+    ccs: Option<ccs::Ccs>,
     /// Valid but probably not what the administrator wants (`check` prints them).
     warnings: Vec<Problem>,
 }

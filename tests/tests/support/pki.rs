@@ -124,6 +124,24 @@ impl Leaf {
     }
 }
 
+impl Leaf {
+    /// The leaf and its key as a `.pfx` (PKCS#12) sealed with `password`, as Windows exports it.
+    pub(crate) fn pfx(&self, password: &str) -> Vec<u8> {
+        use rustls_pki_types::pem::PemObject;
+        let key = rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(self.key_pem.as_bytes())
+            .expect("pkcs8");
+        let cert = p12_keystore::Certificate::from_der(self.der.as_ref()).expect("cert");
+        let chain = p12_keystore::PrivateKeyChain::new(
+            vec![1u8],
+            p12_keystore::PrivateKey::from_der(key.secret_pkcs8_der()).expect("key"),
+            vec![cert],
+        );
+        let mut store = p12_keystore::KeyStore::new();
+        store.add_entry("leaf", p12_keystore::KeyStoreEntry::PrivateKeyChain(chain));
+        store.writer(password).write().expect("pfx")
+    }
+}
+
 /// Writes a file readable by its owner only (as a private key should be).
 pub(crate) fn write_secret(path: &Path, data: &[u8]) {
     use std::os::unix::fs::PermissionsExt;

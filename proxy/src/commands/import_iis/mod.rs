@@ -27,6 +27,9 @@ pub(crate) struct ImportIisArgs {
     /// The directory the exported .pfx files and their password files go to.
     #[arg(long, value_name = "DIR", default_value = "/etc/certfront")]
     pub cert_dir: String,
+    /// Where the IIS Central Certificate Store share is mounted (for CCS bindings).
+    #[arg(long, value_name = "DIR", default_value = "/mnt/ccs")]
+    pub ccs_dir: String,
 }
 
 /// Neither file may be larger: a real applicationHost.config is well under 1 MiB.
@@ -107,6 +110,7 @@ pub(crate) fn convert(args: &ImportIisArgs) -> Result<(String, usize), ImportErr
     let options = render::Options {
         iis_address: address.as_deref(),
         cert_dir: args.cert_dir.trim_end_matches('/'),
+        ccs_dir: args.ccs_dir.trim_end_matches('/'),
         sources: &sources,
     };
     Ok(render::render(&app, &netsh, &options))

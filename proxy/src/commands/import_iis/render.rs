@@ -18,6 +18,8 @@ pub(super) struct Options<'a> {
     pub iis_address: Option<&'a str>,
     /// Where the exported `.pfx` files and their password files go.
     pub cert_dir: &'a str,
+    /// Where the Central Certificate Store share is mounted.
+    pub ccs_dir: &'a str,
     /// Written into the header comment.
     pub sources: &'a str,
 }
@@ -218,11 +220,14 @@ fn header(
     if hosts.iter().any(|h| h.flags & SSL_CCS != 0) {
         let _ = writeln!(
             out,
-            "\n# IIS Central Certificate Store bindings below: certificates come from the CCS share,\n\
-             # <fqdn>.pfx (_.example.org.pfx for *.example.org), one password for all.\n\
-             # TODO: mount the share (e.g. CIFS on /mnt/ccs) and put the CCS password in\n\
-             # {dir}/ccs.pass (mode 0600 or 0640 root:certfront).",
-            dir = opt.cert_dir
+            "\n# IIS Central Certificate Store: hosts with ccs = true take <fqdn>.pfx from this folder\n\
+             # (_.example.org.pfx for *.example.org), with the one password. On a CIFS mount file\n\
+             # events do not arrive: changes are picked up by the re-scan (server.rescan_seconds).\n\
+             [ccs]\n\
+             path = {}   # TODO: where the CCS share is mounted\n\
+             password_file = {}   # TODO: the CCS private-key password, first line, mode 0600",
+            toml_str(opt.ccs_dir),
+            toml_str(&format!("{}/ccs.pass", opt.cert_dir))
         );
     }
 }
@@ -250,18 +255,13 @@ fn host(out: &mut String, h: &HostOut<'_>, app: &AppHost, opt: &Options<'_>) {
     }
     out.push_str("[[host]]\n");
     let _ = writeln!(out, "fqdn = {}", toml_str(&h.fqdn));
-    let file = h.fqdn.replace('*', "_");
+    let file = h.fqdn.replacen('*', "_", 1);
     if h.flags & SSL_CCS != 0 {
-        out.push_str("# certificate from the Central Certificate Store share\n");
         let _ = writeln!(
             out,
-            "pfx = {}   # TODO: where the CCS share is mounted",
-            toml_str(&format!("/mnt/ccs/{file}.pfx"))
-        );
-        let _ = writeln!(
-            out,
-            "pfx_password_file = {}",
-            toml_str(&format!("{}/ccs.pass", opt.cert_dir))
+            "ccs = true   # {}/{} from the Central Certificate Store",
+            opt.ccs_dir,
+            certfront_config::ccs_file_name(&h.fqdn)
         );
     } else {
         match (h.cert.and_then(|c| c.hash.as_deref().map(|x| (x, c.store_name()))), h.binding_hash) {

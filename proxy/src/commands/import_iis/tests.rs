@@ -20,6 +20,7 @@ fn args(config: PathBuf, netsh: Option<PathBuf>) -> ImportIisArgs {
         netsh,
         iis_address: Some("10.20.0.20".parse().unwrap()),
         cert_dir: "/etc/certfront".into(),
+        ccs_dir: "/mnt/ccs".into(),
     }
 }
 
@@ -128,8 +129,10 @@ fn ccs_bindings_take_the_share_file_name_with_underscore_for_a_wildcard() {
     let CertSource::Pfx { path, .. } = &wildcard.source else {
         panic!("{:?}", wildcard.source)
     };
-    assert!(path.ends_with("_.clinics.mycompany.com.pfx"), "{path:?}");
-    assert!(text.contains("IIS Central Certificate Store"));
+    assert_eq!(path, Path::new("/mnt/ccs/_.clinics.mycompany.com.pfx"));
+    assert!(wildcard.ccs && c.host("portal.mycompany.com").unwrap().ccs);
+    assert!(!c.host("hcapp").unwrap().ccs);
+    assert!(text.contains("[ccs]\npath = \"/mnt/ccs\""), "{text}");
     assert!(text.contains("IIS had legacy TLS disabled"));
 }
 

@@ -1,0 +1,168 @@
+//! Coming from IIS: `certfront import iis` output that passes `check` once the files are
+//! in place, the Central Certificate Store (`[ccs]`, `ccs = true`) and its re-scan.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::ClientConfig;
+use rustls_pki_types::CertificateDer;
+
+use crate::support::client::{client_config, connect, peer_leaf};
+use crate::support::pki::{TestCa, write_secret};
+use crate::support::{run_cli, start};
+
+fn iis_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../proxy/testdata/iis")
+        .join(name)
+}
+
+/// The IIS 10 fixture imported, every TODO filled in with generated certificates: `check`
+/// passes with no warning; a CCS host's missing file is a refusal naming that file.
+#[test]
+fn imported_iis_config_passes_check_once_the_files_are_in_place() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (certs, ccs) = (d.join("certs"), d.join("ccs"));
+    std::fs::create_dir(&certs).expect("mkdir");
+    std::fs::create_dir(&ccs).expect("mkdir");
+    let apphost = iis_fixture("iis10-applicationHost.config");
+    let netsh = iis_fixture("netsh-sslcert.txt");
+    let (code, toml, err) = run_cli(
+        &[
+            "import",
+            "iis",
+            apphost.to_str().unwrap(),
+            "--netsh",
+            netsh.to_str().unwrap(),
+            "--iis-address",
+            "127.0.0.1",
+            "--cert-dir",
+            certs.to_str().unwrap(),
+            "--ccs-dir",
+            ccs.to_str().unwrap(),
+        ],
+        d,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(toml.contains("ccs = true"), "{toml}");
+
+    // What the admin does: export each .pfx, write the passwords and the client CA, trust
+    // the private root.
+    let ca = TestCa::new("hospital root");
+    std::fs::write(d.join("root.pem"), &ca.pem).expect("root");
+    std::fs::write(certs.join("clients-ca.pem"), &ca.pem).expect("clients ca");
+    for name in [
+        "hcappserver.mycompany.com",
+        "hcapp",
+        "hctabletserver.mycompany.com",
+    ] {
+        let pfx = ca.leaf(&[name]).pfx(&format!("{name} export"));
+        write_secret(&certs.join(format!("{name}.pfx")), &pfx);
+        write_secret(
+            &certs.join(format!("{name}.pass")),
+            format!("{name} export\n").as_bytes(),
+        );
+    }
+    write_secret(&certs.join("ccs.pass"), b"one store password\n");
+    for (name, file) in [
+        ("portal.mycompany.com", "portal.mycompany.com.pfx"),
+        ("*.clinics.mycompany.com", "_.clinics.mycompany.com.pfx"),
+    ] {
+        write_secret(&ccs.join(file), &ca.leaf(&[name]).pfx("one store password"));
+    }
+    let config = d.join("certfront.toml");
+    std::fs::write(&config, format!("{toml}\n[tls]\ntrust = [\"root.pem\"]\n")).expect("config");
+
+    let (code, out, err) = run_cli(&["check", "-c", "certfront.toml"], d);
+    assert_eq!(code, 0, "check failed:\n{out}\n{err}\n--- config:\n{toml}");
+    assert!(!err.contains("warning:"), "{err}");
+    for host in ["hcapp", "portal.mycompany.com", "*.clinics.mycompany.com"] {
+        assert!(out.contains(&format!("host {host}: OK")), "{host}:\n{out}");
+    }
+
+    let missing = ccs.join("portal.mycompany.com.pfx");
+    std::fs::remove_file(&missing).expect("rm");
+    let (code, _, err) = run_cli(&["check", "-c", "certfront.toml"], d);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(&format!("{}: cannot read", missing.display())),
+        "the refusal names the file looked for:\n{err}"
+    );
+}
+
+/// The leaf a fresh (not resumed) handshake for `sni` gets.
+async fn served(
+    addr: std::net::SocketAddr,
+    sni: &str,
+    cfg: &Arc<ClientConfig>,
+) -> Option<CertificateDer<'static>> {
+    let mut full = (**cfg).clone();
+    full.resumption = rustls::client::Resumption::disabled();
+    connect(addr, sni, Arc::new(full))
+        .await
+        .ok()
+        .map(|tls| peer_leaf(&tls))
+}
+
+/// A CIFS mount sends no inotify event for a change made on the Windows side. Stand-in: the
+/// store path is a symlink that is swapped to another folder, in a directory nobody
+/// watches, so the watcher (which watches the folder the link pointed to) sees nothing.
+/// The instance with a 1 s re-scan serves the new file; the one without still serves the
+/// old one (the proof that the watcher was bypassed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ccs_change_behind_the_watchers_back_is_served_after_the_rescan() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let ca = TestCa::new("ccs root");
+    std::fs::write(d.join("root.pem"), &ca.pem).expect("root");
+    for sub in ["share-a", "share-b", "secrets"] {
+        std::fs::create_dir(d.join(sub)).expect("mkdir");
+    }
+    write_secret(&d.join("secrets/ccs.pass"), b"store password\n");
+    let first = ca.leaf(&["app.test"]);
+    let second = ca.leaf(&["app.test"]);
+    write_secret(
+        &d.join("share-a/app.test.pfx"),
+        &first.pfx("store password"),
+    );
+    symlink(d.join("share-a"), d.join("ccs")).expect("symlink");
+    let config = |rescan: u64| {
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nrescan_seconds = {rescan}\nwatch_config = false\n\
+             [tls]\ntrust = [\"root.pem\"]\n\
+             [ccs]\npath = \"ccs\"\npassword_file = \"secrets/ccs.pass\"\n\
+             [[host]]\nfqdn = \"app.test\"\nccs = true\nrespond = {{ body = \"ok\" }}\n"
+        )
+    };
+    let rescanning = start(&config(1), d).await;
+    let blind = start(&config(0), d).await;
+    let cfg = client_config(&[&ca.der], &[b"http/1.1"]);
+    let (a, b) = (rescanning.tls_addrs[0], blind.tls_addrs[0]);
+    assert_eq!(served(a, "app.test", &cfg).await, Some(first.der.clone()));
+    assert_eq!(served(b, "app.test", &cfg).await, Some(first.der.clone()));
+
+    write_secret(
+        &d.join("share-b/app.test.pfx"),
+        &second.pfx("store password"),
+    );
+    symlink(d.join("share-b"), d.join("ccs.new")).expect("symlink");
+    std::fs::rename(d.join("ccs.new"), d.join("ccs")).expect("swap the link");
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while served(a, "app.test", &cfg).await.as_ref() != Some(&second.der) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the re-scan did not pick up the new file"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        served(b, "app.test", &cfg).await,
+        Some(first.der.clone()),
+        "the watcher saw the change: this test no longer models a CIFS mount"
+    );
+}
