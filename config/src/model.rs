@@ -254,6 +254,9 @@ pub struct ClientAuth {
     pub mode: ClientAuthMode,
     pub ca: PathBuf,
     pub deny: Option<PathBuf>,
+    /// `arr_client_cert = true`: the verified client certificate also goes upstream as
+    /// `X-ARR-ClientCert` (base64 DER), the header applications written for IIS ARR read.
+    pub arr_client_cert: bool,
 }
 
 /// `[limits]`; every value is within the range `docs/configuration.md` gives for it.

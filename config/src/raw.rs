@@ -128,6 +128,8 @@ pub struct RawClientAuth {
     pub mode: Option<String>,
     pub ca: Option<String>,
     pub deny: Option<String>,
+    /// Also send the client certificate as `X-ARR-ClientCert` (IIS ARR's header).
+    pub arr_client_cert: Option<bool>,
 }
 
 /// `[ccs]`: IIS's Central Certificate Store, one folder of `.pfx` files named after

@@ -166,3 +166,56 @@ async fn a_ccs_change_behind_the_watchers_back_is_served_after_the_rescan() {
         "the watcher saw the change: this test no longer models a CIFS mount"
     );
 }
+
+/// `arr_client_cert = true`: the verified client certificate also goes upstream as
+/// `X-ARR-ClientCert`, as IIS ARR sends it; a copy the client sent is removed on every
+/// host, with or without the setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arr_client_cert_is_sent_only_where_asked_and_never_forged() {
+    use base64::Engine;
+
+    use crate::support::backend::Backend;
+    use crate::support::client::{Sender, body_json, get, tls_client};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let server_ca = TestCa::new("server root");
+    std::fs::write(d.join("root.pem"), &server_ca.pem).expect("root");
+    server_ca.leaf(&["arr.test"]).write(d, "arr");
+    server_ca.leaf(&["plain.test"]).write(d, "plain");
+    let clients_ca = TestCa::new("physician clients CA");
+    std::fs::write(d.join("clients-ca.pem"), &clients_ca.pem).expect("clients ca");
+    let alice = clients_ca.client("dr-alice");
+    let backend = Backend::start("iis").await;
+    let toml = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[tls]\ntrust = [\"root.pem\"]\n\
+         [[host]]\nfqdn = \"arr.test\"\ncert = \"arr.pem\"\nkey = \"arr-key.pem\"\nupstream = \"{0}\"\n\
+         [host.client_auth]\nca = \"clients-ca.pem\"\narr_client_cert = true\n\
+         [[host]]\nfqdn = \"plain.test\"\ncert = \"plain.pem\"\nkey = \"plain-key.pem\"\nupstream = \"{0}\"\n\
+         [host.client_auth]\nca = \"clients-ca.pem\"\n",
+        backend.url()
+    );
+    let running = start(&toml, d).await;
+    let addr = running.tls_addrs[0];
+    let cfg = tls_client(&[&server_ca.der], &[b"http/1.1"], Some(&alice));
+    let expected = base64::engine::general_purpose::STANDARD.encode(alice.der.as_ref());
+    for (host, arr) in [("arr.test", true), ("plain.test", false)] {
+        let tls = connect(addr, host, cfg.clone())
+            .await
+            .expect("mTLS handshake");
+        let mut s = Sender::over(tls).await;
+        let mut req = get(host, "/", false);
+        req.headers_mut()
+            .insert("x-arr-clientcert", http::HeaderValue::from_static("FORGED"));
+        let echo = body_json(s.send(req).await.expect("response")).await;
+        let sent = &echo["headers"]["x-arr-clientcert"];
+        if arr {
+            assert_eq!(sent.as_array().map(Vec::len), Some(1), "{echo}");
+            assert_eq!(sent[0], expected.as_str(), "{host}");
+            assert_eq!(echo["headers"]["x-client-cert"][0], expected.as_str());
+        } else {
+            assert!(sent.is_null(), "{host}: {echo}");
+            assert_eq!(echo["headers"]["x-client-cert"][0], expected.as_str());
+        }
+    }
+}

@@ -343,16 +343,16 @@ fn client_auth_mode_and_ca() {
         Some(ClientAuth {
             mode: ClientAuthMode::Required,
             ca: "/etc/certfront/clients-ca.pem".into(),
-            deny: Some("/etc/deny.txt".into())
+            deny: Some("/etc/deny.txt".into()),
+            arr_client_cert: false,
         })
     );
     let config = valid(&with_hosts(&[&format!(
-        "{HOST}[host.client_auth]\nmode = \"optional\"\nca = \"c.pem\""
+        "{HOST}[host.client_auth]\nmode = \"optional\"\nca = \"c.pem\"\narr_client_cert = true"
     )]));
-    assert_eq!(
-        config.hosts[0].client_auth.as_ref().unwrap().mode,
-        ClientAuthMode::Optional
-    );
+    let auth = config.hosts[0].client_auth.as_ref().unwrap();
+    assert_eq!(auth.mode, ClientAuthMode::Optional);
+    assert!(auth.arr_client_cert);
     expect(
         &with_hosts(&[&format!(
             "{HOST}[host.client_auth]\nmode = \"request\"\nca = \"c.pem\""

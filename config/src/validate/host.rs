@@ -400,6 +400,11 @@ impl Validator<'_> {
             }
         };
         let deny = raw.deny.map(|d| self.path(&format!("{at}.deny"), &d));
-        ClientAuth { mode, ca, deny }
+        ClientAuth {
+            mode,
+            ca,
+            deny,
+            arr_client_cert: raw.arr_client_cert.unwrap_or(false),
+        }
     }
 }

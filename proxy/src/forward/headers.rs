@@ -10,6 +10,8 @@ pub(crate) static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forw
 pub(crate) static X_CLIENT_CERT: HeaderName = HeaderName::from_static("x-client-cert");
 pub(crate) static X_CLIENT_CERT_THUMBPRINT: HeaderName =
     HeaderName::from_static("x-client-cert-thumbprint");
+/// IIS ARR's name for the client certificate (base64 DER), for hosts that ask for it.
+pub(crate) static X_ARR_CLIENTCERT: HeaderName = HeaderName::from_static("x-arr-clientcert");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 static HTTPS: HeaderValue = HeaderValue::from_static("https");

@@ -241,6 +241,10 @@ async fn forward(
     if let Some(cert) = &ctx.client_cert {
         headers.insert(&headers::X_CLIENT_CERT, cert.der_b64.clone());
         headers.insert(&headers::X_CLIENT_CERT_THUMBPRINT, cert.thumbprint.clone());
+        let arr = ctx.site.host.client_auth.as_ref();
+        if arr.is_some_and(|a| a.arr_client_cert) {
+            headers.insert(&headers::X_ARR_CLIENTCERT, cert.der_b64.clone());
+        }
     }
     headers::add_forwarded(headers, &ctx.peer_ip, &host, ctx.trusted_peer);
     headers.insert(header::HOST, sent_host);

@@ -357,7 +357,8 @@ fn client_auth(out: &mut String, h: &HostOut<'_>, app: &AppHost, opt: &Options<'
     };
     let _ = writeln!(
         out,
-        "[host.client_auth]   # IIS: {flag}{}\nmode = \"{mode}\"\nca = {}   # TODO: the CA that issues the client certificates (PEM, DER or .p7b)",
+        "[host.client_auth]   # IIS: {flag}{}\nmode = \"{mode}\"\nca = {}   # TODO: the CA that issues the client certificates (PEM, DER or .p7b)\n\
+         # arr_client_cert = true   # also send it as X-ARR-ClientCert, for applications written for IIS ARR",
         if a.path.is_empty() {
             " (server-wide)".to_string()
         } else {
