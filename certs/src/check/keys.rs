@@ -46,8 +46,9 @@ pub(super) fn check_key_match(
     }
 }
 
-/// `file` holds `secret` ("the private key", "the .pfx password"): readable by group or
-/// others is a violation, a warning or nothing, as `policy.key_file_mode` says.
+/// `file` holds `secret` ("the private key", "the .pfx password"): a mode or owner that
+/// [`mode_finding`] objects to is a violation, a warning or nothing, as
+/// `policy.key_file_mode` says.
 pub(super) fn check_key_file_mode(
     report: &mut Report,
     file: &Path,
@@ -57,13 +58,12 @@ pub(super) fn check_key_file_mode(
     if mode == KeyFileMode::Ignore {
         return;
     }
-    let Some(bits) = file_mode(file) else { return };
-    if bits & 0o077 == 0 {
+    let Some((bits, owner)) = file_mode(file) else {
         return;
-    }
-    let detail = format!(
-        "mode {bits:04o} lets group or others read {secret}, policy requires 0600 or stricter (chmod 600)"
-    );
+    };
+    let Some(detail) = mode_finding(bits, owner, process_uid(), secret) else {
+        return;
+    };
     match mode {
         KeyFileMode::Refuse => report.violate(file, Rule::KeyFileMode, detail),
         _ => report.warnings.push(format!(
@@ -74,16 +74,60 @@ pub(super) fn check_key_file_mode(
     }
 }
 
+/// PostgreSQL's rule for its key file (`be-secure-common.c`), which lets a key be shared
+/// with the service through its group without handing the service the file: a file owned
+/// by certfront's own user must be 0600 or stricter; one owned by root may also be
+/// readable by its group (0640 `root:certfront`); one owned by anybody else never passes.
+/// `me` is certfront's effective user, `None` when unknown (then the strict rule applies).
+pub(crate) fn mode_finding(bits: u32, owner: u32, me: Option<u32>, secret: &str) -> Option<String> {
+    if me.is_none_or(|me| me == owner) {
+        return (bits & 0o077 != 0).then(|| {
+            format!(
+                "mode {bits:04o} lets group or others read {secret}; a file owned by \
+                 certfront's own user must be 0600 or stricter: chmod 600 (or give it to root \
+                 with certfront's group: chown root:certfront, chmod 640)"
+            )
+        });
+    }
+    if owner == 0 {
+        return (bits & 0o037 != 0).then(|| {
+            format!(
+                "mode {bits:04o} lets others read {secret} or its group change it; a file \
+                 owned by root may be readable by its group (certfront's), no more: chmod 640"
+            )
+        });
+    }
+    let me = me.unwrap_or_default();
+    Some(format!(
+        "owned by uid {owner}, neither certfront's user (uid {me}) nor root, which lets \
+         that user replace {secret}: chown it to certfront's user (chmod 600) or to \
+         root:certfront (chmod 640)"
+    ))
+}
+
+/// The file's permission bits and owner.
 #[cfg(unix)]
-fn file_mode(path: &Path) -> Option<u32> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path)
-        .ok()
-        .map(|m| m.permissions().mode() & 0o777)
+fn file_mode(path: &Path) -> Option<(u32, u32)> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.permissions().mode() & 0o777, meta.uid()))
 }
 
 #[cfg(not(unix))]
-fn file_mode(_path: &Path) -> Option<u32> {
+fn file_mode(_path: &Path) -> Option<(u32, u32)> {
+    None
+}
+
+/// certfront's effective user: the owner of `/proc/self` (std has no `geteuid`, and
+/// `unsafe` is forbidden here). `None` off Linux or without /proc.
+#[cfg(unix)]
+fn process_uid() -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self").ok().map(|m| m.uid())
+}
+
+#[cfg(not(unix))]
+fn process_uid() -> Option<u32> {
     None
 }
 
@@ -209,7 +253,9 @@ mod tests {
         assert_eq!(v.file, case.key_file());
         assert_eq!(
             v.detail,
-            "mode 0644 lets group or others read the private key, policy requires 0600 or stricter (chmod 600)"
+            "mode 0644 lets group or others read the private key; a file owned by certfront's \
+             own user must be 0600 or stricter: chmod 600 (or give it to root with certfront's \
+             group: chown root:certfront, chmod 640)"
         );
 
         let report = case.check(&["app.example.org"], &Policy::default(), &anchors);
@@ -283,6 +329,45 @@ mod tests {
         assert_eq!(files, expected, "{:#?}", report.violations);
     }
 
+    /// PostgreSQL's rule, for every owner (the files the other tests make are owned by
+    /// whoever runs them, so root-owned and foreign files are only reachable here).
+    #[test]
+    fn key_file_mode_follows_postgresql() {
+        use super::mode_finding;
+        let key = "the private key";
+        // Owned by certfront's user (uid 999): 0600 or stricter.
+        for ok in [0o600, 0o400] {
+            assert_eq!(mode_finding(ok, 999, Some(999), key), None, "{ok:o}");
+        }
+        for bad in [0o640, 0o604, 0o660] {
+            let m = mode_finding(bad, 999, Some(999), key).unwrap();
+            assert!(m.contains("must be 0600 or stricter: chmod 600"), "{m}");
+        }
+        // Owned by root: may be group-readable, no more.
+        for ok in [0o640, 0o600, 0o440] {
+            assert_eq!(mode_finding(ok, 0, Some(999), key), None, "{ok:o}");
+        }
+        for bad in [0o644, 0o660, 0o604] {
+            let m = mode_finding(bad, 0, Some(999), key).unwrap();
+            assert!(
+                m.contains("owned by root may be readable by its group"),
+                "{m}"
+            );
+            assert!(m.ends_with("chmod 640"), "{m}");
+        }
+        // certfront itself running as root: root's own file, so 0600.
+        assert!(mode_finding(0o640, 0, Some(0), key).is_some());
+        // Anyone else: never, whatever the mode.
+        let m = mode_finding(0o600, 1001, Some(999), key).unwrap();
+        assert!(
+            m.starts_with("owned by uid 1001, neither certfront's user (uid 999) nor root"),
+            "{m}"
+        );
+        // Unknown process user: the strict rule.
+        assert!(mode_finding(0o640, 0, None, key).is_some());
+        assert_eq!(mode_finding(0o600, 0, None, key), None);
+    }
+
     /// The password file of a .pfx is a secret like a key file, under the same policy.
     #[cfg(unix)]
     #[test]
@@ -308,7 +393,9 @@ mod tests {
         assert_eq!(v.file, pw_file);
         assert_eq!(
             v.detail,
-            "mode 0640 lets group or others read the .pfx password, policy requires 0600 or stricter (chmod 600)"
+            "mode 0640 lets group or others read the .pfx password; a file owned by certfront's \
+             own user must be 0600 or stricter: chmod 600 (or give it to root with certfront's \
+             group: chown root:certfront, chmod 640)"
         );
         let (_, report) = load_and_check(
             &names,
