@@ -92,6 +92,21 @@ pub enum CertError {
         source: p12_keystore::error::Error,
     },
 
+    /// [`CertError::Pfx`] with the password from the environment, which a running process
+    /// cannot see change: a renewal's new password needs a restart, or a password file.
+    #[error(
+        "{}: wrong password or damaged file; the password comes from the environment variable \
+         {var}, which a running certfront cannot see change: restart to change it, or use \
+         pfx_password_file (a file is re-read with the .pfx)",
+        path.display()
+    )]
+    PfxEnvPassword {
+        path: PathBuf,
+        var: String,
+        #[source]
+        source: p12_keystore::error::Error,
+    },
+
     #[error("{}: {detail}", path.display())]
     Pkcs7 { path: PathBuf, detail: String },
 
@@ -183,6 +198,7 @@ impl CertError {
             | NotPfx { path }
             | PfxNeedsPassword { path }
             | Pfx { path, .. }
+            | PfxEnvPassword { path, .. }
             | Pkcs7 { path, .. }
             | PfxNoKey { path }
             | PfxNoCertificate { path }

@@ -115,10 +115,23 @@ pub fn load(source: &CertSource) -> Result<CertBundle, CertError> {
             let key_bytes = Zeroizing::new(read(key)?);
             CertBundle::from_pem(cert, &cert_bytes, key, &key_bytes)
         }
-        CertSource::Pfx { path, password } => {
-            let (password, password_bytes) = read_password(path, password)?;
+        CertSource::Pfx {
+            path,
+            password: source,
+        } => {
+            let (password, password_bytes) = read_password(path, source)?;
             let bytes = read(path)?;
-            let (chain, key) = read_pfx(path, &bytes, &password)?;
+            let (chain, key) =
+                read_pfx(path, &bytes, &password).map_err(|e| match (e, source) {
+                    (CertError::Pfx { path, source }, PasswordSource::Env(var)) => {
+                        CertError::PfxEnvPassword {
+                            path,
+                            var: var.clone(),
+                            source,
+                        }
+                    }
+                    (e, _) => e,
+                })?;
             let hash = match &password_bytes {
                 Some(pw) => content_hash(&[&bytes, &pw[..]]),
                 None => content_hash(&[&bytes]),

@@ -219,3 +219,48 @@ async fn arr_client_cert_is_sent_only_where_asked_and_never_forged() {
         }
     }
 }
+
+/// A renewal `.pfx` with a new password while the host reads it from `pfx_password_env`:
+/// the reload is refused (the old certificate stays), and the refusal names the variable
+/// and the two ways out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_pfx_password_in_the_environment_needs_a_restart_and_says_so() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let ca = TestCa::new("renewal root");
+    std::fs::write(d.join("root.pem"), &ca.pem).expect("root");
+    // PATH is set in every test process: it stands in for TABLET_PFX_PASSWORD.
+    let password = std::env::var("PATH").expect("PATH");
+    let first = ca.leaf(&["tablet.test"]);
+    write_secret(&d.join("tablet.pfx"), &first.pfx(&password));
+    let toml = "[server]\nlisten = [\"127.0.0.1:0\"]\nwatch_config = false\n\
+                [tls]\ntrust = [\"root.pem\"]\n[[host]]\nfqdn = \"tablet.test\"\npfx = \"tablet.pfx\"\n\
+                pfx_password_env = \"PATH\"\nrespond = { body = \"ok\" }\n";
+    let running = start(toml, d).await;
+    let slot = running.slots()[0].clone();
+    let tmp = d.join("tablet.pfx.new");
+    write_secret(
+        &tmp,
+        &ca.leaf(&["tablet.test"]).pfx("the renewal's new password"),
+    );
+    std::fs::rename(&tmp, d.join("tablet.pfx")).expect("rename");
+    let refused = crate::support::eventually(Duration::from_secs(10), || {
+        slot.status().last_error.is_some()
+    })
+    .await;
+    assert!(refused, "the reload was not refused");
+    let error = slot.status().last_error.expect("error").to_string();
+    for part in [
+        "wrong password or damaged file",
+        "environment variable PATH",
+        "restart to change it, or use pfx_password_file",
+    ] {
+        assert!(error.contains(part), "{part:?} missing: {error}");
+    }
+    let cfg = client_config(&[&ca.der], &[b"http/1.1"]);
+    assert_eq!(
+        served(running.tls_addrs[0], "tablet.test", &cfg).await,
+        Some(first.der.clone()),
+        "the last good certificate stays"
+    );
+}

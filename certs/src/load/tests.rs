@@ -246,6 +246,28 @@ fn pfx_written_by_openssl_default_and_legacy() {
     }
 }
 
+/// A renewal's .pfx with a new password and `pfx_password_env`: the environment of a
+/// running process cannot change, so the error says to restart or use a password file.
+#[test]
+fn pfx_wrong_password_from_the_environment_names_the_way_out() {
+    // PATH is set wherever tests run, and is nobody's .pfx password.
+    let source = CertSource::Pfx {
+        path: fixture("good-aes.pfx"),
+        password: PasswordSource::Env("PATH".into()),
+    };
+    let err = load(&source).unwrap_err();
+    assert!(matches!(err, CertError::PfxEnvPassword { .. }), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "{}: wrong password or damaged file; the password comes from the environment \
+             variable PATH, which a running certfront cannot see change: restart to change it, \
+             or use pfx_password_file (a file is re-read with the .pfx)",
+            fixture("good-aes.pfx").display()
+        )
+    );
+}
+
 #[test]
 fn pfx_wrong_password() {
     for name in ["good-aes.pfx", "good-legacy.pfx"] {
