@@ -316,6 +316,7 @@ fn the_image_and_the_systemd_unit_run_certfront_as_documented() {
         "ExecStart=/usr/local/bin/certfront run -c /etc/certfront/certfront.toml",
         "ExecReload=/bin/kill -HUP $MAINPID",
         "Restart=on-failure",
+        "RestartPreventExitStatus=2",
         "User=certfront",
         "AmbientCapabilities=CAP_NET_BIND_SERVICE",
         "ProtectSystem=strict",

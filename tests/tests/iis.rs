@@ -264,3 +264,24 @@ async fn a_new_pfx_password_in_the_environment_needs_a_restart_and_says_so() {
         "the last good certificate stays"
     );
 }
+
+/// The `ready` line names the PID, so the README's `kill -HUP <pid>` needs no pkill.
+#[test]
+fn the_ready_line_carries_the_pid() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("certfront.toml");
+    std::fs::write(
+        &config,
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[[host]]\nfqdn = \"app.test\"\ninternal = true\n\
+         respond = { body = \"ok\" }\n",
+    )
+    .expect("config");
+    let process = crate::support::Process::spawn(&config, dir.path());
+    let log = process.log.lock().unwrap().clone();
+    let pid = process.child.id();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("ready") && l.contains(&format!("pid {pid}"))),
+        "{log}"
+    );
+}
