@@ -222,6 +222,16 @@ fn tls_rules() {
         "tls.min_version",
         "\"1.1\" is not supported: expected \"1.2\" or \"1.3\"",
     );
+    for legacy in ["1.0", "1.1", "TLS1.0"] {
+        expect(
+            &config(listen, &format!("[tls]\nmin_version = \"{legacy}\"")),
+            "tls.min_version",
+            "(TLS 1.0 and 1.1 are deprecated, RFC 8996, and certfront's TLS library does not \
+             implement them: clients that only speak them cannot connect at all;",
+        );
+    }
+    let other = problems(&config(listen, "[tls]\nmin_version = \"2.0\""));
+    assert!(!other[0].message.contains("RFC 8996"), "{other:?}");
     expect(
         &config(listen, "[tls]\nunknown_sni = \"ignore\""),
         "tls.unknown_sni",

@@ -213,7 +213,22 @@ impl Validator<'_> {
             None | Some("1.2") => TlsVersion::V1_2,
             Some("1.3") => TlsVersion::V1_3,
             Some(other) => {
-                let message = format!("{other:?} is not supported: expected \"1.2\" or \"1.3\"");
+                let legacy = matches!(
+                    other
+                        .trim()
+                        .trim_start_matches(['T', 'L', 'S', 't', 'l', 's', ' ', 'v']),
+                    "1" | "1.0" | "1.1"
+                );
+                let why = if legacy {
+                    " (TLS 1.0 and 1.1 are deprecated, RFC 8996, and certfront's TLS library \
+                     does not implement them: clients that only speak them cannot connect at \
+                     all; Windows 7 and Server 2008 R2 need the update that enables TLS 1.2, \
+                     Android 4.x and Java 7 clients an upgrade)"
+                } else {
+                    ""
+                };
+                let message =
+                    format!("{other:?} is not supported: expected \"1.2\" or \"1.3\"{why}");
                 self.problem("tls.min_version", message);
                 TlsVersion::V1_2
             }
