@@ -17,12 +17,25 @@ fn every_example_validates() {
     for entry in std::fs::read_dir(config_dir().join("examples")).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "toml") {
-            load(&path).unwrap_or_else(|e| panic!("{e}"));
+            let config = load(&path).unwrap_or_else(|e| panic!("{e}"));
+            // An example is what people copy: it must not carry a mistake `check` warns about.
+            assert!(
+                config.warnings.is_empty(),
+                "{}: {:?}",
+                path.display(),
+                config.warnings
+            );
             checked.push(path.file_name().unwrap().to_string_lossy().into_owned());
         }
     }
     checked.sort();
-    for required in ["full.toml", "iis-three-hosts.toml", "minimal.toml"] {
+    for required in [
+        "full.toml",
+        "homecare.toml",
+        "iis-ccs.toml",
+        "iis-three-hosts.toml",
+        "minimal.toml",
+    ] {
         assert!(
             checked.iter().any(|c| c == required),
             "{required} missing from {checked:?}"
