@@ -116,11 +116,7 @@ async fn serve(prepared: crate::Prepared) -> ExitCode {
     };
     // The PID, so that `kill -HUP <pid>` can be read off the log (no pkill guessing).
     let pid = std::process::id();
-    info!(
-        pid,
-        "certfront {} ready, pid {pid}",
-        env!("CARGO_PKG_VERSION")
-    );
+    info!("certfront {} ready, pid {pid}", env!("CARGO_PKG_VERSION"));
     loop {
         tokio::select! {
             _ = hup.recv() => {
