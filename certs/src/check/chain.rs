@@ -50,16 +50,30 @@ pub(super) fn check_chain(
         )
     });
     if let Err(e) = result {
-        report.violate(file, Rule::Chain, chain_detail(&e, info));
+        report.violate(file, Rule::Chain, chain_detail(&e, info, is_pfx_name(file)));
     }
 }
 
-fn chain_detail(err: &TlsError, info: &CertInfo) -> String {
+/// A `.pfx`/`.p12` by its name: the missing-intermediate fix is then a Windows export option.
+fn is_pfx_name(file: &Path) -> bool {
+    file.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("pfx") || e.eq_ignore_ascii_case("p12"))
+}
+
+fn chain_detail(err: &TlsError, info: &CertInfo, pfx: bool) -> String {
     const REQUIRED: &str = "policy requires a chain to a trust anchor";
     let TlsError::InvalidCertificate(err) = err else {
         return format!("cannot verify the chain: {err}; {REQUIRED}");
     };
     match err {
+        CertificateError::UnknownIssuer if pfx => format!(
+            "issuer {} is not a trust anchor and no intermediate in the file leads to one; {REQUIRED} \
+             (export the .pfx again on Windows with \"Include all certificates in the certification \
+             path if possible\" checked, or Export-PfxCertificate -ChainOption BuildChain; or trust \
+             the private root in tls.trust or the system store)",
+            info.issuer
+        ),
         CertificateError::UnknownIssuer => format!(
             "issuer {} is not a trust anchor and no intermediate in the file leads to one; {REQUIRED} \
              (add the intermediates after the leaf, or trust the private root in tls.trust or the system store)",
@@ -146,6 +160,29 @@ mod tests {
             ..Policy::default()
         };
         pass(&Case::new(&inter, &leaf, &[]).check(&["app.example.org"], &lax, &anchors));
+    }
+
+    /// A .pfx exported without its chain (IIS sent the intermediates from the Windows
+    /// store): the fix named is the export option.
+    #[test]
+    fn a_pfx_without_its_intermediate_names_the_windows_export_option() {
+        use rustls::CertificateError;
+        let root = Ca::root(Alg::P256);
+        let inter = root.intermediate(Alg::P256);
+        let (der, _) = inter.issue(&Leaf::new(&["tablet.example.org"], Alg::P256));
+        let info = crate::inspect::inspect(&der).unwrap();
+        let err = rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer);
+        let pfx = super::chain_detail(&err, &info, super::is_pfx_name("/x/Tablet.PFX".as_ref()));
+        assert!(
+            pfx.contains("export the .pfx again on Windows with \"Include all certificates in the certification path if possible\""),
+            "{pfx}"
+        );
+        let pem = super::chain_detail(&err, &info, super::is_pfx_name("/x/tablet.pem".as_ref()));
+        assert!(
+            pem.contains("add the intermediates after the leaf"),
+            "{pem}"
+        );
+        assert!(!pem.contains("Windows"), "{pem}");
     }
 
     #[test]
