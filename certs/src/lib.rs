@@ -33,7 +33,7 @@ pub use csr::{CsrFiles, CsrKey, CsrRequest, CsrSubject, write_csr};
 pub use dependents::{CaRole, DependedCa, depended_cas};
 pub use error::CertError;
 pub use inspect::{CertInfo, KeyType, inspect, sha1_hex, sha256_hex};
-pub use load::{CertBundle, is_pfx, load, load_pfx, read_certificates};
+pub use load::{CertBundle, is_pfx, load, load_pfx, pfx_left_out, read_certificates};
 pub use policy::{ExtKeyUsage, HashAlg, KeyFileMode, KeyUsage, Policy};
 pub use shared::{SharedChecks, SharedFiles};
 pub use source::{CertSource, PasswordSource};

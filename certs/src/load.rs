@@ -158,6 +158,18 @@ pub fn load_pfx(path: &Path, password: &str) -> Result<CertBundle, CertError> {
     })
 }
 
+/// The certificates of a .pfx that are not in the chain it serves: a self-signed root
+/// (servers do not send it) or certificates unrelated to the leaf.
+pub fn pfx_left_out(
+    path: &Path,
+    password: &str,
+) -> Result<Vec<CertificateDer<'static>>, CertError> {
+    let bytes = read(path)?;
+    let (chain, _) = read_pfx(path, &bytes, password)?;
+    let all = crate::pfx::all_certificates(path, &bytes, password)?;
+    Ok(all.into_iter().filter(|c| !chain.contains(c)).collect())
+}
+
 /// Whether a file is PKCS#12 (.pfx/.p12), by content: the password is then needed.
 pub fn is_pfx(path: &Path) -> Result<bool, CertError> {
     let bytes = read(path)?;

@@ -141,6 +141,24 @@ pub(crate) fn read_pfx(
     Ok((chain, pkcs8(key_bag.key.as_der())))
 }
 
+/// Every certificate in the archive, in file order (`certs inspect` names those the
+/// served chain leaves out).
+pub(crate) fn all_certificates(
+    path: &Path,
+    bytes: &[u8],
+    password: &str,
+) -> Result<Vec<CertificateDer<'static>>, CertError> {
+    let archive = Pkcs12Archive::from_pkcs12(bytes, password).map_err(|source| CertError::Pfx {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok(archive
+        .certs
+        .iter()
+        .map(|bag| CertificateDer::from(bag.cert.as_der().to_vec()))
+        .collect())
+}
+
 /// The key as rustls takes it; the copy is wiped when dropped (p12-keystore's own copy
 /// inside the archive is out of our reach, and is dropped with it right after).
 fn pkcs8(der: &[u8]) -> Zeroizing<PrivateKeyDer<'static>> {

@@ -285,3 +285,30 @@ fn the_ready_line_carries_the_pid() {
         "{log}"
     );
 }
+
+/// `certs inspect` on a .pfx exported with its root says the root is in the file and why
+/// it is not served, instead of leaving it out silently.
+#[test]
+fn inspect_names_the_root_a_pfx_holds_but_does_not_serve() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("../certs/testdata/good-aes.pfx");
+    let out = std::process::Command::new(crate::support::bin())
+        .args([
+            "certs",
+            "inspect",
+            fixture.to_str().unwrap(),
+            "--password-env",
+            "PFX_PW",
+        ])
+        .env("PFX_PW", "fixture-password")
+        .current_dir(dir.path())
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("also in the file:     CN=certfront fixture root")
+            && stdout.contains("a self-signed root: not served"),
+        "{stdout}"
+    );
+}

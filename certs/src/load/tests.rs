@@ -268,6 +268,14 @@ fn pfx_wrong_password_from_the_environment_names_the_way_out() {
     );
 }
 
+/// The fixture .pfx holds its root, which the served chain leaves out: named for inspect.
+#[test]
+fn pfx_left_out_names_the_root_the_chain_skips() {
+    let left = pfx_left_out(&fixture("good-aes.pfx"), FIXTURE_PASSWORD).unwrap();
+    let root = read_certificates(&fixture("ca.pem"), None).unwrap();
+    assert_eq!(left, root);
+}
+
 #[test]
 fn pfx_wrong_password() {
     for name in ["good-aes.pfx", "good-legacy.pfx"] {

@@ -72,6 +72,9 @@ pub(crate) fn inspect(args: &InspectArgs) -> ExitCode {
             }
             print_info(info, now);
         }
+        if let Some(password) = &password {
+            print_left_out(&args.file, password);
+        }
         if let Some(v) = &verdict {
             v.print();
         }
@@ -79,6 +82,29 @@ pub(crate) fn inspect(args: &InspectArgs) -> ExitCode {
     match verdict {
         Some(v) if !v.report.is_ok() => ExitCode::from(1),
         _ => ExitCode::SUCCESS,
+    }
+}
+
+/// Names what a .pfx holds besides the chain it serves: a root that was exported with it
+/// looks, in the list above, as if it were missing.
+fn print_left_out(file: &Path, password: &str) {
+    let Ok(left_out) = certfront_certs::pfx_left_out(file, password) else {
+        return;
+    };
+    for der in &left_out {
+        let Ok(info) = certfront_certs::inspect(der) else {
+            continue;
+        };
+        let what = if info.subject == info.issuer {
+            "a self-signed root: not served, as servers never send their root; clients, and \
+             tls.trust for the chain rule, must trust it"
+        } else {
+            "not in the leaf's chain: not served"
+        };
+        println!(
+            "also in the file:     {} (thumbprint {}), {what}",
+            info.subject, info.sha1_thumbprint
+        );
     }
 }
 
