@@ -33,7 +33,7 @@ pub(crate) struct ConfigArg {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
-    /// Serve. Refuses to start (exit 2, nothing bound) when the config or any certificate violates.
+    /// Serve: refuses to start (exit 2, nothing bound) when the config or any certificate breaks a rule; SIGHUP re-reads both, SIGTERM drains.
     Run(ConfigArg),
     /// Validate the config and every certificate, print the inventory; exit 0 when all is well, 1 otherwise.
     Check(ConfigArg),

@@ -312,3 +312,17 @@ fn inspect_names_the_root_a_pfx_holds_but_does_not_serve() {
         "{stdout}"
     );
 }
+
+/// `run --help` says the whole sentence: what makes it refuse, and the signals.
+#[test]
+fn run_help_is_a_whole_sentence() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (code, out, _) = run_cli(&["run", "--help"], dir.path());
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(
+            "when the config or any certificate breaks a rule; SIGHUP re-reads both, SIGTERM drains"
+        ),
+        "{out}"
+    );
+}
