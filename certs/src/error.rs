@@ -103,8 +103,9 @@ pub enum CertError {
     PfxEnvPassword {
         path: PathBuf,
         var: String,
+        /// Boxed: the variable's name would otherwise make every `CertError` larger.
         #[source]
-        source: p12_keystore::error::Error,
+        source: Box<p12_keystore::error::Error>,
     },
 
     #[error("{}: {detail}", path.display())]

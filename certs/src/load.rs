@@ -127,7 +127,7 @@ pub fn load(source: &CertSource) -> Result<CertBundle, CertError> {
                         CertError::PfxEnvPassword {
                             path,
                             var: var.clone(),
-                            source,
+                            source: Box::new(source),
                         }
                     }
                     (e, _) => e,
