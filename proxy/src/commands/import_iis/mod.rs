@@ -6,6 +6,7 @@ mod netsh;
 mod render;
 #[cfg(test)]
 mod tests;
+mod text;
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -11,6 +11,7 @@ use super::apphost::{
     SSL_SNI, Site,
 };
 use super::netsh::{Key, SslCert};
+use super::text::{bracket, clean, flags_text, quoted, toml_str};
 
 /// Where the admin will put things; the defaults suit the systemd unit.
 pub(super) struct Options<'a> {
@@ -260,7 +261,7 @@ fn host(out: &mut String, h: &HostOut<'_>, app: &AppHost, opt: &Options<'_>) {
         let _ = writeln!(
             out,
             "ccs = true   # {}/{} from the Central Certificate Store",
-            opt.ccs_dir,
+            clean(opt.ccs_dir),
             certfront_config::ccs_file_name(&h.fqdn)
         );
     } else {
@@ -319,7 +320,11 @@ fn upstream(out: &mut String, h: &HostOut<'_>, opt: &Options<'_>) {
         toml_str(&url),
         toml_str(&tls_name)
     );
-    out.push_str("# upstream_ca = \"/etc/certfront/iis-root.pem\"   # when IIS's certificate comes from a private CA\n");
+    let _ = writeln!(
+        out,
+        "# upstream_ca = {}   # when IIS's certificate comes from a private CA",
+        toml_str(&format!("{}/iis-root.pem", opt.cert_dir))
+    );
 }
 
 /// `access@sslFlags` for the site: a `<location path="SITE">` wins over the server-wide
@@ -366,48 +371,4 @@ fn client_auth(out: &mut String, h: &HostOut<'_>, app: &AppHost, opt: &Options<'
         },
         toml_str(&format!("{}/clients-ca.pem", opt.cert_dir))
     );
-}
-
-fn flags_text(flags: u32) -> String {
-    let mut names = Vec::new();
-    if flags & SSL_SNI != 0 {
-        names.push("SNI");
-    }
-    if flags & SSL_CCS != 0 {
-        names.push("Central Certificate Store");
-    }
-    if flags == 0 {
-        return String::new();
-    }
-    if names.is_empty() {
-        return format!(", sslFlags={flags}");
-    }
-    format!(", sslFlags={flags} ({})", names.join(", "))
-}
-
-fn bracket(address: &str) -> String {
-    if address.contains(':') && !address.starts_with('[') {
-        format!("[{address}]")
-    } else {
-        address.to_string()
-    }
-}
-
-/// A TOML basic string. JSON's string escapes are a subset of TOML's, except that TOML
-/// also refuses a raw DEL, which JSON leaves alone.
-fn toml_str(s: &str) -> String {
-    serde_json::to_string(s)
-        .expect("a string serializes")
-        .replace('\u{7f}', "\\u007f")
-}
-
-/// Text from the input file inside a comment: one line, no control characters.
-fn clean(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
-}
-
-fn quoted(s: &str) -> String {
-    format!("\"{}\"", clean(s))
 }
