@@ -206,7 +206,11 @@ fn header(
     .map(|p| format!("\"0.0.0.0:{p}\""))
     .collect();
     let _ = writeln!(out, "listen = [{}]", listen.join(", "));
-    match http_ports.iter().next() {
+    // A port IIS used for both (odd, but possible) stays with https: listeners must differ.
+    match http_ports
+        .iter()
+        .find(|p| !ports.contains(p) && **p != 9443)
+    {
         Some(p) => {
             let _ = writeln!(
                 out,
@@ -217,7 +221,13 @@ fn header(
             "# http_redirect = \"0.0.0.0:80\"   # plain HTTP answered with a redirect to https\n",
         ),
     }
-    out.push_str("admin = \"127.0.0.1:9443\"   # /metrics /healthz /readyz /certs\n");
+    let admin = (9443..)
+        .find(|p| !ports.contains(p) && !http_ports.contains(p))
+        .unwrap_or(9443);
+    let _ = writeln!(
+        out,
+        "admin = \"127.0.0.1:{admin}\"   # /metrics /healthz /readyz /certs"
+    );
     if hosts.iter().any(|h| h.flags & SSL_CCS != 0) {
         let _ = writeln!(
             out,

@@ -275,3 +275,25 @@ fn a_file_with_no_https_host_name_carries_nothing() {
         "{text}"
     );
 }
+
+/// IIS bindings on the ports certfront would pick for its other listeners: the output
+/// still validates (every listener on its own port).
+#[test]
+fn https_on_port_80_or_9443_moves_the_other_listeners_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let xml = br#"<configuration><system.applicationHost><sites><site name="s" id="1"><bindings>
+<binding protocol="https" bindingInformation="*:80:a.example.org" sslFlags="1" />
+<binding protocol="https" bindingInformation="*:9443:b.example.org" sslFlags="1" />
+<binding protocol="http" bindingInformation="*:80:" />
+<binding protocol="http" bindingInformation="*:8080:" />
+</bindings></site></sites></system.applicationHost></configuration>"#;
+    let (text, hosts) = convert_text(dir.path(), xml).unwrap();
+    assert_eq!(hosts, 2);
+    let c = certfront_config::parse(&text, Path::new("/etc/certfront"))
+        .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(
+        c.server.http_redirect,
+        Some("0.0.0.0:8080".parse().unwrap())
+    );
+    assert_eq!(c.server.admin, Some("127.0.0.1:9444".parse().unwrap()));
+}
