@@ -21,7 +21,7 @@ use tracing::{info, warn};
 use crate::authority::{HostError, parse_host};
 use crate::conn::ConnCtx;
 use crate::sites::{Route, Site, SiteTable};
-pub(crate) use pool::PooledBody;
+pub(crate) use pool::{Discards, PooledBody};
 use timed::Timed;
 use upstream::{UpstreamError, Upstreams};
 

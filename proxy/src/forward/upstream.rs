@@ -16,7 +16,7 @@ use rustls_pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 use tracing::{debug, warn};
 
-use super::pool::{H1, Lease, Pool, PooledBody};
+use super::pool::{Discard, Discards, H1, Lease, Pool, PooledBody};
 
 mod connect;
 mod error;
@@ -89,6 +89,7 @@ impl Upstreams {
         upstreams: &[Upstream],
         tls: Option<Arc<ClientConfig>>,
         limits: PoolLimits,
+        discards: Discards,
     ) -> Self {
         let targets = upstreams
             .iter()
@@ -104,6 +105,7 @@ impl Upstreams {
                     limits.max_idle,
                     IDLE_TIMEOUT,
                     crate::workers::count(),
+                    discards.clone(),
                 )),
             })
             .collect();
@@ -268,6 +270,10 @@ impl Upstreams {
             }
             Sender::H1(mut h1) => {
                 if let Err(e) = h1.ready().await {
+                    if h1.reused {
+                        // hyper found bytes in its buffers, or the close, on a pooled one.
+                        target.pool.discards.count(Discard::Error);
+                    }
                     return Err((e, Some(req)));
                 }
                 match h1.send(req).await {

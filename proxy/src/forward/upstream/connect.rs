@@ -88,12 +88,20 @@ impl Upstreams {
             target.pool.set_h2(tx.clone());
             return Ok(Sender::H2(tx));
         }
+        let probe = if upgrade {
+            None
+        } else {
+            Some(io.probe().map_err(|source| UpstreamError::Local {
+                upstream: label.clone(),
+                source,
+            })?)
+        };
         let (tx, conn) = http1::Builder::new()
             .handshake(TokioIo::new(io))
             .await
             .map_err(protocol)?;
-        if !upgrade {
-            return Ok(Sender::H1(H1::new(tx, conn, permit)));
+        if let Some(probe) = probe {
+            return Ok(Sender::H1(H1::new(tx, conn, probe, permit)));
         }
         let label = label.clone();
         tokio::spawn(async move {
