@@ -40,7 +40,10 @@ async fn bytes_sent_while_idle_discard_the_connection() {
         .expect("write");
     // No await between the write and the checkout: the reactor has not turned, so only
     // the kernel knows about these bytes.
-    assert!(pool.checkout().is_none(), "reused a connection with unread bytes");
+    assert!(
+        pool.checkout().is_none(),
+        "reused a connection with unread bytes"
+    );
     assert_eq!(pool.discards.get(Discard::UnreadBytes), 1);
     assert!(pool.checkout().is_none(), "the discarded one stays gone");
 }
