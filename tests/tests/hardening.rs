@@ -147,3 +147,40 @@ async fn connections_beyond_max_wait_for_a_free_slot() {
         .expect("join");
     assert!(third.is_ok());
 }
+
+/// A request body with a broken chunk size line is the client's fault: 400, not 502, and
+/// nothing is counted against the upstream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_chunked_body_gets_400() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::new("chunked root");
+    std::fs::write(dir.path().join("root.pem"), &ca.pem).expect("root");
+    ca.leaf(&["app.test"]).write(dir.path(), "app");
+    let backend = crate::support::backend::Backend::start("iis").await;
+    let toml = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[tls]\ntrust = [\"root.pem\"]\n\
+         [[host]]\nfqdn = \"app.test\"\ncert = \"app.pem\"\nkey = \"app-key.pem\"\nupstream = \"{}\"\n",
+        backend.url()
+    );
+    let running = start(&toml, dir.path()).await;
+    let cfg = client_config(&[&ca.der], &[b"http/1.1"]);
+    let mut tls = connect(running.tls_addrs[0], "app.test", cfg)
+        .await
+        .expect("tls");
+    tls.write_all(
+        b"POST /upload HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n\
+          5\r\nhello\r\nzz-not-a-size\r\nworld\r\n0\r\n\r\n",
+    )
+    .await
+    .expect("write");
+    let reply = read_to_close(&mut tls, Duration::from_secs(10))
+        .await
+        .expect("closed");
+    let reply = String::from_utf8_lossy(&reply);
+    assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    let metrics = String::from_utf8(running.app.metrics.render()).expect("utf-8");
+    assert!(
+        !metrics.contains("certfront_upstream_errors_total{host=\"app.test\""),
+        "the client's broken body was counted as an upstream error:\n{metrics}"
+    );
+}

@@ -213,6 +213,11 @@ impl Upstreams {
                     pooled_attempts += 1;
                     req = back;
                 }
+                // hyper calls a failure of the body it was sending a "user" error: that
+                // body is the client's.
+                Err((e, back)) if e.is_user() => {
+                    return Err((UpstreamError::ClientBody { source: e }, back));
+                }
                 Err((e, back)) => {
                     let e = UpstreamError::Protocol {
                         upstream: target.label.clone(),

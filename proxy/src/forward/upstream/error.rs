@@ -32,6 +32,14 @@ pub(crate) enum UpstreamError {
         #[source]
         source: io::Error,
     },
+    /// The client's request body failed while it was being passed on (malformed chunked
+    /// encoding, or no data within `limits.body_timeout_seconds`): the client's fault,
+    /// answered 400 (408 for the timeout), not 502, and not counted against the upstream.
+    #[error("the client's request body failed: {source}")]
+    ClientBody {
+        #[source]
+        source: hyper::Error,
+    },
     #[error("{upstream}: {source}")]
     Protocol {
         upstream: Arc<str>,
@@ -46,7 +54,7 @@ impl UpstreamError {
         match self {
             UpstreamError::Timeout { .. } => "timeout",
             UpstreamError::Tls { .. } => "tls",
-            UpstreamError::Protocol { .. } => "protocol",
+            UpstreamError::Protocol { .. } | UpstreamError::ClientBody { .. } => "protocol",
             UpstreamError::AllDown
             | UpstreamError::Connect { .. }
             | UpstreamError::Local { .. }
