@@ -289,3 +289,76 @@ async fn stray_upstream_bytes_never_reach_another_client() {
         "no poisoned connection was counted:\n{metrics}"
     );
 }
+
+/// MadeYouReset: HEADERS, then a PRIORITY frame making the stream depend on itself, so
+/// certfront itself resets the stream. Each reset request used to open an upstream
+/// connection and throw it away; now a connection opened for a cancelled request goes
+/// to the pool, and the backend sees at most twice as many connections as requests.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_streams_do_not_storm_the_backend() {
+    use crate::support::backend::Backend;
+    use crate::support::h2raw::{GET_HEADERS, PREFACE, frame, goaway};
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::new("reset root");
+    std::fs::write(dir.path().join("root.pem"), &ca.pem).expect("root");
+    ca.leaf(&["app.test"]).write(dir.path(), "app");
+    let backend = Backend::start("iis").await;
+    let toml = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[tls]\ntrust = [\"root.pem\"]\n\
+         [[host]]\nfqdn = \"app.test\"\ncert = \"app.pem\"\nkey = \"app-key.pem\"\nupstream = \"{}\"\n",
+        backend.url()
+    );
+    let running = start(&toml, dir.path()).await;
+    let addr = running.tls_addrs[0];
+    const CONNECTIONS: usize = 4;
+    const STREAMS: u32 = 500;
+    let mut clients = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let root = ca.der.clone();
+        clients.push(tokio::spawn(async move {
+            let tls = connect(addr, "app.test", client_config(&[&root], &[b"h2"]))
+                .await
+                .expect("tls");
+            let (mut read, mut write) = tokio::io::split(tls);
+            let writer = tokio::spawn(async move {
+                let mut start = PREFACE.to_vec();
+                start.extend(frame(4, 0, 0, &[]));
+                write.write_all(&start).await?;
+                for i in 0..STREAMS {
+                    let stream = 2 * i + 1;
+                    // PRIORITY: exclusive bit off, depends on itself, weight 16.
+                    let mut priority = stream.to_be_bytes().to_vec();
+                    priority.push(15);
+                    let mut burst = frame(1, 0x4 | 0x1, stream, GET_HEADERS);
+                    burst.extend(frame(2, 0, stream, &priority));
+                    write.write_all(&burst).await?;
+                    // A little air between streams, as the probe did: each request gets
+                    // to start before its reset.
+                    if i % 8 == 7 {
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                }
+                Ok::<_, std::io::Error>(())
+            });
+            // Until certfront ends the connection (its reset limit) or the client is done.
+            let _ = tokio::time::timeout(Duration::from_secs(30), goaway(&mut read)).await;
+            writer.abort();
+        }));
+    }
+    for c in clients {
+        c.await.expect("client");
+    }
+    // Let connections opened for the last cancelled requests land.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let conns = backend.conns.load(Ordering::SeqCst);
+    let hits = backend.hits.load(Ordering::SeqCst);
+    eprintln!(
+        "reset probe: {} streams sent, backend saw {conns} TCP connections for {hits} requests",
+        CONNECTIONS as u32 * STREAMS
+    );
+    assert!(
+        conns <= 2 * hits.max(1),
+        "backend saw {conns} TCP connections for {hits} requests"
+    );
+}

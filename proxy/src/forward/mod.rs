@@ -315,7 +315,10 @@ fn upstream_error(err: &UpstreamError, ctx: &ConnCtx) -> Response<Body> {
     warn!(host = %ctx.site.fqdn, "upstream: {err}");
     upstream_failed(ctx, err.kind());
     match err {
-        UpstreamError::AllDown | UpstreamError::Local { .. } | UpstreamError::Busy { .. } => {
+        UpstreamError::AllDown
+        | UpstreamError::Local { .. }
+        | UpstreamError::Busy { .. }
+        | UpstreamError::Throttled { .. } => {
             short(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable\n")
         }
         UpstreamError::Timeout { .. } => {

@@ -275,7 +275,7 @@ impl Pool {
 
     /// Returns a connection whose exchange finished; drops it when the pool is full. One
     /// that failed after its response (bytes past the response's end) is counted.
-    fn checkin(&self, h1: H1) {
+    pub(crate) fn checkin(&self, h1: H1) {
         if h1.failed {
             self.discards.count(Discard::Error);
         }
@@ -294,6 +294,36 @@ impl Pool {
             idle.pop_front();
         }
         idle.push_back(Idle { h1, since: now });
+    }
+}
+
+/// A connection taken for a request that has not been handed to it yet: if the request
+/// is cancelled now, the connection is still clean and goes back to the pool.
+pub(crate) struct Unsent<'a> {
+    pool: &'a Pool,
+    h1: Option<H1>,
+}
+
+impl<'a> Unsent<'a> {
+    pub(crate) fn new(pool: &'a Pool, h1: H1) -> Self {
+        Unsent { pool, h1: Some(h1) }
+    }
+
+    pub(crate) fn h1(&mut self) -> &mut H1 {
+        self.h1.as_mut().expect("taken only once")
+    }
+
+    /// The connection, now to carry the request.
+    pub(crate) fn take(mut self) -> H1 {
+        self.h1.take().expect("taken only once")
+    }
+}
+
+impl Drop for Unsent<'_> {
+    fn drop(&mut self) {
+        if let Some(h1) = self.h1.take() {
+            self.pool.checkin(h1);
+        }
     }
 }
 

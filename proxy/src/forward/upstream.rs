@@ -16,10 +16,11 @@ use rustls_pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 use tracing::{debug, warn};
 
-use super::pool::{Discard, Discards, H1, Lease, Pool, PooledBody};
+use super::pool::{self, Discard, Discards, H1, Lease, Pool, PooledBody};
 
 mod connect;
 mod error;
+mod rate;
 
 pub(crate) use error::{UpstreamError, blames_upstream};
 
@@ -50,15 +51,22 @@ pub(crate) struct Target {
     /// Milliseconds since `Upstreams::epoch` until which this upstream is skipped.
     down_until: AtomicU64,
     pool: Arc<Pool>,
+    /// New connections per second (see `rate`).
+    rate: rate::ConnectRate,
+}
+
+/// What opening a connection needs, shared with the task that opens it.
+struct Dial {
+    tls: Option<UpstreamTls>,
+    connect_timeout: Duration,
+    max_connections: usize,
 }
 
 /// The upstreams of one host.
 pub(crate) struct Upstreams {
-    targets: Box<[Target]>,
+    targets: Box<[Arc<Target>]>,
     next: AtomicUsize,
-    tls: Option<UpstreamTls>,
-    connect_timeout: Duration,
-    max_connections: usize,
+    dial: Arc<Dial>,
     epoch: Instant,
 }
 
@@ -93,20 +101,24 @@ impl Upstreams {
     ) -> Self {
         let targets = upstreams
             .iter()
-            .map(|u| Target {
-                // tls_name: what IIS's certificate names when the URL is an IP (SNI + verification)
-                server_name: ServerName::try_from(u.tls_name().to_owned())
-                    .unwrap_or_else(|_| ServerName::try_from("invalid.invalid").expect("valid")),
-                label: Arc::from(u.original.as_str()),
-                upstream: u.clone(),
-                down_until: AtomicU64::new(0),
-                pool: Arc::new(Pool::new(
-                    limits.max_connections,
-                    limits.max_idle,
-                    IDLE_TIMEOUT,
-                    crate::workers::count(),
-                    discards.clone(),
-                )),
+            .map(|u| {
+                Arc::new(Target {
+                    // tls_name: what IIS's certificate names when the URL is an IP (SNI + verification)
+                    server_name: ServerName::try_from(u.tls_name().to_owned()).unwrap_or_else(
+                        |_| ServerName::try_from("invalid.invalid").expect("valid"),
+                    ),
+                    label: Arc::from(u.original.as_str()),
+                    upstream: u.clone(),
+                    down_until: AtomicU64::new(0),
+                    pool: Arc::new(Pool::new(
+                        limits.max_connections,
+                        limits.max_idle,
+                        IDLE_TIMEOUT,
+                        crate::workers::count(),
+                        discards.clone(),
+                    )),
+                    rate: rate::ConnectRate::new(rate::CONNECT_BURST, rate::CONNECTS_PER_SECOND),
+                })
             })
             .collect();
         let tls = tls.map(|config| {
@@ -120,9 +132,11 @@ impl Upstreams {
         Upstreams {
             targets,
             next: AtomicUsize::new(0),
-            tls,
-            connect_timeout: limits.connect_timeout,
-            max_connections: limits.max_connections,
+            dial: Arc::new(Dial {
+                tls,
+                connect_timeout: limits.connect_timeout,
+                max_connections: limits.max_connections,
+            }),
             epoch: Instant::now(),
         }
     }
@@ -170,7 +184,12 @@ impl Upstreams {
             let target = &self.targets[first_back(self.targets.len(), down_until)];
             return match self.send_to(target, req, upgrade).await {
                 Ok(done) => Ok(done),
-                Err((e @ (UpstreamError::Local { .. } | UpstreamError::Busy { .. }), _)) => Err(e),
+                Err((
+                    e @ (UpstreamError::Local { .. }
+                    | UpstreamError::Busy { .. }
+                    | UpstreamError::Throttled { .. }),
+                    _,
+                )) => Err(e),
                 Err((_, Some(_))) => Err(UpstreamError::AllDown),
                 Err((e, None)) => Err(e),
             };
@@ -182,18 +201,26 @@ impl Upstreams {
     /// was sent, the request comes back for the next upstream.
     async fn send_to(
         &self,
-        target: &Target,
+        target: &Arc<Target>,
         mut req: Request<ReqBody>,
         upgrade: bool,
     ) -> Result<Upstreamed, (UpstreamError, Option<Request<ReqBody>>)> {
         let mut pooled_attempts = 0;
+        let mut throttled = Duration::ZERO;
         loop {
             let pooled = pooled_attempts < POOLED_ATTEMPTS;
             let sender = match self.pooled(target, upgrade, pooled) {
                 Some(sender) => sender,
-                // Boxed: a new connection is rare, and its future (TCP, TLS, HTTP
-                // handshakes) would otherwise make every request's future larger.
-                None => match Box::pin(self.connect(target, upgrade)).await {
+                None => match self.connect(target, upgrade, &mut throttled).await {
+                    // Over the connection rate: wait for the next token, then look in the
+                    // pool again (a connection may have come back meanwhile).
+                    Err(UpstreamError::Throttled { wait, .. })
+                        if throttled < self.dial.connect_timeout =>
+                    {
+                        tokio::time::sleep(wait).await;
+                        throttled += wait;
+                        continue;
+                    }
                     Ok(sender) => {
                         target.down_until.store(0, Ordering::Relaxed);
                         pooled_attempts = POOLED_ATTEMPTS;
@@ -227,6 +254,42 @@ impl Upstreams {
                 }
             }
         }
+    }
+
+    /// A new connection, opened in a task of its own on this worker (boxed there: its
+    /// future, TCP, TLS and HTTP handshakes, would otherwise make every request's future
+    /// larger). A request cancelled while it opens (client reset, stream error, GOAWAY)
+    /// leaves the finished connection to the pool instead of closing it: a client that
+    /// cancels in a loop cannot make the upstream accept a connection per cancelled
+    /// request. New connections are also held to a rate per upstream (`rate`).
+    async fn connect(
+        &self,
+        target: &Arc<Target>,
+        upgrade: bool,
+        throttled: &mut Duration,
+    ) -> Result<Sender, UpstreamError> {
+        if let Some(wait) = target.rate.take(Instant::now()) {
+            return Err(UpstreamError::Throttled {
+                upstream: target.label.clone(),
+                wait,
+                waited: *throttled,
+            });
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (dial, task_target) = (self.dial.clone(), target.clone());
+        tokio::spawn(async move {
+            let opened = dial.connect(&task_target, upgrade).await;
+            // Nobody waits any more: keep what was opened (an HTTP/2 one is kept already).
+            if let Err(Ok(Sender::H1(h1))) = tx.send(opened) {
+                task_target.pool.checkin(h1);
+            }
+        });
+        rx.await.unwrap_or_else(|_| {
+            Err(UpstreamError::Local {
+                upstream: target.label.clone(),
+                source: std::io::Error::other("the connecting task stopped"),
+            })
+        })
     }
 
     fn note_failure(&self, target: &Target, e: &UpstreamError) {
@@ -273,8 +336,13 @@ impl Upstreams {
                     }
                 }
             }
-            Sender::H1(mut h1) => {
-                if let Err(e) = h1.ready().await {
+            Sender::H1(h1) => {
+                // Cancelled before the request is handed over, the connection is still
+                // clean: back to the pool, not to the floor.
+                let mut held = pool::Unsent::new(&target.pool, h1);
+                let ready = held.h1().ready().await;
+                let mut h1 = held.take();
+                if let Err(e) = ready {
                     if h1.reused {
                         // hyper found bytes in its buffers, or the close, on a pooled one.
                         target.pool.discards.count(Discard::Error);

@@ -10,9 +10,9 @@ use tracing::debug;
 
 use super::super::pool::H1;
 use super::super::upstream_io::UpstreamIo;
-use super::{Sender, Target, UpstreamError, Upstreams, blames_upstream};
+use super::{Dial, Sender, Target, UpstreamError, blames_upstream};
 
-impl Upstreams {
+impl Dial {
     /// A new connection: a permit under `upstream_max_connections`, TCP, TLS, then the
     /// HTTP handshake for the protocol ALPN chose.
     pub(super) async fn connect(

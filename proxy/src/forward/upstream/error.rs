@@ -26,6 +26,19 @@ pub(crate) enum UpstreamError {
     Timeout { upstream: Arc<str> },
     #[error("{upstream} has {limit} open connections (limits.upstream_max_connections)")]
     Busy { upstream: Arc<str>, limit: usize },
+    /// New connections to this upstream are over their rate (churn protection, see
+    /// `upstream::rate`) and none came free within the connect timeout.
+    #[error(
+        "{upstream}: no new connection allowed for {waited:?} (over {} new connections per second)",
+        super::rate::CONNECTS_PER_SECOND
+    )]
+    Throttled {
+        upstream: Arc<str>,
+        /// Until the next new connection is allowed.
+        wait: std::time::Duration,
+        /// How long this request has waited already.
+        waited: std::time::Duration,
+    },
     #[error("TLS to {upstream} failed: {source}")]
     Tls {
         upstream: Arc<str>,
@@ -58,7 +71,8 @@ impl UpstreamError {
             UpstreamError::AllDown
             | UpstreamError::Connect { .. }
             | UpstreamError::Local { .. }
-            | UpstreamError::Busy { .. } => "connect",
+            | UpstreamError::Busy { .. }
+            | UpstreamError::Throttled { .. } => "connect",
         }
     }
 }
