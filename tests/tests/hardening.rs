@@ -184,3 +184,74 @@ async fn a_malformed_chunked_body_gets_400() {
         "the client's broken body was counted as an upstream error:\n{metrics}"
     );
 }
+
+/// Stalled TLS handshakes from 50 addresses, each under `max_connections_per_ip`,
+/// together more than `max_connections`: only a quarter of the house may be in its
+/// handshake, the oldest unfinished one is dropped for a new one, and a good client
+/// always gets in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_handshakes_from_many_addresses_do_not_keep_a_client_out() {
+    let (_dir, ca, running) =
+        setup("max_connections = 100\nmax_connections_per_ip = 4\nhandshake_timeout_seconds = 120")
+            .await;
+    let addr = running.tls_addrs[0];
+    // 50 addresses x 4 connections, each sending the start of a TLS record and no more.
+    let mut stalled = Vec::new();
+    for n in 2..52u8 {
+        for _ in 0..4 {
+            let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+            socket
+                .bind((std::net::Ipv4Addr::new(127, 0, 0, n), 0).into())
+                .expect("bind 127.0.0.n");
+            let Ok(Ok(mut tcp)) =
+                tokio::time::timeout(Duration::from_secs(2), socket.connect(addr)).await
+            else {
+                continue;
+            };
+            let _ = tcp.write_all(&[0x16, 0x03, 0x01]).await;
+            stalled.push(tcp);
+        }
+    }
+    assert!(
+        stalled.len() > 100,
+        "only {} stalled connections",
+        stalled.len()
+    );
+    // The good client, from an address of its own: 12 tries, each must get an answer.
+    let cfg = client_config(&[&ca.der], &[b"http/1.1"]);
+    let mut served = 0;
+    for _ in 0..12 {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind((std::net::Ipv4Addr::new(127, 0, 0, 200), 0).into())
+            .expect("bind");
+        let attempt = async {
+            let tcp = socket.connect(addr).await.ok()?;
+            let name = rustls_pki_types::ServerName::try_from("app.test").expect("name");
+            let mut tls = tokio_rustls::TlsConnector::from(cfg.clone())
+                .connect(name, tcp)
+                .await
+                .ok()?;
+            tls.write_all(b"GET / HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n")
+                .await
+                .ok()?;
+            let mut reply = Vec::new();
+            tls.read_to_end(&mut reply).await.ok()?;
+            reply.starts_with(b"HTTP/1.1 200").then_some(())
+        };
+        if tokio::time::timeout(Duration::from_secs(10), attempt)
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+        {
+            served += 1;
+        }
+    }
+    eprintln!(
+        "stalled handshakes: {} stalled connections from 50 addresses; good client served {served} of 12",
+        stalled.len()
+    );
+    assert_eq!(served, 12, "the good client was kept out");
+    drop(stalled);
+}
