@@ -74,11 +74,19 @@ impl Drop for IpSlot {
     }
 }
 
-/// The share of `max_connections` that may be in their TLS handshake at once.
-pub(crate) const HANDSHAKE_SHARE: usize = 4;
+/// The share of `max_connections` that may be in their TLS handshake at once...
+const HANDSHAKE_SHARE: usize = 4;
+/// ...but never fewer than this (or `max_connections` if lower), so that with a small
+/// house a handshake finishing on the server a moment after its client saw it finish
+/// is not dropped for the next client.
+const HANDSHAKE_MIN: usize = 16;
 
-/// TLS handshakes in progress, oldest first. When `max_connections / HANDSHAKE_SHARE`
-/// are running, a new one drops the oldest: a handshake takes milliseconds, so the
+/// How many connections may be in their TLS handshake at once.
+pub(crate) fn handshake_cap(max_connections: usize) -> usize {
+    (max_connections / HANDSHAKE_SHARE).max(HANDSHAKE_MIN.min(max_connections))
+}
+
+/// TLS handshakes in progress, oldest first. When [`handshake_cap`] are running, a new one drops the oldest: a handshake takes milliseconds, so the
 /// oldest unfinished one is the likeliest to be stalled on purpose, and clients that
 /// stall (from as many addresses as they like, each under `max_connections_per_ip`)
 /// can never hold more than that share of the house, nor keep a new client out. Locked
@@ -233,6 +241,14 @@ mod tests {
         assert_eq!(hs.running(), 2);
         drop(first);
         assert_eq!(hs.running(), 2, "a dropped one's end frees nothing twice");
+    }
+
+    #[test]
+    fn the_handshake_cap_is_a_quarter_but_not_tiny() {
+        assert_eq!(handshake_cap(10_000), 2500);
+        assert_eq!(handshake_cap(100), 25);
+        assert_eq!(handshake_cap(40), 16);
+        assert_eq!(handshake_cap(2), 2);
     }
 
     #[test]

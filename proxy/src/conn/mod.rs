@@ -302,7 +302,7 @@ async fn establish(
     slot: Slot,
 ) -> Option<(TlsStream<TcpStream>, Arc<ConnCtx>)> {
     let rt = app.runtime();
-    let cap = rt.config.limits.max_connections / crate::admission::HANDSHAKE_SHARE;
+    let cap = crate::admission::handshake_cap(rt.config.limits.max_connections);
     let (turn, dropped) = app.handshakes.start(cap);
     let handshake = tls::accept(
         tcp,
@@ -313,7 +313,7 @@ async fn establish(
     let accepted = tokio::select! {
         accepted = handshake => accepted,
         _ = dropped => {
-            debug!(%peer, "TLS handshake dropped: the oldest of {cap} unfinished (a quarter of limits.max_connections)");
+            debug!(%peer, "TLS handshake dropped: the oldest of {cap} unfinished (limits.max_connections / 4)");
             app.metrics
                 .tls_handshakes
                 .with_label_values(&["unknown", "none", "dropped"])

@@ -299,18 +299,9 @@ async fn forward(
 /// Maps a failed upstream exchange to 502/503/504 and logs the cause (with the address,
 /// which the client never sees).
 fn upstream_error(err: &UpstreamError, ctx: &ConnCtx) -> Response<Body> {
-    if let UpstreamError::ClientBody { source } = err {
+    if let UpstreamError::ClientBody { .. } = err {
         info!(host = %ctx.site.fqdn, "request refused: {err}");
-        let stalled =
-            std::iter::successors(Some(source as &(dyn std::error::Error + 'static)), |e| {
-                e.source()
-            })
-            .any(|e| e.is::<timed::BodyTimeout>());
-        return if stalled {
-            short(StatusCode::REQUEST_TIMEOUT, "408 Request Timeout\n")
-        } else {
-            short(StatusCode::BAD_REQUEST, "400 Bad Request\n")
-        };
+        return short(StatusCode::BAD_REQUEST, "400 Bad Request\n");
     }
     warn!(host = %ctx.site.fqdn, "upstream: {err}");
     upstream_failed(ctx, err.kind());

@@ -241,8 +241,8 @@ impl Upstreams {
                     req = back;
                 }
                 // hyper calls a failure of the body it was sending a "user" error: that
-                // body is the client's.
-                Err((e, back)) if e.is_user() => {
+                // body is the client's. (One that stalled keeps its 502 for now.)
+                Err((e, back)) if e.is_user() && !stalled(&e) => {
                     return Err((UpstreamError::ClientBody { source: e }, back));
                 }
                 Err((e, back)) => {
@@ -383,6 +383,15 @@ impl Upstreams {
             }
         }
     }
+}
+
+/// Whether the client's body failed by going silent (`limits.body_timeout_seconds`)
+/// rather than by being malformed.
+fn stalled(e: &hyper::Error) -> bool {
+    std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |e| {
+        e.source()
+    })
+    .any(|e| e.is::<super::timed::BodyTimeout>())
 }
 
 /// The order in which a request tries `n` upstreams: round robin, each request starting

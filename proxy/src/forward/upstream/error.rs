@@ -46,8 +46,8 @@ pub(crate) enum UpstreamError {
         source: io::Error,
     },
     /// The client's request body failed while it was being passed on (malformed chunked
-    /// encoding, or no data within `limits.body_timeout_seconds`): the client's fault,
-    /// answered 400 (408 for the timeout), not 502, and not counted against the upstream.
+    /// encoding): the client's fault, answered 400, not 502, and not counted against the
+    /// upstream.
     #[error("the client's request body failed: {source}")]
     ClientBody {
         #[source]
