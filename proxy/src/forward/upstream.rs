@@ -22,6 +22,7 @@ mod connect;
 mod error;
 mod rate;
 
+use error::stalled;
 pub(crate) use error::{UpstreamError, blames_upstream};
 
 /// How long an upstream that failed a connection is skipped.
@@ -256,42 +257,6 @@ impl Upstreams {
         }
     }
 
-    /// A new connection, opened in a task of its own on this worker (boxed there: its
-    /// future, TCP, TLS and HTTP handshakes, would otherwise make every request's future
-    /// larger). A request cancelled while it opens (client reset, stream error, GOAWAY)
-    /// leaves the finished connection to the pool instead of closing it: a client that
-    /// cancels in a loop cannot make the upstream accept a connection per cancelled
-    /// request. New connections are also held to a rate per upstream (`rate`).
-    async fn connect(
-        &self,
-        target: &Arc<Target>,
-        upgrade: bool,
-        throttled: &mut Duration,
-    ) -> Result<Sender, UpstreamError> {
-        if let Some(wait) = target.rate.take(Instant::now()) {
-            return Err(UpstreamError::Throttled {
-                upstream: target.label.clone(),
-                wait,
-                waited: *throttled,
-            });
-        }
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let (dial, task_target) = (self.dial.clone(), target.clone());
-        tokio::spawn(async move {
-            let opened = dial.connect(&task_target, upgrade).await;
-            // Nobody waits any more: keep what was opened (an HTTP/2 one is kept already).
-            if let Err(Ok(Sender::H1(h1))) = tx.send(opened) {
-                task_target.pool.checkin(h1);
-            }
-        });
-        rx.await.unwrap_or_else(|_| {
-            Err(UpstreamError::Local {
-                upstream: target.label.clone(),
-                source: std::io::Error::other("the connecting task stopped"),
-            })
-        })
-    }
-
     fn note_failure(&self, target: &Target, e: &UpstreamError) {
         let blame = match e {
             UpstreamError::Connect { source, .. } => blames_upstream(source),
@@ -383,15 +348,6 @@ impl Upstreams {
             }
         }
     }
-}
-
-/// Whether the client's body failed by going silent (`limits.body_timeout_seconds`)
-/// rather than by being malformed.
-fn stalled(e: &hyper::Error) -> bool {
-    std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |e| {
-        e.source()
-    })
-    .any(|e| e.is::<super::timed::BodyTimeout>())
 }
 
 /// The order in which a request tries `n` upstreams: round robin, each request starting

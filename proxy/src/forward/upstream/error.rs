@@ -95,3 +95,12 @@ pub(crate) fn blames_upstream(e: &io::Error) -> bool {
             | NotFound // name resolution found no address
     )
 }
+
+/// Whether the client's body failed by going silent (`limits.body_timeout_seconds`)
+/// rather than by being malformed.
+pub(super) fn stalled(e: &hyper::Error) -> bool {
+    std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |e| {
+        e.source()
+    })
+    .any(|e| e.is::<super::super::timed::BodyTimeout>())
+}
