@@ -258,6 +258,19 @@ async fn stray_upstream_bytes_never_reach_another_client() {
             body.contains("reply-") && *body != format!("reply-{id}") || body.contains("stray")
         })
         .collect();
+    eprintln!(
+        "stray bytes: {} requests ({} from other clients), {} got another's bytes, \
+         {} not their own reply; late strays written {}, skipped {}",
+        outcomes.len(),
+        outcomes.len() - ROUNDS,
+        leaked.len(),
+        outcomes
+            .iter()
+            .filter(|(id, status, body)| *status != 200 || *body != format!("reply-{id}"))
+            .count(),
+        backend.late_written.load(Ordering::SeqCst),
+        backend.late_skipped.load(Ordering::SeqCst),
+    );
     assert!(
         leaked.is_empty(),
         "clients got another request's bytes: {leaked:?}"
@@ -284,6 +297,14 @@ async fn stray_upstream_bytes_never_reach_another_client() {
         })
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
+    eprintln!(
+        "stray bytes: {}",
+        metrics
+            .lines()
+            .filter(|l| l.starts_with("certfront_upstream_connections_discarded_total"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
     assert!(
         discarded >= 1.0,
         "no poisoned connection was counted:\n{metrics}"
