@@ -255,3 +255,29 @@ async fn stalled_handshakes_from_many_addresses_do_not_keep_a_client_out() {
     assert_eq!(served, 12, "the good client was kept out");
     drop(stalled);
 }
+
+/// A header block that cannot be HPACK-decoded (an index past the static table, with an
+/// empty dynamic table) ends the connection with COMPRESSION_ERROR (RFC 9113 4.3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_header_block_is_a_compression_error() {
+    use crate::support::h2raw::{PREFACE, frame, goaway};
+
+    let (_dir, ca, running) = setup("").await;
+    let tls = connect(
+        running.tls_addrs[0],
+        "app.test",
+        client_config(&[&ca.der], &[b"h2"]),
+    )
+    .await
+    .expect("tls");
+    let (mut read, mut write) = tokio::io::split(tls);
+    let mut bytes = PREFACE.to_vec();
+    bytes.extend(frame(4, 0, 0, &[]));
+    // :method GET, then "indexed field 70": the static table has 61 entries.
+    bytes.extend(frame(1, 0x4 | 0x1, 1, &[0x82, 0x80 | 70]));
+    write.write_all(&bytes).await.expect("write");
+    let code = tokio::time::timeout(Duration::from_secs(10), goaway(&mut read))
+        .await
+        .expect("the server answered in time");
+    assert_eq!(code, Some(0x9), "GOAWAY code (COMPRESSION_ERROR is 0x9)");
+}
