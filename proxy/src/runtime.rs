@@ -221,6 +221,7 @@ fn build_site(
                     max_connections: config.limits.upstream_max_connections,
                     max_idle: config.limits.upstream_max_idle_connections,
                 },
+                crate::forward::Discards::new(&metrics.upstream_discarded, &host.fqdn),
             )))
         }
     };

@@ -10,6 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::support::backend::Backend;
 use crate::support::client::{client_config, client_config_with_cert, connect};
+use crate::support::h2raw::{GET_HEADERS, PREFACE, frame, goaway};
 use crate::support::pki::{TestCa, thumbprint};
 use crate::support::start;
 
@@ -330,37 +331,6 @@ async fn a_request_body_that_stalls_is_ended() {
         "{reply}"
     );
     assert!(s.backend.hits.load(Ordering::SeqCst) <= 1);
-}
-
-/// An HTTP/2 frame: 24-bit length, type, flags, stream id.
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let len = payload.len() as u32;
-    let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
-    f.extend_from_slice(&stream.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-/// HPACK: :method GET, :scheme https, :path /, :authority app.test (literal).
-const GET_HEADERS: &[u8] = &[
-    0x82, 0x87, 0x84, 0x41, 8, b'a', b'p', b'p', b'.', b't', b'e', b's', b't',
-];
-
-/// Reads frames until GOAWAY (returns its error code) or the connection ends (`None`).
-async fn goaway<S: AsyncRead + Unpin>(io: &mut S) -> Option<u32> {
-    let mut head = [0u8; 9];
-    loop {
-        io.read_exact(&mut head).await.ok()?;
-        let len = (usize::from(head[0]) << 16) | (usize::from(head[1]) << 8) | usize::from(head[2]);
-        let mut payload = vec![0u8; len];
-        io.read_exact(&mut payload).await.ok()?;
-        if head[3] == 7 && payload.len() >= 8 {
-            return Some(u32::from_be_bytes([
-                payload[4], payload[5], payload[6], payload[7],
-            ]));
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,4 +22,5 @@ mod request_path;
 mod shutdown;
 mod ticket_keys;
 mod tls_sni;
+mod upstream_reuse;
 mod upstream_tls;

@@ -37,6 +37,8 @@ pub struct App {
     pub(crate) tracker: Tracker,
     pub metrics: Arc<Metrics>,
     pub(crate) per_ip: Arc<PerIp>,
+    /// TLS handshakes in progress (a share of `max_connections`).
+    pub(crate) handshakes: Arc<crate::admission::Handshakes>,
     /// The state of the configuration file, for `/certs` (written by the reloader only).
     pub(crate) config_status: Mutex<ConfigStatus>,
     /// Pending ACME challenge answers and each ACME host's status (issue 12).
@@ -70,6 +72,7 @@ impl App {
             tracker,
             metrics,
             per_ip: Arc::new(PerIp::default()),
+            handshakes: Arc::default(),
             config_status: Mutex::new(ConfigStatus {
                 loaded_at: Some(std::time::SystemTime::now()),
                 ..ConfigStatus::default()
@@ -299,13 +302,26 @@ async fn establish(
     slot: Slot,
 ) -> Option<(TlsStream<TcpStream>, Arc<ConnCtx>)> {
     let rt = app.runtime();
-    let accepted = tls::accept(
+    let cap = crate::admission::handshake_cap(rt.config.limits.max_connections);
+    let (turn, dropped) = app.handshakes.start(cap);
+    let handshake = tls::accept(
         tcp,
         &rt.table,
         &app.acme.challenges,
         rt.config.limits.handshake_timeout,
-    )
-    .await;
+    );
+    let accepted = tokio::select! {
+        accepted = handshake => accepted,
+        _ = dropped => {
+            debug!(%peer, "TLS handshake dropped: the oldest of {cap} unfinished (limits.max_connections / 4)");
+            app.metrics
+                .tls_handshakes
+                .with_label_values(&["unknown", "none", "dropped"])
+                .inc();
+            return None;
+        }
+    };
+    drop(turn);
     let accepted = match accepted {
         Ok(accepted) => accepted,
         Err((site, e)) => {

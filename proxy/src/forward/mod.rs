@@ -21,7 +21,7 @@ use tracing::{info, warn};
 use crate::authority::{HostError, parse_host};
 use crate::conn::ConnCtx;
 use crate::sites::{Route, Site, SiteTable};
-pub(crate) use pool::PooledBody;
+pub(crate) use pool::{Discards, PooledBody};
 use timed::Timed;
 use upstream::{UpstreamError, Upstreams};
 
@@ -303,10 +303,17 @@ async fn forward(
 /// Maps a failed upstream exchange to 502/503/504 and logs the cause (with the address,
 /// which the client never sees).
 fn upstream_error(err: &UpstreamError, ctx: &ConnCtx) -> Response<Body> {
+    if let UpstreamError::ClientBody { .. } = err {
+        info!(host = %ctx.site.fqdn, "request refused: {err}");
+        return short(StatusCode::BAD_REQUEST, "400 Bad Request\n");
+    }
     warn!(host = %ctx.site.fqdn, "upstream: {err}");
     upstream_failed(ctx, err.kind());
     match err {
-        UpstreamError::AllDown | UpstreamError::Local { .. } | UpstreamError::Busy { .. } => {
+        UpstreamError::AllDown
+        | UpstreamError::Local { .. }
+        | UpstreamError::Busy { .. }
+        | UpstreamError::Throttled { .. } => {
             short(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable\n")
         }
         UpstreamError::Timeout { .. } => {
@@ -314,7 +321,8 @@ fn upstream_error(err: &UpstreamError, ctx: &ConnCtx) -> Response<Body> {
         }
         UpstreamError::Connect { .. }
         | UpstreamError::Tls { .. }
-        | UpstreamError::Protocol { .. } => short(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n"),
+        | UpstreamError::Protocol { .. }
+        | UpstreamError::ClientBody { .. } => short(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n"),
     }
 }
 

@@ -5,7 +5,12 @@
 //! An HTTP/1.1 upstream connection has no task of its own: the request that holds it
 //! drives its I/O (while waiting for the response, then while its body is read), so a
 //! request costs no hop to another task and no cross-thread wake-up. An idle connection
-//! is not polled; a closed one is found at its next use, before the request is sent.
+//! is not polled, so whatever the upstream sends while it sits here (bytes past the
+//! last response's end, a close) is still unread when the next request takes it: that
+//! request would read those bytes as its own response. So a connection is checked when it
+//! is taken out (see [`H1::idle_check`]) and closed, and counted in
+//! `certfront_upstream_connections_discarded_total`, if anything arrived; a response
+//! followed by more bytes fails its own connection (hyper's idle read), never the next.
 //!
 //! One pool per configured upstream, never per request Host: what the client writes in
 //! `Host` cannot open connections (hyper-util's legacy client keys its pool by the URI's
@@ -17,6 +22,7 @@
 
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
+use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
@@ -28,6 +34,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::{TrySendError, http1, http2};
 use hyper_util::rt::TokioIo;
+use prometheus::{IntCounter, IntCounterVec};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::upstream::ReqBody;
@@ -40,27 +47,114 @@ pub(crate) struct H1 {
     conn: Box<http1::Connection<TokioIo<UpstreamIo>, ReqBody>>,
     /// The connection future has finished (closed or failed): never poll it again.
     ended: bool,
+    /// It finished with an error (e.g. bytes after a response's end).
+    failed: bool,
+    /// Taken from the pool (not fresh): a failure before sending is counted as a discard.
+    pub(crate) reused: bool,
+    /// A second handle on the TCP socket (a `dup` made once per connection), only ever
+    /// peeked: see [`H1::idle_check`].
+    probe: std::net::TcpStream,
     _permit: OwnedSemaphorePermit,
+}
+
+/// Why an idle upstream connection was closed instead of reused: the `reason` label of
+/// `certfront_upstream_connections_discarded_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Discard {
+    /// The upstream sent bytes no request asked for.
+    UnreadBytes,
+    /// The upstream closed (or reset) it.
+    Closed,
+    /// The connection failed after its last response (hyper found bytes past the
+    /// response's end in its buffer, or an I/O error).
+    Error,
+}
+
+impl Discard {
+    const ALL: [Discard; 3] = [Discard::UnreadBytes, Discard::Closed, Discard::Error];
+
+    fn label(self) -> &'static str {
+        match self {
+            Discard::UnreadBytes => "unread_bytes",
+            Discard::Closed => "closed",
+            Discard::Error => "error",
+        }
+    }
+}
+
+/// One host's discard counters, resolved once so a discard takes no label lookup.
+#[derive(Clone)]
+pub(crate) struct Discards([IntCounter; 3]);
+
+impl Discards {
+    pub(crate) fn new(vec: &IntCounterVec, host: &str) -> Self {
+        Discards(Discard::ALL.map(|d| vec.with_label_values(&[host, d.label()])))
+    }
+
+    /// Counters registered nowhere (unit tests).
+    #[cfg(test)]
+    pub(crate) fn detached() -> Self {
+        Discards(Discard::ALL.map(|d| IntCounter::new(d.label(), "unregistered").expect("name")))
+    }
+
+    pub(crate) fn count(&self, why: Discard) {
+        self.0[why as usize].inc();
+    }
+
+    #[cfg(test)]
+    pub(crate) fn get(&self, why: Discard) -> u64 {
+        self.0[why as usize].get()
+    }
 }
 
 impl H1 {
     pub(crate) fn new(
         tx: http1::SendRequest<ReqBody>,
         conn: http1::Connection<TokioIo<UpstreamIo>, ReqBody>,
+        probe: std::net::TcpStream,
         permit: OwnedSemaphorePermit,
     ) -> Self {
         H1 {
             tx,
             conn: Box::new(conn),
             ended: false,
+            failed: false,
+            reused: false,
+            probe,
             _permit: permit,
         }
     }
 
     /// Moves the connection's bytes: writes the request, reads the response.
     fn drive(&mut self, cx: &mut Context<'_>) {
-        if !self.ended && Pin::new(&mut *self.conn).poll(cx).is_ready() {
+        if !self.ended
+            && let Poll::Ready(done) = Pin::new(&mut *self.conn).poll(cx)
+        {
             self.ended = true;
+            self.failed = done.is_err();
+        }
+    }
+
+    /// Whether anything arrived on the socket while the connection sat idle: one
+    /// non-blocking `recv(MSG_PEEK)` of a byte, so the kernel's answer.
+    ///
+    /// Why a syscall and not the readiness tokio already holds: the reactor learns of new
+    /// bytes only when it next turns (when the worker runs out of tasks, or every few
+    /// dozen polls), so on a busy worker, exactly where connections are reused, a request
+    /// taken out a moment after the upstream's stray bytes landed would see "not
+    /// readable" and be written; the stray bytes would then be read as its response (what
+    /// hyper's own idle check, which goes by that readiness, misses). One peek per reuse
+    /// (well under a microsecond) is the price of never handing a client someone
+    /// else's bytes. Bytes already inside hyper's or rustls' buffers are not in the socket:
+    /// the first [`H1::ready`] after checkout finds those (hyper refuses unread bytes on
+    /// an idle connection).
+    fn idle_check(&self) -> Option<Discard> {
+        let mut byte = [0u8; 1];
+        match self.probe.peek(&mut byte) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+            Ok(0) => Some(Discard::Closed),
+            Ok(_) => Some(Discard::UnreadBytes),
+            Err(_) => Some(Discard::Closed),
         }
     }
 
@@ -111,6 +205,7 @@ pub(crate) struct Pool {
     shards: Box<[Shard]>,
     /// One permit per open connection (`limits.upstream_max_connections`).
     pub(crate) permits: Arc<Semaphore>,
+    pub(crate) discards: Discards,
     /// Idle connections kept per worker.
     max_idle: usize,
     idle_timeout: Duration,
@@ -123,11 +218,13 @@ impl Pool {
         max_idle: usize,
         idle_timeout: Duration,
         workers: usize,
+        discards: Discards,
     ) -> Self {
         let workers = workers.max(1);
         Pool {
             shards: (0..workers).map(|_| Shard::default()).collect(),
             permits: Arc::new(Semaphore::new(max_connections.min(Semaphore::MAX_PERMITS))),
+            discards,
             max_idle: max_idle.div_ceil(workers),
             idle_timeout,
         }
@@ -155,20 +252,33 @@ impl Pool {
         *self.shard().h2.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
     }
 
-    /// The most recently used idle connection that is still open and young enough. The
-    /// caller awaits [`H1::ready`] on it, which also finds one the upstream closed.
+    /// The most recently used idle connection that is still open, young enough, and
+    /// received nothing while idle ([`H1::idle_check`]); the others are closed, and those
+    /// the upstream wrote to or closed are counted. The caller awaits [`H1::ready`] on
+    /// it, which also finds bytes already buffered above the socket.
     pub(crate) fn checkout(&self) -> Option<H1> {
         let mut idle = self.shard().idle.lock().unwrap_or_else(|p| p.into_inner());
-        while let Some(conn) = idle.pop_back() {
-            if conn.h1.is_open() && conn.since.elapsed() < self.idle_timeout {
-                return Some(conn.h1);
+        while let Some(mut conn) = idle.pop_back() {
+            if !conn.h1.is_open() || conn.since.elapsed() >= self.idle_timeout {
+                continue;
             }
+            if let Some(why) = conn.h1.idle_check() {
+                tracing::debug!(reason = why.label(), "idle upstream connection discarded");
+                self.discards.count(why);
+                continue;
+            }
+            conn.h1.reused = true;
+            return Some(conn.h1);
         }
         None
     }
 
-    /// Returns a connection whose exchange finished; drops it when the pool is full.
-    fn checkin(&self, h1: H1) {
+    /// Returns a connection whose exchange finished; drops it when the pool is full. One
+    /// that failed after its response (bytes past the response's end) is counted.
+    pub(crate) fn checkin(&self, h1: H1) {
+        if h1.failed {
+            self.discards.count(Discard::Error);
+        }
         if !h1.is_open() || self.max_idle == 0 {
             return;
         }
@@ -184,6 +294,36 @@ impl Pool {
             idle.pop_front();
         }
         idle.push_back(Idle { h1, since: now });
+    }
+}
+
+/// A connection taken for a request that has not been handed to it yet: if the request
+/// is cancelled now, the connection is still clean and goes back to the pool.
+pub(crate) struct Unsent<'a> {
+    pool: &'a Pool,
+    h1: Option<H1>,
+}
+
+impl<'a> Unsent<'a> {
+    pub(crate) fn new(pool: &'a Pool, h1: H1) -> Self {
+        Unsent { pool, h1: Some(h1) }
+    }
+
+    pub(crate) fn h1(&mut self) -> &mut H1 {
+        self.h1.as_mut().expect("taken only once")
+    }
+
+    /// The connection, now to carry the request.
+    pub(crate) fn take(mut self) -> H1 {
+        self.h1.take().expect("taken only once")
+    }
+}
+
+impl Drop for Unsent<'_> {
+    fn drop(&mut self) {
+        if let Some(h1) = self.h1.take() {
+            self.pool.checkin(h1);
+        }
     }
 }
 
@@ -255,3 +395,6 @@ impl Body for PooledBody {
         self.inner.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -16,11 +16,13 @@ use rustls_pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 use tracing::{debug, warn};
 
-use super::pool::{H1, Lease, Pool, PooledBody};
+use super::pool::{self, Discard, Discards, H1, Lease, Pool, PooledBody};
 
 mod connect;
 mod error;
+mod rate;
 
+use error::stalled;
 pub(crate) use error::{UpstreamError, blames_upstream};
 
 /// How long an upstream that failed a connection is skipped.
@@ -50,15 +52,22 @@ pub(crate) struct Target {
     /// Milliseconds since `Upstreams::epoch` until which this upstream is skipped.
     down_until: AtomicU64,
     pool: Arc<Pool>,
+    /// New connections per second (see `rate`).
+    rate: rate::ConnectRate,
+}
+
+/// What opening a connection needs, shared with the task that opens it.
+struct Dial {
+    tls: Option<UpstreamTls>,
+    connect_timeout: Duration,
+    max_connections: usize,
 }
 
 /// The upstreams of one host.
 pub(crate) struct Upstreams {
-    targets: Box<[Target]>,
+    targets: Box<[Arc<Target>]>,
     next: AtomicUsize,
-    tls: Option<UpstreamTls>,
-    connect_timeout: Duration,
-    max_connections: usize,
+    dial: Arc<Dial>,
     epoch: Instant,
 }
 
@@ -89,22 +98,28 @@ impl Upstreams {
         upstreams: &[Upstream],
         tls: Option<Arc<ClientConfig>>,
         limits: PoolLimits,
+        discards: Discards,
     ) -> Self {
         let targets = upstreams
             .iter()
-            .map(|u| Target {
-                // tls_name: what IIS's certificate names when the URL is an IP (SNI + verification)
-                server_name: ServerName::try_from(u.tls_name().to_owned())
-                    .unwrap_or_else(|_| ServerName::try_from("invalid.invalid").expect("valid")),
-                label: Arc::from(u.original.as_str()),
-                upstream: u.clone(),
-                down_until: AtomicU64::new(0),
-                pool: Arc::new(Pool::new(
-                    limits.max_connections,
-                    limits.max_idle,
-                    IDLE_TIMEOUT,
-                    crate::workers::count(),
-                )),
+            .map(|u| {
+                Arc::new(Target {
+                    // tls_name: what IIS's certificate names when the URL is an IP (SNI + verification)
+                    server_name: ServerName::try_from(u.tls_name().to_owned()).unwrap_or_else(
+                        |_| ServerName::try_from("invalid.invalid").expect("valid"),
+                    ),
+                    label: Arc::from(u.original.as_str()),
+                    upstream: u.clone(),
+                    down_until: AtomicU64::new(0),
+                    pool: Arc::new(Pool::new(
+                        limits.max_connections,
+                        limits.max_idle,
+                        IDLE_TIMEOUT,
+                        crate::workers::count(),
+                        discards.clone(),
+                    )),
+                    rate: rate::ConnectRate::new(rate::CONNECT_BURST, rate::CONNECTS_PER_SECOND),
+                })
             })
             .collect();
         let tls = tls.map(|config| {
@@ -118,9 +133,11 @@ impl Upstreams {
         Upstreams {
             targets,
             next: AtomicUsize::new(0),
-            tls,
-            connect_timeout: limits.connect_timeout,
-            max_connections: limits.max_connections,
+            dial: Arc::new(Dial {
+                tls,
+                connect_timeout: limits.connect_timeout,
+                max_connections: limits.max_connections,
+            }),
             epoch: Instant::now(),
         }
     }
@@ -168,7 +185,12 @@ impl Upstreams {
             let target = &self.targets[first_back(self.targets.len(), down_until)];
             return match self.send_to(target, req, upgrade).await {
                 Ok(done) => Ok(done),
-                Err((e @ (UpstreamError::Local { .. } | UpstreamError::Busy { .. }), _)) => Err(e),
+                Err((
+                    e @ (UpstreamError::Local { .. }
+                    | UpstreamError::Busy { .. }
+                    | UpstreamError::Throttled { .. }),
+                    _,
+                )) => Err(e),
                 Err((_, Some(_))) => Err(UpstreamError::AllDown),
                 Err((e, None)) => Err(e),
             };
@@ -180,18 +202,26 @@ impl Upstreams {
     /// was sent, the request comes back for the next upstream.
     async fn send_to(
         &self,
-        target: &Target,
+        target: &Arc<Target>,
         mut req: Request<ReqBody>,
         upgrade: bool,
     ) -> Result<Upstreamed, (UpstreamError, Option<Request<ReqBody>>)> {
         let mut pooled_attempts = 0;
+        let mut throttled = Duration::ZERO;
         loop {
             let pooled = pooled_attempts < POOLED_ATTEMPTS;
             let sender = match self.pooled(target, upgrade, pooled) {
                 Some(sender) => sender,
-                // Boxed: a new connection is rare, and its future (TCP, TLS, HTTP
-                // handshakes) would otherwise make every request's future larger.
-                None => match Box::pin(self.connect(target, upgrade)).await {
+                None => match self.connect(target, upgrade, &mut throttled).await {
+                    // Over the connection rate: wait for the next token, then look in the
+                    // pool again (a connection may have come back meanwhile).
+                    Err(UpstreamError::Throttled { wait, .. })
+                        if throttled < self.dial.connect_timeout =>
+                    {
+                        tokio::time::sleep(wait).await;
+                        throttled += wait;
+                        continue;
+                    }
                     Ok(sender) => {
                         target.down_until.store(0, Ordering::Relaxed);
                         pooled_attempts = POOLED_ATTEMPTS;
@@ -210,6 +240,11 @@ impl Upstreams {
                     debug!(upstream = %target.label, "pooled connection was closed: {e}; retrying");
                     pooled_attempts += 1;
                     req = back;
+                }
+                // hyper calls a failure of the body it was sending a "user" error: that
+                // body is the client's. (One that stalled keeps its 502 for now.)
+                Err((e, back)) if e.is_user() && !stalled(&e) => {
+                    return Err((UpstreamError::ClientBody { source: e }, back));
                 }
                 Err((e, back)) => {
                     let e = UpstreamError::Protocol {
@@ -266,8 +301,17 @@ impl Upstreams {
                     }
                 }
             }
-            Sender::H1(mut h1) => {
-                if let Err(e) = h1.ready().await {
+            Sender::H1(h1) => {
+                // Cancelled before the request is handed over, the connection is still
+                // clean: back to the pool, not to the floor.
+                let mut held = pool::Unsent::new(&target.pool, h1);
+                let ready = held.h1().ready().await;
+                let mut h1 = held.take();
+                if let Err(e) = ready {
+                    if h1.reused {
+                        // hyper found bytes in its buffers, or the close, on a pooled one.
+                        target.pool.discards.count(Discard::Error);
+                    }
                     return Err((e, Some(req)));
                 }
                 match h1.send(req).await {

@@ -1,6 +1,7 @@
 //! A connection to an upstream, plain TCP or TLS, as one `AsyncRead + AsyncWrite` type.
 
 use std::io;
+use std::os::fd::AsFd;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -14,6 +15,19 @@ pub(crate) enum UpstreamIo {
 }
 
 impl UpstreamIo {
+    /// A second handle on the TCP socket (`dup`), for peeking at it while the connection
+    /// is idle in the pool (`pool::H1::idle_check`). Non-blocking like the original: the
+    /// flag belongs to the socket both handles share.
+    pub(crate) fn probe(&self) -> io::Result<std::net::TcpStream> {
+        let tcp = match self {
+            UpstreamIo::Plain(s) => s,
+            UpstreamIo::Tls(s) => s.get_ref().0,
+        };
+        let probe = std::net::TcpStream::from(tcp.as_fd().try_clone_to_owned()?);
+        probe.set_nonblocking(true)?;
+        Ok(probe)
+    }
+
     /// Whether ALPN chose HTTP/2.
     pub(crate) fn is_h2(&self) -> bool {
         match self {

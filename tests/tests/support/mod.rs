@@ -5,6 +5,7 @@
 
 pub(crate) mod backend;
 pub(crate) mod client;
+pub(crate) mod h2raw;
 pub(crate) mod pebble;
 pub(crate) mod pki;
 

@@ -1,7 +1,11 @@
-//! A new upstream connection: a permit under `upstream_max_connections`, TCP, TLS with
-//! the host's upstream settings, then the HTTP/1.1 or HTTP/2 handshake ALPN chose.
+//! A new upstream connection: under the upstream's connection rate, in a task of its own
+//! (so a cancelled request does not waste it), a permit under `upstream_max_connections`,
+//! TCP, TLS with the host's upstream settings, then the HTTP/1.1 or HTTP/2 handshake ALPN
+//! chose.
 
 use std::io;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -10,9 +14,47 @@ use tracing::debug;
 
 use super::super::pool::H1;
 use super::super::upstream_io::UpstreamIo;
-use super::{Sender, Target, UpstreamError, Upstreams, blames_upstream};
+use super::{Dial, Sender, Target, UpstreamError, Upstreams, blames_upstream};
 
 impl Upstreams {
+    /// A new connection, opened in a task of its own on this worker (boxed there: its
+    /// future, TCP, TLS and HTTP handshakes, would otherwise make every request's future
+    /// larger). A request cancelled while it opens (client reset, stream error, GOAWAY)
+    /// leaves the finished connection to the pool instead of closing it: a client that
+    /// cancels in a loop cannot make the upstream accept a connection per cancelled
+    /// request. New connections are also held to a rate per upstream (`rate`).
+    pub(super) async fn connect(
+        &self,
+        target: &Arc<Target>,
+        upgrade: bool,
+        throttled: &mut Duration,
+    ) -> Result<Sender, UpstreamError> {
+        if let Some(wait) = target.rate.take(Instant::now()) {
+            return Err(UpstreamError::Throttled {
+                upstream: target.label.clone(),
+                wait,
+                waited: *throttled,
+            });
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (dial, task_target) = (self.dial.clone(), target.clone());
+        tokio::spawn(async move {
+            let opened = dial.connect(&task_target, upgrade).await;
+            // Nobody waits any more: keep what was opened (an HTTP/2 one is kept already).
+            if let Err(Ok(Sender::H1(h1))) = tx.send(opened) {
+                task_target.pool.checkin(h1);
+            }
+        });
+        rx.await.unwrap_or_else(|_| {
+            Err(UpstreamError::Local {
+                upstream: target.label.clone(),
+                source: io::Error::other("the connecting task stopped"),
+            })
+        })
+    }
+}
+
+impl Dial {
     /// A new connection: a permit under `upstream_max_connections`, TCP, TLS, then the
     /// HTTP handshake for the protocol ALPN chose.
     pub(super) async fn connect(
@@ -88,12 +130,20 @@ impl Upstreams {
             target.pool.set_h2(tx.clone());
             return Ok(Sender::H2(tx));
         }
+        let probe = if upgrade {
+            None
+        } else {
+            Some(io.probe().map_err(|source| UpstreamError::Local {
+                upstream: label.clone(),
+                source,
+            })?)
+        };
         let (tx, conn) = http1::Builder::new()
             .handshake(TokioIo::new(io))
             .await
             .map_err(protocol)?;
-        if !upgrade {
-            return Ok(Sender::H1(H1::new(tx, conn, permit)));
+        if let Some(probe) = probe {
+            return Ok(Sender::H1(H1::new(tx, conn, probe, permit)));
         }
         let label = label.clone();
         tokio::spawn(async move {

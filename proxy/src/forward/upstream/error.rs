@@ -26,11 +26,32 @@ pub(crate) enum UpstreamError {
     Timeout { upstream: Arc<str> },
     #[error("{upstream} has {limit} open connections (limits.upstream_max_connections)")]
     Busy { upstream: Arc<str>, limit: usize },
+    /// New connections to this upstream are over their rate (churn protection, see
+    /// `upstream::rate`) and none came free within the connect timeout.
+    #[error(
+        "{upstream}: no new connection allowed for {waited:?} (over {} new connections per second)",
+        super::rate::CONNECTS_PER_SECOND
+    )]
+    Throttled {
+        upstream: Arc<str>,
+        /// Until the next new connection is allowed.
+        wait: std::time::Duration,
+        /// How long this request has waited already.
+        waited: std::time::Duration,
+    },
     #[error("TLS to {upstream} failed: {source}")]
     Tls {
         upstream: Arc<str>,
         #[source]
         source: io::Error,
+    },
+    /// The client's request body failed while it was being passed on (malformed chunked
+    /// encoding): the client's fault, answered 400, not 502, and not counted against the
+    /// upstream.
+    #[error("the client's request body failed: {source}")]
+    ClientBody {
+        #[source]
+        source: hyper::Error,
     },
     #[error("{upstream}: {source}")]
     Protocol {
@@ -46,11 +67,12 @@ impl UpstreamError {
         match self {
             UpstreamError::Timeout { .. } => "timeout",
             UpstreamError::Tls { .. } => "tls",
-            UpstreamError::Protocol { .. } => "protocol",
+            UpstreamError::Protocol { .. } | UpstreamError::ClientBody { .. } => "protocol",
             UpstreamError::AllDown
             | UpstreamError::Connect { .. }
             | UpstreamError::Local { .. }
-            | UpstreamError::Busy { .. } => "connect",
+            | UpstreamError::Busy { .. }
+            | UpstreamError::Throttled { .. } => "connect",
         }
     }
 }
@@ -72,4 +94,13 @@ pub(crate) fn blames_upstream(e: &io::Error) -> bool {
             | BrokenPipe
             | NotFound // name resolution found no address
     )
+}
+
+/// Whether the client's body failed by going silent (`limits.body_timeout_seconds`)
+/// rather than by being malformed.
+pub(super) fn stalled(e: &hyper::Error) -> bool {
+    std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |e| {
+        e.source()
+    })
+    .any(|e| e.is::<super::super::timed::BodyTimeout>())
 }

@@ -56,7 +56,7 @@ fn when_all_cool_down_the_first_to_come_back_is_tried() {
 
 #[test]
 fn a_local_error_never_marks_an_upstream_down() {
-    let ups = Upstreams::new(&[upstream(1)], None, limits());
+    let ups = Upstreams::new(&[upstream(1)], None, limits(), Discards::detached());
     let local = UpstreamError::Local {
         upstream: "x".into(),
         source: io::Error::from_raw_os_error(24),
