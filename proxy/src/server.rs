@@ -1,5 +1,5 @@
-//! Start and stop: build the sites from a [`Prepared`] config, bind every listener (all or
-//! nothing), run the accept loops, and drain on request.
+//! Start and stop: put the first [`Snapshot`] of a [`Prepared`] config in force, bind every
+//! listener (all or nothing), run the accept loops, and drain on request.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,11 +15,12 @@ use tokio::task::JoinHandle;
 use tracing::{debug, error, info};
 
 use crate::admission::{OpenGauge, Slot};
-use crate::conn::{self, App};
+use crate::app::App;
+use crate::conn;
 use crate::error::ProxyError;
 use crate::metrics::Metrics;
 use crate::prepare::Prepared;
-use crate::runtime::Runtime;
+use crate::snapshot::Snapshot;
 use crate::tracker::Tracker;
 use crate::workers::Workers;
 use crate::{admin, redirect, reload};
@@ -45,7 +46,7 @@ impl Running {
     /// Every host's certificate slot, in config order (what reloads write to).
     pub fn slots(&self) -> Vec<Arc<CertSlot>> {
         self.app
-            .runtime()
+            .snapshot()
             .table
             .sites()
             .iter()
@@ -90,8 +91,8 @@ fn local(listener: &TcpListener, fallback: SocketAddr) -> SocketAddr {
 pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running, ProxyError> {
     let mut prepared = prepared;
     let acme_settings = prepared.acme.take();
-    let runtime = Runtime::build(prepared, None, &metrics)?.runtime;
-    let config = runtime.config.clone();
+    let snapshot = Snapshot::build(prepared, None, &metrics)?.snapshot;
+    let config = snapshot.config.clone();
     let config = &config;
     let acme_state = Arc::new(crate::acme::AcmeState::new(config));
 
@@ -110,13 +111,13 @@ pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running,
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let app = Arc::new(App::new(
-        runtime,
+        snapshot,
         shutdown_rx,
         Tracker::default(),
         metrics.clone(),
         acme_state.clone(),
     ));
-    crate::dependents::refresh_runtime(&metrics, &app.runtime());
+    crate::dependents::refresh_snapshot(&metrics, &app.ca_inputs, &app.snapshot());
     let reload_tx = start_reloader(&app, metrics.clone());
     // After every bind: the CA validates by connecting to the listeners.
     let acme_engine = acme_settings.map(|settings| {
@@ -124,7 +125,7 @@ pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running,
         crate::acme::start(
             config,
             settings,
-            app.runtime().trust.clone(),
+            app.snapshot().trust.clone(),
             &acme_state,
             &metrics,
             Arc::new(move |_host: &str| {
@@ -232,7 +233,7 @@ fn start_reloader(app: &Arc<App>, metrics: Arc<Metrics>) -> mpsc::UnboundedSende
     // through `Changes`, which is bounded by the number of watched files.
     let (tx, rx) = mpsc::unbounded_channel();
     let changes = Arc::new(reload::Changes::default());
-    let watcher = reload::watch(&app.runtime(), &changes);
+    let watcher = reload::watch(&app.snapshot(), &changes);
     let reloader = reload::Reloader {
         app: app.clone(),
         metrics,
@@ -275,7 +276,13 @@ impl Admit {
     /// connection is closed), then a place under the listener's limit, waited for (the
     /// listener stops accepting meanwhile, as a full backlog would).
     async fn slot(&self, peer: SocketAddr) -> Option<Slot> {
-        let limit = self.app.runtime.load().config.limits.max_connections_per_ip;
+        let limit = self
+            .app
+            .snapshot
+            .load()
+            .config
+            .limits
+            .max_connections_per_ip;
         let Some(ip) = self.app.per_ip.take(peer.ip(), limit) else {
             debug!(%peer, "connection refused: {limit} connections from this address already (limits.max_connections_per_ip)");
             return None;

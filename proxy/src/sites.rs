@@ -12,7 +12,7 @@ use certfront_config::UnknownSni;
 use http::{HeaderValue, StatusCode};
 use rustls::ServerConfig;
 
-use crate::forward::upstream::Upstreams;
+use crate::upstream::Upstreams;
 use certfront_certs::store::CertSlot;
 
 /// What a host does with a request whose Host it accepts.

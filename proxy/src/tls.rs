@@ -38,7 +38,7 @@ pub(crate) struct TlsShared {
 }
 
 impl TlsShared {
-    pub(crate) fn new(config: &Config) -> Result<Self, crate::ProxyError> {
+    pub(crate) fn new(config: &Config) -> Result<Self, crate::error::ProxyError> {
         let versions: &'static [&'static rustls::SupportedProtocolVersion] =
             match config.tls.min_version {
                 TlsVersion::V1_3 => &TLS13_ONLY,

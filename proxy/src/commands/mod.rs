@@ -5,19 +5,62 @@ mod inspect;
 mod inventory;
 mod run;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::SystemTime;
 
 use certfront_certs::csr::{CsrKey, CsrRequest, CsrSubject, write_csr};
 use certfront_certs::policy::ExtKeyUsage;
 
-use crate::cli::CsrArgs;
 use crate::prepare;
-pub(crate) use health::health;
-pub(crate) use inspect::inspect;
-pub(crate) use inventory::fmt_time;
+pub(crate) use health::{HealthArgs, health};
+pub(crate) use inspect::{InspectArgs, inspect};
 pub(crate) use run::run;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ConfigArg {
+    /// Configuration file.
+    #[arg(
+        short = 'c',
+        long = "config",
+        env = "CERTFRONT_CONFIG",
+        default_value = "config/certfront.toml"
+    )]
+    pub config: PathBuf,
+}
+
+/// `certs csr`: names and subject fields are written into the request as typed.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CsrArgs {
+    /// A name the certificate must cover (repeat for more; the first is the subject CN).
+    #[arg(long = "fqdn", required = true, value_name = "NAME")]
+    pub fqdn: Vec<String>,
+    /// Key type.
+    #[arg(long, default_value = "p256", value_parser = ["p256", "p384", "rsa2048", "rsa3072", "rsa4096"])]
+    pub key: String,
+    /// A purpose to request besides server_auth (always requested), e.g. client_auth
+    /// where a vendor guide asks for Server and Client Authentication. Repeat or separate with commas.
+    #[arg(long = "eku", value_name = "PURPOSE", value_delimiter = ',')]
+    pub eku: Vec<String>,
+    /// Organization (O), e.g. "Example Home Care, Inc."
+    #[arg(long, value_name = "TEXT")]
+    pub org: Option<String>,
+    /// Organizational unit (OU), e.g. "IT".
+    #[arg(long, value_name = "TEXT")]
+    pub ou: Option<String>,
+    /// City (L).
+    #[arg(long, value_name = "TEXT")]
+    pub locality: Option<String>,
+    /// State or province (ST), spelled out.
+    #[arg(long, value_name = "TEXT")]
+    pub state: Option<String>,
+    /// Country (C), two letters, e.g. US.
+    #[arg(long, value_name = "CC")]
+    pub country: Option<String>,
+    /// Directory to write `<fqdn>.key` and `<fqdn>.csr` into.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
 
 /// `certfront check`: every problem of the config and of every host, and the inventory.
 pub(crate) fn check(path: &Path) -> ExitCode {

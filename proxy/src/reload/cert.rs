@@ -159,7 +159,7 @@ fn report(site: &Site, outcome: &Outcome, metrics: &Metrics) {
                 host,
                 serial = %served.info.serial,
                 thumbprint = %served.info.sha1_thumbprint,
-                expires = %crate::commands::fmt_time(served.info.not_after),
+                expires = %crate::clock::fmt_time(served.info.not_after),
                 "certificate reloaded"
             );
             slot.record(ReloadResult::Success, None);
@@ -180,7 +180,7 @@ fn report(site: &Site, outcome: &Outcome, metrics: &Metrics) {
                     Some(served) => error!(
                         host,
                         serving = %served.info.serial,
-                        expires = %crate::commands::fmt_time(served.info.not_after),
+                        expires = %crate::clock::fmt_time(served.info.not_after),
                         "reload refused, the last good certificate stays: {p}"
                     ),
                     None => error!(

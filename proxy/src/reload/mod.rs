@@ -1,7 +1,7 @@
 //! The one writer: every change to what certfront serves goes through this task. File
 //! events (debounced, with a ceiling), SIGHUP and the periodic re-scan lead to
 //!
-//! - a new runtime snapshot when the configuration file or a trust file it names changed
+//! - a new configuration snapshot when the configuration file or a trust file it names changed
 //!   ([`config`]: the whole candidate is built and checked before it is swapped in);
 //! - otherwise a certificate reload of the hosts whose files changed ([`cert`]: one
 //!   atomic store per host) and a re-read of changed deny lists.
@@ -26,10 +26,10 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
-use crate::conn::App;
+use crate::app::App;
 use crate::metrics::Metrics;
 use crate::mtls::{ClientAuthState, DenyFileError};
-use crate::runtime::Runtime;
+use crate::snapshot::Snapshot;
 pub(crate) use cert::{Outcome, reload_host};
 pub(crate) use watched::{Changes, WatchKey, reload_at, watch, watched_files};
 #[cfg(test)]
@@ -107,7 +107,7 @@ impl Reloader {
     }
 
     fn rescan(&self) -> Duration {
-        match self.app.runtime().config.server.rescan_seconds {
+        match self.app.snapshot().config.server.rescan_seconds {
             0 => Duration::from_secs(86400 * 365),
             s => Duration::from_secs(s.min(86_400)),
         }
@@ -119,7 +119,7 @@ impl Reloader {
         if self.config_changed().await {
             return;
         }
-        let rt = self.app.runtime();
+        let rt = self.app.snapshot();
         for site in rt.table.sites() {
             if let Some(auth) = &site.client_auth {
                 reload_deny(auth, &self.metrics);
@@ -134,7 +134,7 @@ impl Reloader {
         if keys.contains(&WatchKey::Config) && self.config_changed().await {
             return;
         }
-        let rt = self.app.runtime();
+        let rt = self.app.snapshot();
         let mut certs = Vec::new();
         for key in keys {
             match key {
@@ -155,8 +155,9 @@ impl Reloader {
         if fqdns.is_empty() {
             return;
         }
-        let rt = self.app.runtime();
+        let rt = self.app.snapshot();
         let metrics = self.metrics.clone();
+        let app = self.app.clone();
         let result = tokio::task::spawn_blocking(move || {
             // One pass: hosts sharing files (a wildcard for many names) read and check them once.
             let mut shared = SharedChecks::new(&rt.trust, SystemTime::now());
@@ -172,6 +173,7 @@ impl Reloader {
             }
             crate::dependents::chains_served(
                 &metrics,
+                &app.ca_inputs,
                 swapped
                     .iter()
                     .map(|(host, s)| (*host, s.key.cert.as_slice())),
@@ -187,7 +189,7 @@ impl Reloader {
     /// changed since the running snapshot was built (or the last attempt failed). Returns
     /// whether a new snapshot is in force (its build re-read every certificate too).
     async fn config_changed(&mut self) -> bool {
-        let current = self.app.runtime();
+        let current = self.app.snapshot();
         let path = current.config.source.clone();
         if !path.is_file() {
             return false;
@@ -195,7 +197,7 @@ impl Reloader {
         let unchanged = {
             let current = current.clone();
             tokio::task::spawn_blocking(move || {
-                crate::runtime::fingerprint(&current.config) == current.fingerprint
+                crate::snapshot::fingerprint(&current.config) == current.fingerprint
             })
             .await
             .unwrap_or(false)
@@ -254,9 +256,9 @@ impl Reloader {
             restart_needed,
             warnings,
         } = candidate;
-        let old = self.app.runtime();
-        let new = Arc::new(built.runtime);
-        let names = |rt: &Runtime| -> BTreeSet<String> {
+        let old = self.app.snapshot();
+        let new = Arc::new(built.snapshot);
+        let names = |rt: &Snapshot| -> BTreeSet<String> {
             rt.table.sites().iter().map(|s| s.fqdn.clone()).collect()
         };
         let (before, after) = (names(&old), names(&new));
@@ -268,8 +270,8 @@ impl Reloader {
             .map(|s| s.fqdn.as_str())
             .filter(|f| after.contains(*f))
             .collect();
-        self.app.runtime.store(new.clone());
-        crate::dependents::refresh_runtime(&self.metrics, &new);
+        self.app.snapshot.store(new.clone());
+        crate::dependents::refresh_snapshot(&self.metrics, &self.app.ca_inputs, &new);
         for site in &built.retired {
             site.retire();
         }

@@ -1,4 +1,4 @@
-//! The runtime snapshot: everything a connection reads (the site table with each host's
+//! The configuration snapshot: everything a connection reads (the site table with each host's
 //! TLS config, certificate slot, client-auth state and upstream pools; the limits and the
 //! HTTP settings built from them), made from a checked configuration and never changed
 //! afterwards. The reloader builds a whole new one and swaps it in with one store; a
@@ -26,11 +26,11 @@ use sha2_like::Hasher;
 use tokio::sync::watch;
 
 use crate::error::ProxyError;
-use crate::forward::upstream::{PoolLimits, Upstreams};
 use crate::metrics::Metrics;
 use crate::prepare::Prepared;
 use crate::sites::{Route, Site, SiteTable};
 use crate::tls::TlsShared;
+use crate::upstream::{PoolLimits, Upstreams};
 
 /// HTTP/2 protections, set here rather than left to hyper's and h2's defaults so that a
 /// dependency upgrade cannot loosen them.
@@ -51,7 +51,7 @@ mod h2_limits {
 }
 
 /// One immutable generation of everything connections read.
-pub struct Runtime {
+pub struct Snapshot {
     pub(crate) config: Config,
     pub table: SiteTable,
     pub(crate) trust: TrustAnchors,
@@ -67,16 +67,16 @@ pub struct Runtime {
 
 /// A new snapshot and the sites of the previous one that it no longer serves as they were.
 pub struct Built {
-    pub runtime: Runtime,
+    pub snapshot: Snapshot,
     pub(crate) retired: Vec<Arc<Site>>,
 }
 
-impl Runtime {
+impl Snapshot {
     /// Builds a snapshot from a checked configuration. `previous` lends the sites, pools
     /// and TLS state that did not change.
     pub fn build(
         prepared: Prepared,
-        previous: Option<&Runtime>,
+        previous: Option<&Snapshot>,
         metrics: &Arc<Metrics>,
     ) -> Result<Built, ProxyError> {
         let Prepared {
@@ -147,7 +147,7 @@ impl Runtime {
         let (http1, http2) = http_builders(&config);
         let fingerprint = fingerprint(&config);
         Ok(Built {
-            runtime: Runtime {
+            snapshot: Snapshot {
                 config,
                 table,
                 trust,
@@ -284,7 +284,7 @@ fn http_builders(config: &Config) -> (http1::Builder, http2::Builder<TokioExecut
         .initial_connection_window_size(h2_limits::CONNECTION_WINDOW)
         .adaptive_window(false)
         .max_frame_size(h2_limits::MAX_FRAME)
-        // PINGs find dead peers; they are not activity (see `conn::idle_wait`).
+        // PINGs find dead peers; they are not activity (see `context::idle_wait`).
         .keep_alive_interval(limits.idle_timeout / 2)
         .keep_alive_timeout(limits.idle_timeout / 2);
     (h1, h2)

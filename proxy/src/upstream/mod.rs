@@ -16,10 +16,16 @@ use rustls_pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 use tracing::{debug, warn};
 
-use super::pool::{H1, Lease, Pool, PooledBody};
+use pool::{H1, Lease, Pool};
 
 mod connect;
 mod error;
+mod io;
+mod pool;
+mod timed;
+
+pub(crate) use pool::PooledBody;
+pub(crate) use timed::Timed;
 
 pub(crate) use error::{UpstreamError, blames_upstream};
 
@@ -32,7 +38,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const POOLED_ATTEMPTS: usize = 3;
 
 /// A request body as it goes upstream: the client's, with an inactivity timeout.
-pub(crate) type ReqBody = super::timed::Timed<Incoming>;
+pub(crate) type ReqBody = Timed<Incoming>;
 
 /// The TLS client settings for one host's https upstreams.
 struct UpstreamTls {
