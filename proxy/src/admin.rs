@@ -93,18 +93,19 @@ fn inventory(app: &App) -> Value {
         .iter()
         .map(|site| {
             let slot = &site.cert;
-            let served = slot.load();
-            let status = slot.status();
+            // One load: the certificate and the status of the reload that put it there.
+            let state = slot.state();
+            let (served, status) = (state.served.clone(), &state.status);
             let files: Vec<String> = slot
-                .source
+                .source()
                 .files()
                 .iter()
                 .map(|f| f.display().to_string())
                 .collect();
             let mut entry = json!({
                 "host": site.fqdn,
-                "names": slot.names,
-                "source": match &slot.source {
+                "names": slot.names(),
+                "source": match slot.source() {
                     _ if app.acme.is_acme(&site.fqdn) => "acme",
                     CertSource::Pem { .. } => "pem",
                     CertSource::Pfx { .. } => "pfx",
@@ -115,7 +116,7 @@ fn inventory(app: &App) -> Value {
                 "last_reload": {
                     "result": status.last_result.map(result_name),
                     "at": status.last_attempt.map(|t| fmt_time(unix(t))),
-                    "error": status.last_error,
+                    "error": &status.last_error,
                 },
                 "deny_list": site
                     .client_auth

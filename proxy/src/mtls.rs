@@ -144,20 +144,14 @@ pub(crate) fn build(
         Some(path) => read_deny_list(path).map_err(ClientAuthError::DenyList)?,
         None => DenyList::default(),
     };
-    let status = auth.deny.as_ref().map(|path| {
-        // Exported from the start, so an alert on it has a series to watch.
-        metrics
-            .deny_list_reload_failing
-            .with_label_values(&[host])
-            .set(0);
-        DenyStatus {
-            path: path.clone(),
-            entries: deny.len(),
-            loaded_at: SystemTime::now(),
-            last_result: None,
-            last_attempt: None,
-            last_error: None,
-        }
+    // Its gauge is exported when the site is put in force (`Built::apply`).
+    let status = auth.deny.as_ref().map(|path| DenyStatus {
+        path: path.clone(),
+        entries: deny.len(),
+        loaded_at: SystemTime::now(),
+        last_result: None,
+        last_attempt: None,
+        last_error: None,
     });
     let state = Arc::new(ClientAuthState {
         host: host.to_owned(),

@@ -20,11 +20,11 @@ use crate::conn;
 use crate::error::ProxyError;
 use crate::metrics::Metrics;
 use crate::prepare::Prepared;
-use crate::snapshot::Snapshot;
+use crate::snapshot::{Snapshot, Writers};
 use crate::tracker::Tracker;
 use crate::workers::Workers;
 use crate::{admin, redirect, reload};
-use certfront_certs::store::CertSlot;
+use certfront_certs::store::CertReader;
 
 /// A started certfront: its bound addresses and the handle that drains it.
 pub struct Running {
@@ -43,8 +43,9 @@ pub struct Running {
 }
 
 impl Running {
-    /// Every host's certificate slot, in config order (what reloads write to).
-    pub fn slots(&self) -> Vec<Arc<CertSlot>> {
+    /// A reader of every host's certificate slot, in config order (only the reloader
+    /// writes them).
+    pub fn slots(&self) -> Vec<CertReader> {
         self.app
             .snapshot()
             .table
@@ -91,8 +92,8 @@ fn local(listener: &TcpListener, fallback: SocketAddr) -> SocketAddr {
 pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running, ProxyError> {
     let mut prepared = prepared;
     let acme_settings = prepared.acme.take();
-    let snapshot = Snapshot::build(prepared, None, &metrics)?.snapshot;
-    let config = snapshot.config.clone();
+    let built = Snapshot::build(prepared, None, &metrics)?;
+    let config = built.snapshot.config.clone();
     let config = &config;
     let acme_state = Arc::new(crate::acme::AcmeState::new(config));
 
@@ -109,6 +110,9 @@ pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running,
         None => None,
     };
 
+    // Every bind succeeded: the first snapshot goes in force.
+    let mut writers = Writers::default();
+    let (snapshot, _) = built.apply(&metrics, &mut writers);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let app = Arc::new(App::new(
         snapshot,
@@ -118,7 +122,7 @@ pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running,
         acme_state.clone(),
     ));
     crate::dependents::refresh_snapshot(&metrics, &app.ca_inputs, &app.snapshot());
-    let reload_tx = start_reloader(&app, metrics.clone());
+    let reload_tx = start_reloader(&app, metrics.clone(), writers);
     // After every bind: the CA validates by connecting to the listeners.
     let acme_engine = acme_settings.map(|settings| {
         let reload = reload_tx.clone();
@@ -228,7 +232,11 @@ pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running,
 
 /// Starts the one writer: file watches on everything the snapshot depends on, debounced
 /// reloads, the periodic re-scan, and a channel for SIGHUP.
-fn start_reloader(app: &Arc<App>, metrics: Arc<Metrics>) -> mpsc::UnboundedSender<reload::Request> {
+fn start_reloader(
+    app: &Arc<App>,
+    metrics: Arc<Metrics>,
+    writers: Writers,
+) -> mpsc::UnboundedSender<reload::Request> {
     // SIGHUP requests: one per signal, and tokio coalesces signals. Watcher events go
     // through `Changes`, which is bounded by the number of watched files.
     let (tx, rx) = mpsc::unbounded_channel();
@@ -240,6 +248,7 @@ fn start_reloader(app: &Arc<App>, metrics: Arc<Metrics>) -> mpsc::UnboundedSende
         changes,
         requests: rx,
         watcher,
+        writers,
     };
     tokio::spawn(reloader.run());
     tx

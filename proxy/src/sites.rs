@@ -13,7 +13,7 @@ use http::{HeaderValue, StatusCode};
 use rustls::ServerConfig;
 
 use crate::upstream::Upstreams;
-use certfront_certs::store::CertSlot;
+use certfront_certs::store::CertReader;
 
 /// What a host does with a request whose Host it accepts.
 pub(crate) enum Route {
@@ -26,7 +26,7 @@ pub struct Site {
     pub fqdn: String,
     /// fqdn then aliases, normalized; a wildcard host's fqdn is `*.rest`.
     pub(crate) names: Box<[String]>,
-    pub(crate) cert: Arc<CertSlot>,
+    pub(crate) cert: CertReader,
     pub(crate) tls: Arc<ServerConfig>,
     pub(crate) route: Route,
     /// `upstream_host`, when the backend wants another Host than the client's.

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use certfront_certs::store::CertSlot;
+use certfront_certs::store::{CertReader, CertWriter, Served, slot};
 use certfront_certs::{InternalCa, TrustAnchors};
 use certfront_config::{Action, Config, Host};
 use http::{HeaderValue, StatusCode};
@@ -65,10 +65,89 @@ pub struct Snapshot {
     pub(crate) fingerprint: [u8; 32],
 }
 
-/// A new snapshot and the sites of the previous one that it no longer serves as they were.
+/// A candidate: a new snapshot and what putting it in force changes. Building one touches
+/// nothing live (no certificate slot, no metric, no log line): a refused candidate is
+/// dropped and leaves everything as it was. [`Built::apply`] is the one place its effects
+/// happen.
 pub struct Built {
     pub snapshot: Snapshot,
+    /// Sites of the previous snapshot that this one no longer serves as they were.
     pub(crate) retired: Vec<Arc<Site>>,
+    /// The slot writers of the sites this snapshot adds, for the reloader to keep.
+    pub(crate) writers: Vec<CertWriter>,
+    /// Kept sites whose files now hold another certificate than the one served.
+    pub(crate) cert_updates: Vec<(String, Served)>,
+    /// Hosts of new sites: their metric series start when the candidate is applied.
+    pub(crate) new_hosts: Vec<String>,
+}
+
+/// The slot writers of every site in force, by fqdn; only the reloader holds them.
+#[derive(Debug, Default)]
+pub(crate) struct Writers(HashMap<String, CertWriter>);
+
+impl Writers {
+    pub(crate) fn get(&self, fqdn: &str) -> Option<&CertWriter> {
+        self.0.get(fqdn)
+    }
+}
+
+impl Built {
+    /// Puts the candidate's effects in force, except the snapshot swap itself, which the
+    /// caller does next with the returned snapshot: the writers of retired sites are
+    /// dropped and those of new sites kept, kept sites serve their new certificates, and
+    /// new hosts get their metric series.
+    pub(crate) fn apply(
+        self,
+        metrics: &Metrics,
+        writers: &mut Writers,
+    ) -> (Snapshot, Vec<Arc<Site>>) {
+        let Built {
+            snapshot,
+            retired,
+            writers: new_writers,
+            cert_updates,
+            new_hosts,
+        } = self;
+        for site in &retired {
+            if writers
+                .0
+                .get(&site.fqdn)
+                .is_some_and(|w| site.cert.is_written_by(w))
+            {
+                writers.0.remove(&site.fqdn);
+            }
+        }
+        for writer in new_writers {
+            writers.0.insert(writer.fqdn().to_owned(), writer);
+        }
+        for (fqdn, served) in cert_updates {
+            metrics.cert_served(&fqdn, &served.info, served.loaded_at);
+            if let Some(writer) = writers.get(&fqdn) {
+                writer.swap(served, false);
+            }
+        }
+        for fqdn in &new_hosts {
+            metrics.host(fqdn);
+            let Some(site) = snapshot.site(fqdn) else {
+                continue;
+            };
+            if let Some(served) = site.cert.load() {
+                metrics.cert_served(fqdn, &served.info, served.loaded_at);
+            }
+            if site
+                .client_auth
+                .as_ref()
+                .is_some_and(|a| a.deny_path.is_some())
+            {
+                // Exported from the start, so an alert on it has a series to watch.
+                metrics
+                    .deny_list_reload_failing
+                    .with_label_values(&[fqdn])
+                    .set(0);
+            }
+        }
+        (snapshot, retired)
+    }
 }
 
 impl Snapshot {
@@ -104,6 +183,12 @@ impl Snapshot {
             .unwrap_or_default();
         let mut kept: HashSet<*const Site> = HashSet::new();
         let mut definitions = Definitions::new(&config);
+        let mut writers = Vec::new();
+        let mut cert_updates = Vec::new();
+        let mut new_hosts = Vec::new();
+        // Every fallible part of every new site first: the metric handles of a site are
+        // made only once the whole candidate has been built.
+        let mut plans = Vec::with_capacity(config.hosts.len());
         for (host, served) in config.hosts.iter().zip(served) {
             let definition = definitions.of(host);
             let old = previous_sites
@@ -114,20 +199,24 @@ impl Snapshot {
                 if let Some(served) = served
                     && old.cert.load().map(|s| s.content_hash) != Some(served.content_hash)
                 {
-                    metrics.cert_served(&host.fqdn, &served.info, served.loaded_at);
-                    old.cert.store(served);
+                    cert_updates.push((host.fqdn.clone(), served));
                 }
                 kept.insert(Arc::as_ptr(old));
-                sites.push(Arc::clone(old));
+                plans.push(Ok(Arc::clone(old)));
                 continue;
             }
-            metrics.host(&host.fqdn);
-            if let Some(served) = &served {
-                metrics.cert_served(&host.fqdn, &served.info, served.loaded_at);
-            }
-            sites.push(Arc::new(build_site(
-                &config, host, served, definition, &tls, &roots, metrics,
-            )?));
+            new_hosts.push(host.fqdn.clone());
+            let (writer, parts) = site_parts(&config, host, served, &tls, &roots, metrics)?;
+            writers.push(writer);
+            plans.push(Err((host, definition, parts)));
+        }
+        for plan in plans {
+            sites.push(match plan {
+                Ok(kept) => kept,
+                Err((host, definition, parts)) => {
+                    Arc::new(assemble_site(host, definition, parts, metrics))
+                }
+            });
         }
         let retired = previous
             .map(|p| {
@@ -158,6 +247,9 @@ impl Snapshot {
                 fingerprint,
             },
             retired,
+            writers,
+            cert_updates,
+            new_hosts,
         })
     }
 
@@ -174,20 +266,24 @@ fn same_tls(a: &Config, b: &Config) -> bool {
         && a.tls.ticket_key_file == b.tls.ticket_key_file
 }
 
-fn build_site(
+/// What of a new site can fail to build: its TLS config, client-auth state and route.
+struct SiteParts {
+    cert: CertReader,
+    tls: Arc<rustls::ServerConfig>,
+    route: Route,
+    client_auth: Option<Arc<crate::mtls::ClientAuthState>>,
+}
+
+fn site_parts(
     config: &Config,
     host: &Host,
-    served: Option<certfront_certs::store::Served>,
-    definition: [u8; 32],
+    served: Option<Served>,
     shared: &TlsShared,
     roots: &RootCertStore,
     metrics: &Arc<Metrics>,
-) -> Result<Site, ProxyError> {
-    let slot = Arc::new(match served {
-        Some(served) => CertSlot::new(host.fqdn.clone(), host.names(), host.source.clone(), served),
-        // An ACME host waiting for its first certificate (prepare allows no other).
-        None => CertSlot::empty(host.fqdn.clone(), host.names(), host.source.clone()),
-    });
+) -> Result<(CertWriter, SiteParts), ProxyError> {
+    // `None`: an ACME host waiting for its first certificate (prepare allows no other).
+    let (writer, reader) = slot(host.fqdn.clone(), host.names(), host.source.clone(), served);
     let (verifier, client_auth) = match &host.client_auth {
         Some(auth) => {
             let (v, state) =
@@ -201,7 +297,7 @@ fn build_site(
         }
         None => (None, None),
     };
-    let tls = shared.host_config(slot.clone(), verifier)?;
+    let tls = shared.host_config(reader.clone(), verifier)?;
     let route = match &host.action {
         Action::Respond { status, body } => Route::Respond {
             status: StatusCode::from_u16(*status).unwrap_or(StatusCode::OK),
@@ -224,14 +320,33 @@ fn build_site(
             )))
         }
     };
+    Ok((
+        writer,
+        SiteParts {
+            cert: reader,
+            tls,
+            route,
+            client_auth,
+        },
+    ))
+}
+
+/// A new site from its built parts and its metric handles (cannot fail).
+fn assemble_site(host: &Host, definition: [u8; 32], parts: SiteParts, metrics: &Metrics) -> Site {
+    let SiteParts {
+        cert,
+        tls,
+        route,
+        client_auth,
+    } = parts;
     let upstream_host = host
         .upstream_host
         .as_deref()
         .and_then(|h| HeaderValue::from_str(h).ok());
-    Ok(Site {
+    Site {
         fqdn: host.fqdn.clone(),
         names: host.names().into_boxed_slice(),
-        cert: slot,
+        cert,
         tls,
         route,
         upstream_host,
@@ -243,7 +358,7 @@ fn build_site(
         host: host.clone(),
         definition,
         retired: watch::channel(false).0,
-    })
+    }
 }
 
 fn upstream_tls(roots: &RootCertStore, host: &Host) -> Result<Arc<ClientConfig>, ProxyError> {

@@ -29,8 +29,8 @@ use tracing::{error, info, warn};
 use crate::app::App;
 use crate::metrics::Metrics;
 use crate::mtls::{ClientAuthState, DenyFileError};
-use crate::snapshot::Snapshot;
-pub(crate) use cert::{Outcome, reload_host};
+use crate::snapshot::{Snapshot, Writers};
+use cert::reload_host;
 pub(crate) use watched::{Changes, WatchKey, reload_at, watch, watched_files};
 #[cfg(test)]
 use watched::{DEBOUNCE, MAX_DELAY};
@@ -57,6 +57,8 @@ pub(crate) struct Reloader {
     pub requests: mpsc::UnboundedReceiver<Request>,
     /// Keeps the file watches of the current snapshot alive.
     pub watcher: Option<Watcher<WatchKey>>,
+    /// The one writer of each site's certificate slot.
+    pub writers: Writers,
 }
 
 impl Reloader {
@@ -156,33 +158,48 @@ impl Reloader {
             return;
         }
         let rt = self.app.snapshot();
-        let metrics = self.metrics.clone();
-        let app = self.app.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            // One pass: hosts sharing files (a wildcard for many names) read and check them once.
-            let mut shared = SharedChecks::new(&rt.trust, SystemTime::now());
-            let mut swapped = Vec::new();
-            for fqdn in &fqdns {
-                if let Some(site) = rt.site(fqdn) {
-                    let outcome =
-                        reload_host(site, rt.ca.as_deref(), &metrics, trigger, &mut shared);
-                    if let (Outcome::Swapped, Some(served)) = (outcome, site.cert.load()) {
-                        swapped.push((site.fqdn.as_str(), served));
-                    }
-                }
+        let decided = {
+            let rt = rt.clone();
+            tokio::task::spawn_blocking(move || {
+                // One pass: hosts sharing files (a wildcard for many names) read and check
+                // them once.
+                let mut shared = SharedChecks::new(&rt.trust, SystemTime::now());
+                fqdns
+                    .into_iter()
+                    .filter_map(|fqdn| {
+                        let site = rt.site(&fqdn)?;
+                        Some((
+                            fqdn,
+                            reload_host(site, rt.ca.as_deref(), trigger, &mut shared),
+                        ))
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+        };
+        let decided = match decided {
+            Ok(decided) => decided,
+            Err(e) => {
+                warn!("reload task failed: {e}");
+                return;
             }
-            crate::dependents::chains_served(
-                &metrics,
-                &app.ca_inputs,
-                swapped
-                    .iter()
-                    .map(|(host, s)| (*host, s.key.cert.as_slice())),
-            );
-        })
-        .await;
-        if let Err(e) = result {
-            warn!("reload task failed: {e}");
+        };
+        let mut swapped = Vec::new();
+        for (fqdn, outcome) in decided {
+            let (Some(site), Some(writer)) = (rt.site(&fqdn), self.writers.get(&fqdn)) else {
+                continue;
+            };
+            if let Some(served) = cert::apply(writer, &site.cert, outcome, &self.metrics) {
+                swapped.push((site.fqdn.as_str(), served));
+            }
         }
+        crate::dependents::chains_served(
+            &self.metrics,
+            &self.app.ca_inputs,
+            swapped
+                .iter()
+                .map(|(host, s)| (*host, s.key.cert.as_slice())),
+        );
     }
 
     /// Builds and swaps in a new snapshot when the configuration file or a trust file
@@ -257,22 +274,22 @@ impl Reloader {
             warnings,
         } = candidate;
         let old = self.app.snapshot();
-        let new = Arc::new(built.snapshot);
+        let (new, retired) = built.apply(&self.metrics, &mut self.writers);
+        let new = Arc::new(new);
         let names = |rt: &Snapshot| -> BTreeSet<String> {
             rt.table.sites().iter().map(|s| s.fqdn.clone()).collect()
         };
         let (before, after) = (names(&old), names(&new));
         let added: Vec<&String> = after.difference(&before).collect();
         let removed: Vec<&String> = before.difference(&after).collect();
-        let changed: Vec<&str> = built
-            .retired
+        let changed: Vec<&str> = retired
             .iter()
             .map(|s| s.fqdn.as_str())
             .filter(|f| after.contains(*f))
             .collect();
         self.app.snapshot.store(new.clone());
         crate::dependents::refresh_snapshot(&self.metrics, &self.app.ca_inputs, &new);
-        for site in &built.retired {
+        for site in &retired {
             site.retire();
         }
         for fqdn in &removed {

@@ -69,7 +69,7 @@ pub(crate) fn watched_files(rt: &Snapshot) -> Vec<(WatchKey, PathBuf)> {
     let mut files = Vec::new();
     for site in rt.table.sites() {
         let fqdn: Arc<str> = Arc::from(site.fqdn.as_str());
-        for f in site.cert.source.files() {
+        for f in site.cert.source().files() {
             files.push((WatchKey::HostCert(fqdn.clone()), f.to_path_buf()));
         }
         if let Some(path) = site.client_auth.as_ref().and_then(|a| a.deny_path.clone()) {
