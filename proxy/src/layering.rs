@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Modules whose code is only compiled for tests and the `fuzzing` feature.
-const TEST_ONLY: &[&str] = &["invariants", "layering"];
+const TEST_ONLY: &[&str] = &["invariants", "layering", "testpki"];
 
 /// Every `.rs` file under `dir`, sorted.
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {

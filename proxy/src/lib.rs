@@ -45,6 +45,8 @@ mod respond;
 mod server;
 mod sites;
 mod snapshot;
+#[cfg(test)]
+mod testpki;
 mod tickets;
 mod tls;
 mod tracker;

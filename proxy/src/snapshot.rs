@@ -516,3 +516,6 @@ mod sha2_like {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

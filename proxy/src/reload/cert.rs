@@ -198,3 +198,6 @@ pub(crate) fn apply(
     }
     None
 }
+
+#[cfg(test)]
+mod tests;
