@@ -35,6 +35,6 @@ pub use error::CertError;
 pub use inspect::{CertInfo, KeyType, inspect, sha1_hex, sha256_hex};
 pub use load::{CertBundle, is_pfx, load, load_pfx, read_certificates};
 pub use policy::{ExtKeyUsage, HashAlg, KeyFileMode, KeyUsage, Policy};
-pub use shared::{SharedChecks, SharedFiles};
+pub use shared::{HostFiles, SharedChecks, SharedFiles};
 pub use source::{CertSource, PasswordSource};
 pub use trust::TrustAnchors;

@@ -6,8 +6,7 @@ use std::time::SystemTime;
 
 use certfront_certs::inspect::CertInfo;
 use certfront_certs::{
-    CertBundle, CertError, CertSource, InternalCa, Policy, Report, SharedChecks, TrustAnchors,
-    check,
+    CertError, CertSource, InternalCa, Policy, Report, SharedChecks, TrustAnchors,
 };
 use certfront_config::Config;
 
@@ -64,73 +63,43 @@ pub(crate) fn anchors(config: &Config) -> Result<(Option<Arc<InternalCa>>, Trust
     Ok((ca, trust))
 }
 
-/// Reads a host's certificate: its files, or the internal CA's leaf for its names,
-/// issued to meet the host's `policy`. Start, `check` and every reload read through here.
-pub(crate) fn load_source(
-    fqdn: &str,
-    names: &[String],
-    source: &CertSource,
-    policy: &Policy,
-    ca: Option<&InternalCa>,
-) -> Result<CertBundle, Problem> {
-    let cert = |source| Problem::Cert {
-        host: fqdn.to_owned(),
-        source,
-    };
+/// A host's certificate load, as a problem naming the host: an internal host without a
+/// CA is said in those words.
+pub(crate) fn load_problem(fqdn: &str, source: CertError) -> Problem {
     match source {
-        CertSource::Internal => match ca {
-            Some(ca) => ca.issue_for(fqdn, names, policy).map_err(cert),
-            None => Err(Problem::NoInternalCa {
-                host: fqdn.to_owned(),
-            }),
+        CertError::InternalSource => Problem::NoInternalCa {
+            host: fqdn.to_owned(),
         },
-        other => certfront_certs::load(other).map_err(cert),
+        source => Problem::Cert {
+            host: fqdn.to_owned(),
+            source,
+        },
     }
 }
 
-/// Loads and checks one host's certificate; the verdict holds every violation, formatted.
-/// Files that other hosts of the same pass use are read and checked once (see
-/// [`SharedChecks`]); the name rule is always the host's own.
+/// Loads and checks one host's certificate through the one pipeline
+/// ([`SharedChecks::load_host`]); the verdict holds every violation, formatted.
 pub(crate) fn load_host(
     fqdn: &str,
     names: &[String],
     source: &CertSource,
     policy: &Policy,
-    ca: Option<&InternalCa>,
     shared: &mut SharedChecks<'_>,
 ) -> HostVerdict {
-    let failed = |problem| HostVerdict {
-        fqdn: fqdn.to_owned(),
-        served: None,
-        info: None,
-        violations: vec![problem],
-        warnings: Vec::new(),
-    };
-    if let CertSource::Internal = source {
-        // Issued per host for its own names: nothing to share.
-        let bundle = match load_source(fqdn, names, source, policy, ca) {
-            Ok(bundle) => bundle,
-            Err(problem) => return failed(problem),
-        };
-        let report = check(names, source, &bundle, policy, shared.trust(), shared.now());
-        return verdict(
-            fqdn,
-            report,
-            || Served::from_bundle(&bundle),
-            || bundle.leaf_info().ok(),
-        );
-    }
-    let files = match shared.load(source, policy) {
+    let files = match shared.load_host(fqdn, names, source, policy) {
         Ok(files) => files,
         Err(e) => {
-            return failed(Problem::Cert {
-                host: fqdn.to_owned(),
-                source: e,
-            });
+            return HostVerdict {
+                fqdn: fqdn.to_owned(),
+                served: None,
+                info: None,
+                violations: vec![load_problem(fqdn, e)],
+                warnings: Vec::new(),
+            };
         }
     };
-    let report = shared.check(names, &files);
-    verdict(fqdn, report, || files.served(), || files.info().cloned())
+    let report = shared.check_host(names, source, policy, &files);
+    verdict(fqdn, report, || files.served(), || files.info())
 }
 
 /// A host's verdict from its report: what it serves when nothing is violated.
@@ -183,12 +152,12 @@ pub(crate) fn verdicts(
     trust: &TrustAnchors,
     now: SystemTime,
 ) -> Vec<HostVerdict> {
-    let mut shared = SharedChecks::new(trust, now);
+    let mut shared = SharedChecks::new(trust, now).with_ca(ca);
     config
         .hosts
         .iter()
         .map(|h| {
-            let mut verdict = load_host(&h.fqdn, &h.names(), &h.source, &h.policy, ca, &mut shared);
+            let mut verdict = load_host(&h.fqdn, &h.names(), &h.source, &h.policy, &mut shared);
             if h.acme {
                 await_acme(&mut verdict);
             }

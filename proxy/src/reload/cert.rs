@@ -5,18 +5,15 @@
 //! certificate and report.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
+use certfront_certs::SharedChecks;
 use certfront_certs::rotation::{Decision, Trigger, decide};
 use certfront_certs::store::{CertReader, CertWriter, ReloadResult, Served};
-use certfront_certs::{
-    CertBundle, CertError, CertSource, InternalCa, Policy, Report, SharedChecks, SharedFiles, check,
-};
 use tracing::{error, info};
 
 use crate::error::Problem;
 use crate::metrics::Metrics;
-use crate::prepare::load_source;
+use crate::prepare::load_problem;
 use crate::sites::Site;
 
 /// The outcome of one host's reload, to [`apply`].
@@ -34,25 +31,13 @@ pub(crate) enum Outcome {
 /// workers); nothing live changes until [`apply`]. `shared` is the pass this reload
 /// belongs to: hosts of the pass that use the same files read and check them once (see
 /// [`SharedChecks`]).
-pub(crate) fn reload_host(
-    site: &Site,
-    ca: Option<&InternalCa>,
-    trigger: Trigger,
-    shared: &mut SharedChecks<'_>,
-) -> Outcome {
+pub(crate) fn reload_host(site: &Site, trigger: Trigger, shared: &mut SharedChecks<'_>) -> Outcome {
     let slot = &site.cert;
     let policy = &site.host.policy;
     let (fqdn, names, source) = (slot.fqdn(), slot.names(), slot.source());
-    let loaded = match source {
-        CertSource::Internal => load_source(fqdn, names, source, policy, ca).map(Loaded::Own),
-        source => shared
-            .load(source, policy)
-            .map(Loaded::Shared)
-            .map_err(|source| Problem::Cert {
-                host: fqdn.to_owned(),
-                source,
-            }),
-    };
+    let loaded = shared
+        .load_host(fqdn, names, source, policy)
+        .map_err(|e| load_problem(fqdn, e));
     match loaded {
         Err(e) => Outcome::Failed(vec![e]),
         Ok(loaded) => {
@@ -64,7 +49,7 @@ pub(crate) fn reload_host(
             let violations = if served_hash == content_hash {
                 Vec::new()
             } else {
-                loaded.check(names, source, policy, shared).violations
+                shared.check_host(names, source, policy, &loaded).violations
             };
             match decide(&served_hash, &content_hash, &violations, trigger) {
                 Decision::Unchanged => Outcome::Unchanged,
@@ -86,49 +71,6 @@ pub(crate) fn reload_host(
                     }]),
                 },
             }
-        }
-    }
-}
-
-/// A host's files as read for a reload: its own (the internal CA issues per host) or
-/// shared with the other hosts of the pass that name the same files.
-enum Loaded {
-    Own(CertBundle),
-    Shared(Arc<SharedFiles>),
-}
-
-impl Loaded {
-    fn content_hash(&self) -> [u8; 32] {
-        match self {
-            Loaded::Own(bundle) => bundle.content_hash,
-            Loaded::Shared(files) => files.bundle.content_hash,
-        }
-    }
-
-    fn check(
-        &self,
-        names: &[String],
-        source: &CertSource,
-        policy: &Policy,
-        shared: &SharedChecks<'_>,
-    ) -> Report {
-        match self {
-            Loaded::Own(bundle) => check(
-                names,
-                source,
-                bundle,
-                policy,
-                shared.trust(),
-                SystemTime::now(),
-            ),
-            Loaded::Shared(files) => shared.check(names, files),
-        }
-    }
-
-    fn served(&self) -> Result<Served, CertError> {
-        match self {
-            Loaded::Own(bundle) => Served::from_bundle(bundle),
-            Loaded::Shared(files) => files.served(),
         }
     }
 }

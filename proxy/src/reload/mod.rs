@@ -163,15 +163,13 @@ impl Reloader {
             tokio::task::spawn_blocking(move || {
                 // One pass: hosts sharing files (a wildcard for many names) read and check
                 // them once.
-                let mut shared = SharedChecks::new(&rt.trust, SystemTime::now());
+                let mut shared =
+                    SharedChecks::new(&rt.trust, SystemTime::now()).with_ca(rt.ca.as_deref());
                 fqdns
                     .into_iter()
                     .filter_map(|fqdn| {
                         let site = rt.site(&fqdn)?;
-                        Some((
-                            fqdn,
-                            reload_host(site, rt.ca.as_deref(), trigger, &mut shared),
-                        ))
+                        Some((fqdn, reload_host(site, trigger, &mut shared)))
                     })
                     .collect::<Vec<_>>()
             })

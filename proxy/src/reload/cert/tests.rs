@@ -3,6 +3,7 @@
 //! slot, its status and the metrics together.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use certfront_certs::store::ReloadResult;
 
@@ -45,7 +46,7 @@ impl Fixture {
 
     fn decide(&self, trigger: Trigger) -> Outcome {
         let mut shared = SharedChecks::new(&self.snapshot.trust, SystemTime::now());
-        reload_host(self.site(), None, trigger, &mut shared)
+        reload_host(self.site(), trigger, &mut shared)
     }
 
     fn apply(&self, outcome: Outcome) -> Option<Arc<Served>> {
