@@ -67,6 +67,12 @@ pub enum Problem {
         #[source]
         source: ClientAuthError,
     },
+    #[error("host {host:?}: upstream_ca: {source}")]
+    UpstreamCa {
+        host: String,
+        #[source]
+        source: CertError,
+    },
     #[error("internal CA: {0}")]
     InternalCa(#[source] CertError),
     #[error("tls.trust: {0}")]

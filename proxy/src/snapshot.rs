@@ -27,7 +27,8 @@ use tokio::sync::watch;
 
 use crate::error::ProxyError;
 use crate::metrics::Metrics;
-use crate::prepare::Prepared;
+use crate::mtls::ClientAuthFiles;
+use crate::prepare::{Prepared, PreparedHost};
 use crate::sites::{Route, Site, SiteTable};
 use crate::tls::TlsShared;
 use crate::upstream::{PoolLimits, Upstreams};
@@ -162,7 +163,7 @@ impl Snapshot {
             config,
             ca,
             trust,
-            served,
+            hosts,
             ..
         } = prepared;
         let tls = match previous {
@@ -189,7 +190,12 @@ impl Snapshot {
         // Every fallible part of every new site first: the metric handles of a site are
         // made only once the whole candidate has been built.
         let mut plans = Vec::with_capacity(config.hosts.len());
-        for (host, served) in config.hosts.iter().zip(served) {
+        for (host, prepared) in config.hosts.iter().zip(hosts) {
+            let PreparedHost {
+                served,
+                client_auth,
+                upstream_ca,
+            } = prepared;
             let definition = definitions.of(host);
             let old = previous_sites
                 .get(host.fqdn.as_str())
@@ -206,7 +212,12 @@ impl Snapshot {
                 continue;
             }
             new_hosts.push(host.fqdn.clone());
-            let (writer, parts) = site_parts(&config, host, served, &tls, &roots, metrics)?;
+            let files = HostFiles {
+                served,
+                client_auth,
+                upstream_ca,
+            };
+            let (writer, parts) = site_parts(&config, host, files, &tls, &roots, metrics)?;
             writers.push(writer);
             plans.push(Err((host, definition, parts)));
         }
@@ -274,29 +285,49 @@ struct SiteParts {
     client_auth: Option<Arc<crate::mtls::ClientAuthState>>,
 }
 
+/// What the pass read for a new site.
+struct HostFiles {
+    served: Option<Served>,
+    client_auth: Option<ClientAuthFiles>,
+    upstream_ca: Option<TrustAnchors>,
+}
+
 fn site_parts(
     config: &Config,
     host: &Host,
-    served: Option<Served>,
+    files: HostFiles,
     shared: &TlsShared,
     roots: &RootCertStore,
     metrics: &Arc<Metrics>,
 ) -> Result<(CertWriter, SiteParts), ProxyError> {
+    let HostFiles {
+        served,
+        client_auth,
+        upstream_ca,
+    } = files;
     // `None`: an ACME host waiting for its first certificate (prepare allows no other).
     let (writer, reader) = slot(host.fqdn.clone(), host.names(), host.source.clone(), served);
-    let (verifier, client_auth) = match &host.client_auth {
-        Some(auth) => {
-            let (v, state) =
-                crate::mtls::build(&host.fqdn, auth, metrics.clone()).map_err(|source| {
-                    ProxyError::ClientAuth {
+    let (verifier, client_auth) =
+        match (&host.client_auth, client_auth) {
+            (Some(auth), Some(files)) => {
+                let (v, state) = crate::mtls::build(&host.fqdn, auth, files, metrics.clone())
+                    .map_err(|source| ProxyError::ClientAuth {
                         host: host.fqdn.clone(),
                         source,
-                    }
-                })?;
-            (Some(v), Some(state))
-        }
-        None => (None, None),
-    };
+                    })?;
+                (Some(v), Some(state))
+            }
+            // `prepare` refuses a host whose client-auth files it could not read.
+            (Some(auth), None) => {
+                return Err(ProxyError::ClientAuth {
+                    host: host.fqdn.clone(),
+                    source: crate::error::ClientAuthError::NoCa {
+                        path: auth.ca.clone(),
+                    },
+                });
+            }
+            (None, _) => (None, None),
+        };
     let tls = shared.host_config(reader.clone(), verifier)?;
     let route = match &host.action {
         Action::Respond { status, body } => Route::Respond {
@@ -305,7 +336,7 @@ fn site_parts(
         },
         Action::Upstream(list) => {
             let tls = if list.iter().any(|u| u.tls) {
-                Some(upstream_tls(roots, host)?)
+                Some(upstream_tls(roots, upstream_ca.as_ref())?)
             } else {
                 None
             };
@@ -361,10 +392,14 @@ fn assemble_site(host: &Host, definition: [u8; 32], parts: SiteParts, metrics: &
     }
 }
 
-fn upstream_tls(roots: &RootCertStore, host: &Host) -> Result<Arc<ClientConfig>, ProxyError> {
+/// The TLS client of a host's https upstreams: system roots, `tls.trust` and its
+/// `upstream_ca` (as `prepare` read it).
+fn upstream_tls(
+    roots: &RootCertStore,
+    upstream_ca: Option<&TrustAnchors>,
+) -> Result<Arc<ClientConfig>, ProxyError> {
     let mut roots = roots.clone();
-    if let Some(ca) = &host.upstream_ca {
-        let anchors = TrustAnchors::new(false, std::slice::from_ref(ca), &[])?;
+    if let Some(anchors) = upstream_ca {
         for anchor in anchors.roots().roots.iter() {
             roots.roots.push(anchor.clone());
         }

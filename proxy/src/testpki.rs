@@ -1,8 +1,6 @@
 //! A test PKI on disk for the proxy's unit tests: a root in `root.pem` (the config's
 //! `tls.trust`) and leaves that meet the default policy, written as certfront reads them.
 
-use std::path::Path;
-
 use certfront_config::Config;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -61,10 +59,6 @@ impl TestPki {
         let path = self.dir.path().join(format!("{stem}-key.pem"));
         std::fs::write(&path, key.serialize_pem()).expect("key");
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
-    }
-
-    pub(crate) fn path(&self) -> &Path {
-        self.dir.path()
     }
 
     /// A config trusting `root.pem`, with `hosts` (TOML `[[host]]` tables) after it.

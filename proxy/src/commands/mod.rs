@@ -74,41 +74,22 @@ pub(crate) fn check(path: &Path) -> ExitCode {
     for w in &config.warnings {
         eprintln!("warning: {}: {w}", config.source.display());
     }
-    let (ca, trust) = match prepare::anchors(&config) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
-    };
     let now = SystemTime::now();
-    let verdicts = prepare::verdicts(&config, ca.as_deref(), &trust, now);
-    let mut problems = 0;
-    for (host, verdict) in config.hosts.iter().zip(&verdicts) {
+    // The same pass as `run`'s: same problems, same words, same order.
+    let inspection = prepare::inspect(config);
+    for (host, verdict) in inspection.config.hosts.iter().zip(&inspection.hosts) {
         inventory::print_host(host, verdict, now);
-        problems += verdict.violations.len();
     }
-    let (ticket_errors, ticket_warnings) = prepare::ticket_key_findings(&config);
-    for w in &ticket_warnings {
+    for w in &inspection.warnings {
         eprintln!("warning: {w}");
     }
-    for e in &ticket_errors {
-        eprintln!("error: {e}");
-    }
-    problems += ticket_errors.len();
-    // [acme] is checked offline: the EAB key's variable and acme.ca, not the server.
-    if let Err(e) = crate::acme::settings(&config) {
-        eprintln!("error: {e}");
+    let mut problems = 0;
+    for p in inspection.problems() {
+        eprintln!("error: {p}");
         problems += 1;
     }
-    for verdict in &verdicts {
-        for w in &verdict.warnings {
-            eprintln!("warning: {w}");
-        }
-        for v in &verdict.violations {
-            eprintln!("error: {v}");
-        }
-    }
+    let verdicts = &inspection.hosts;
+    let ca = &inspection.ca;
     if let Some(ca) = &ca {
         println!("internal CA root: {}", ca.root_path().display());
     }

@@ -64,8 +64,8 @@ pub(crate) fn run(path: &Path) -> ExitCode {
 
 async fn serve(prepared: crate::prepare::Prepared) -> ExitCode {
     let drain = Duration::from_secs(prepared.config.server.drain_seconds);
-    for (host, served) in prepared.config.hosts.iter().zip(&prepared.served) {
-        let Some(served) = served else {
+    for (host, prepared_host) in prepared.config.hosts.iter().zip(&prepared.hosts) {
+        let Some(served) = &prepared_host.served else {
             info!(
                 "{} waits for its first certificate from ACME; its handshakes fail until then",
                 host.names().join(", ")

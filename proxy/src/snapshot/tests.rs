@@ -110,18 +110,22 @@ fn a_kept_hosts_new_certificate_is_served_only_once_applied() {
 fn a_candidate_that_fails_to_build_leaves_nothing_behind() {
     let r = running();
     let first = r.snapshot.site("app.test").unwrap().cert.load().unwrap();
-    // app.test gets a new certificate, and a new host's upstream CA is no certificate:
-    // the build fails after app.test's update was planned.
+    // app.test gets a new certificate, and a new host's client CA holds no certificate
+    // by the time the verifier is built: the build fails after app.test's update was
+    // planned.
     r.pki.leaf("app", &["app.test"]);
     r.pki.leaf("new", &["new.test"]);
-    std::fs::write(r.pki.path().join("not-a-ca.pem"), "no certificate\n").unwrap();
     let hosts = host("app.test", "app", "a")
         + &host("api.test", "api", "b")
-        + "[[host]]\nfqdn = \"new.test\"\ncert = \"new.pem\"\nkey = \"new-key.pem\"\n\
-           upstream = \"https://127.0.0.1:9\"\n";
+        + &host("new.test", "new", "c")
+        + "[host.client_auth]\nca = \"root.pem\"\n";
     let mut candidate = prepared(&r.pki, &hosts);
-    // Set after prepare, so that only the build reads it.
-    candidate.config.hosts[2].upstream_ca = Some(r.pki.path().join("not-a-ca.pem"));
+    // Emptied after prepare, so that only the build meets it.
+    let files = candidate.hosts[2]
+        .client_auth
+        .as_mut()
+        .expect("client auth");
+    files.ca = TrustAnchors::new(false, &[], &[]).unwrap();
     let metrics = render(&r.metrics);
     let result = Snapshot::build(candidate, Some(&r.snapshot), &r.metrics);
     assert!(result.is_err(), "the build did not fail");
