@@ -1,5 +1,6 @@
 //! certfront's certificates: loading (PEM, DER, PKCS#12), inspection, the policy rules,
-//! RFC 6125 name matching, the internal CA, CSR generation, the hot snapshot and the watcher.
+//! RFC 6125 name matching, the internal CA, CSR generation, the per-host certificate slot
+//! (one writer, many readers), the one host-load pipeline (`shared`) and the watcher.
 //! No HTTP and no config file format live here.
 #![forbid(unsafe_code)]
 

@@ -39,7 +39,7 @@ pub struct Site {
     pub(crate) requests: crate::metrics::RequestCounts,
     /// The `[[host]]` it was built from.
     pub(crate) host: certfront_config::Host,
-    /// Hash of everything the site was built from (see `runtime`): equal means reusable.
+    /// Hash of everything the site was built from (see `snapshot`): equal means reusable.
     pub(crate) definition: [u8; 32],
     /// Set once a newer snapshot no longer serves this site as it is: its connections
     /// finish their requests and close.
