@@ -1,5 +1,6 @@
 //! certfront's certificates: loading (PEM, DER, PKCS#12), inspection, the policy rules,
-//! RFC 6125 name matching, the internal CA, CSR generation, the hot snapshot and the watcher.
+//! RFC 6125 name matching, the internal CA, CSR generation, the per-host certificate slot
+//! (one writer, many readers), the one host-load pipeline (`shared`) and the watcher.
 //! No HTTP and no config file format live here.
 #![forbid(unsafe_code)]
 
@@ -35,6 +36,6 @@ pub use error::CertError;
 pub use inspect::{CertInfo, KeyType, inspect, sha1_hex, sha256_hex};
 pub use load::{CertBundle, is_pfx, load, load_pfx, pfx_left_out, read_certificates};
 pub use policy::{ExtKeyUsage, HashAlg, KeyFileMode, KeyUsage, Policy};
-pub use shared::{SharedChecks, SharedFiles};
+pub use shared::{HostFiles, SharedChecks, SharedFiles};
 pub use source::{CertSource, PasswordSource};
 pub use trust::TrustAnchors;

@@ -7,11 +7,17 @@
 //! A pass is short, and what it keeps is what the files held when it first read them: a
 //! host-by-host pass could have seen a write land between two hosts; a shared pass gives
 //! every host the same content, which is what a rotation wants anyway.
+//!
+//! [`SharedChecks::load_host`] and [`SharedChecks::check_host`] are the one way a host's
+//! certificate is read and held to its policy, whatever its source (files, `.pfx`, the
+//! internal CA, the ACME store): the start, `check`, a certificate-file reload and a
+//! configuration reload all call them.
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
+use crate::ca::InternalCa;
 use crate::check::{Report, check, check_names, common_name_of, files_of};
 use crate::error::CertError;
 use crate::inspect::CertInfo;
@@ -27,6 +33,8 @@ mod tests;
 /// The files read in one pass, by source and policy.
 pub struct SharedChecks<'a> {
     trust: &'a TrustAnchors,
+    /// Issues the certificates of `internal = true` hosts.
+    ca: Option<&'a InternalCa>,
     now: SystemTime,
     /// Few policies per source (usually one), so a short list after the hash probe.
     files: HashMap<CertSource, Vec<(Policy, Arc<SharedFiles>)>>,
@@ -51,8 +59,48 @@ impl<'a> SharedChecks<'a> {
     pub fn new(trust: &'a TrustAnchors, now: SystemTime) -> Self {
         SharedChecks {
             trust,
+            ca: None,
             now,
             files: HashMap::new(),
+        }
+    }
+
+    /// The internal CA that issues for `internal = true` hosts in this pass.
+    pub fn with_ca(mut self, ca: Option<&'a InternalCa>) -> Self {
+        self.ca = ca;
+        self
+    }
+
+    /// A host's certificate, from whatever source it names: issued now for its `names`
+    /// by the internal CA (meeting `policy`), or its files, read once per pass.
+    /// [`CertError::InternalSource`] when an internal host has no CA in this pass.
+    pub fn load_host(
+        &mut self,
+        fqdn: &str,
+        names: &[String],
+        source: &CertSource,
+        policy: &Policy,
+    ) -> Result<HostFiles, CertError> {
+        match source {
+            CertSource::Internal => match self.ca {
+                Some(ca) => ca.issue_for(fqdn, names, policy).map(HostFiles::Issued),
+                None => Err(CertError::InternalSource),
+            },
+            files => self.load(files, policy).map(HostFiles::Shared),
+        }
+    }
+
+    /// Every rule for a host answering `names`, on what [`SharedChecks::load_host`] read.
+    pub fn check_host(
+        &self,
+        names: &[String],
+        source: &CertSource,
+        policy: &Policy,
+        files: &HostFiles,
+    ) -> Report {
+        match files {
+            HostFiles::Issued(bundle) => check(names, source, bundle, policy, self.trust, self.now),
+            HostFiles::Shared(files) => self.check(names, files),
         }
     }
 
@@ -120,6 +168,39 @@ impl<'a> SharedChecks<'a> {
     /// The instant the rules are evaluated at.
     pub fn now(&self) -> SystemTime {
         self.now
+    }
+}
+
+/// A host's certificate as a pass read it: issued for that host alone (internal CA), or
+/// files shared with the other hosts of the pass that name them.
+pub enum HostFiles {
+    Issued(CertBundle),
+    Shared(Arc<SharedFiles>),
+}
+
+impl HostFiles {
+    /// The hash of what was read, compared with what is served.
+    pub fn content_hash(&self) -> [u8; 32] {
+        match self {
+            HostFiles::Issued(bundle) => bundle.content_hash,
+            HostFiles::Shared(files) => files.bundle.content_hash,
+        }
+    }
+
+    /// What these files serve.
+    pub fn served(&self) -> Result<Served, CertError> {
+        match self {
+            HostFiles::Issued(bundle) => Served::from_bundle(bundle),
+            HostFiles::Shared(files) => files.served(),
+        }
+    }
+
+    /// The leaf's facts, when it parses.
+    pub fn info(&self) -> Option<CertInfo> {
+        match self {
+            HostFiles::Issued(bundle) => bundle.leaf_info().ok(),
+            HostFiles::Shared(files) => files.info().cloned(),
+        }
     }
 }
 

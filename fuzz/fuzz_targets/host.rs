@@ -15,11 +15,11 @@
 //! Checked against simple references: routing by exact name first, then a one-label
 //! wildcard (a wildcard host never gets a request naming an exact host); sanitising
 //! removes every identity and hop-by-hop header and keeps everything else as it was.
-//! The sample table, the reference router and the shared checks are `certfront::checks`,
+//! The sample table, the reference router and the shared checks are `certfront::invariants`,
 //! which the property tests run on stable too.
 #![no_main]
 
-use certfront::checks::{check_admission, check_sanitize, check_split, reference_route, table};
+use certfront::invariants::{check_admission, check_sanitize, check_split, reference_route, table};
 use certfront::{add_forwarded, location, parse_host};
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Uri, Version};

@@ -4,14 +4,14 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use certfront_acme::{AcmeHost, Challenges, Engine, Gate, Settings, StatusBoard};
 use certfront_certs::{CertSource, TrustAnchors};
 use certfront_config::Config;
 use serde_json::{Value, json};
 
-use crate::commands::fmt_time;
+use crate::clock::{fmt_time, unix};
 use crate::metrics::Metrics;
 
 /// What the listeners and the admin endpoints share with the engine.
@@ -63,24 +63,13 @@ pub(crate) fn http_01(
     }
     Some(match state.challenges.http(path) {
         Some(key_authorization) => {
-            crate::forward::plain(http::StatusCode::OK, bytes::Bytes::from(key_authorization))
+            crate::respond::plain(http::StatusCode::OK, bytes::Bytes::from(key_authorization))
         }
-        None => crate::forward::plain(
+        None => crate::respond::plain(
             http::StatusCode::NOT_FOUND,
             bytes::Bytes::from_static(b"no such ACME challenge\n"),
         ),
     })
-}
-
-/// Hosts whose certificate waits for ACME (empty slots), for `/readyz`.
-pub(crate) fn waiting(app: &crate::conn::App) -> Vec<String> {
-    app.runtime()
-        .table
-        .sites()
-        .iter()
-        .filter(|s| !s.cert.is_serving())
-        .map(|s| s.fqdn.clone())
-        .collect()
 }
 
 fn acme_hosts(config: &Config) -> impl Iterator<Item = &certfront_config::Host> {
@@ -151,10 +140,4 @@ pub(crate) fn start(
         state.status.clone(),
         reload,
     )
-}
-
-fn unix(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }

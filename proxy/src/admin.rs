@@ -10,14 +10,15 @@ use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use certfront_certs::CertSource;
 use certfront_certs::store::ReloadResult;
 use serde_json::{Value, json};
 
-use crate::commands::fmt_time;
-use crate::conn::App;
+use crate::app::App;
+use crate::clock::{fmt_time, unix};
+use crate::respond::text;
 
 /// Answers one admin request.
 pub(crate) async fn handle(
@@ -30,11 +31,11 @@ pub(crate) async fn handle(
     let resp = match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" => {
-            let waiting = crate::acme::waiting(&app);
+            let waiting = waiting(&app);
             if *app.shutdown.borrow() {
                 text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
             } else if !waiting.is_empty() {
-                crate::forward::plain(
+                crate::respond::plain(
                     StatusCode::SERVICE_UNAVAILABLE,
                     Bytes::from(format!(
                         "waiting for a certificate from ACME: {}\n",
@@ -70,29 +71,41 @@ pub(crate) async fn handle(
     Ok(resp)
 }
 
+/// Hosts whose certificate waits for ACME (empty slots), for `/readyz`.
+fn waiting(app: &App) -> Vec<String> {
+    app.snapshot()
+        .table
+        .sites()
+        .iter()
+        .filter(|s| !s.cert.is_serving())
+        .map(|s| s.fqdn.clone())
+        .collect()
+}
+
 /// `/certs`: per host, what is served and how the last reload went; then every CA
 /// certificate depended on (see [`crate::dependents`]), soonest expiry first per role.
 fn inventory(app: &App) -> Value {
     let now = SystemTime::now();
-    let rt = app.runtime();
+    let rt = app.snapshot();
     let hosts: Vec<Value> = rt
         .table
         .sites()
         .iter()
         .map(|site| {
             let slot = &site.cert;
-            let served = slot.load();
-            let status = slot.status();
+            // One load: the certificate and the status of the reload that put it there.
+            let state = slot.state();
+            let (served, status) = (state.served.clone(), &state.status);
             let files: Vec<String> = slot
-                .source
+                .source()
                 .files()
                 .iter()
                 .map(|f| f.display().to_string())
                 .collect();
             let mut entry = json!({
                 "host": site.fqdn,
-                "names": slot.names,
-                "source": match &slot.source {
+                "names": slot.names(),
+                "source": match slot.source() {
                     _ if app.acme.is_acme(&site.fqdn) => "acme",
                     CertSource::Pem { .. } => "pem",
                     CertSource::Pfx { .. } => "pfx",
@@ -103,7 +116,7 @@ fn inventory(app: &App) -> Value {
                 "last_reload": {
                     "result": status.last_result.map(result_name),
                     "at": status.last_attempt.map(|t| fmt_time(unix(t))),
-                    "error": status.last_error,
+                    "error": &status.last_error,
                 },
                 "deny_list": site
                     .client_auth
@@ -179,14 +192,4 @@ fn result_name(result: ReloadResult) -> &'static str {
         ReloadResult::Success => "success",
         ReloadResult::Failure => "failure",
     }
-}
-
-fn unix(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
-fn text(status: StatusCode, body: &'static str) -> Response<Full<Bytes>> {
-    crate::forward::plain(status, Bytes::from_static(body.as_bytes()))
 }

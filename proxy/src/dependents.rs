@@ -3,7 +3,7 @@
 //! [`certfront_certs::depended_cas`], exported as `certfront_ca_not_after_timestamp_seconds`
 //! and in `/certs`.
 //!
-//! Call [`refresh_runtime`] whenever a runtime snapshot is put in force, and
+//! Call [`refresh_snapshot`] whenever a configuration snapshot is put in force, and
 //! [`chains_served`] when hosts' certificates are swapped. Label values come only from
 //! these files, never from clients.
 
@@ -18,7 +18,7 @@ use rustls_pki_types::CertificateDer;
 use tracing::warn;
 
 use crate::metrics::Metrics;
-use crate::runtime::Runtime;
+use crate::snapshot::Snapshot;
 
 /// Where CA certificates were found.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -46,7 +46,8 @@ impl Origin {
     }
 }
 
-/// The certificates last gathered, per origin: a swap of one host's chain replaces that
+/// The certificates last gathered, per origin (held by [`crate::app::App`], for start and
+/// the reloader): a swap of one host's chain replaces that
 /// entry only, and a CA file that cannot be read at a refresh keeps what it held (the
 /// running verifiers were built from that content, so it is still what is depended on).
 #[derive(Debug, Default)]
@@ -58,15 +59,12 @@ pub(crate) struct Inputs(Mutex<BTreeMap<Origin, Vec<CertificateDer<'static>>>>);
 /// out, and with them the series of CAs nothing else depends on.
 pub(crate) fn refresh<'a>(
     metrics: &Metrics,
+    inputs: &Inputs,
     config: &Config,
     ca: Option<&InternalCa>,
     chains: impl IntoIterator<Item = (&'a str, &'a [CertificateDer<'static>])>,
 ) {
-    let mut inputs = metrics
-        .ca_inputs
-        .0
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
+    let mut inputs = inputs.0.lock().unwrap_or_else(|e| e.into_inner());
     let mut next = BTreeMap::new();
     for (host, chain) in chains {
         next.insert(Origin::Chain(host.to_owned()), after_leaf(chain));
@@ -108,9 +106,9 @@ pub(crate) fn refresh<'a>(
     export(metrics, &inputs);
 }
 
-/// [`refresh`] for a runtime snapshot: its config, its internal CA, and the chains its
+/// [`refresh`] for a configuration snapshot: its config, its internal CA, and the chains its
 /// sites serve right now. Call it when a snapshot is put in force.
-pub(crate) fn refresh_runtime(metrics: &Metrics, rt: &Runtime) {
+pub(crate) fn refresh_snapshot(metrics: &Metrics, inputs: &Inputs, rt: &Snapshot) {
     let served: Vec<(&str, Arc<Served>)> = rt
         .table
         .sites()
@@ -119,6 +117,7 @@ pub(crate) fn refresh_runtime(metrics: &Metrics, rt: &Runtime) {
         .collect();
     refresh(
         metrics,
+        inputs,
         &rt.config,
         rt.ca.as_deref(),
         served
@@ -133,13 +132,10 @@ pub(crate) fn refresh_runtime(metrics: &Metrics, rt: &Runtime) {
 /// the CAs once, not once per host.
 pub(crate) fn chains_served<'a>(
     metrics: &Metrics,
+    inputs: &Inputs,
     chains: impl IntoIterator<Item = (&'a str, &'a [CertificateDer<'static>])>,
 ) {
-    let mut inputs = metrics
-        .ca_inputs
-        .0
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
+    let mut inputs = inputs.0.lock().unwrap_or_else(|e| e.into_inner());
     let mut any = false;
     for (host, chain) in chains {
         inputs.insert(Origin::Chain(host.to_owned()), after_leaf(chain));

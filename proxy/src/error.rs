@@ -7,10 +7,10 @@ use std::path::PathBuf;
 
 use certfront_certs::{CertError, Violation};
 
-use crate::mtls::DenyFileError;
 use crate::tickets::TicketKeyError;
+use certfront_certs::deny::DenyFileError;
 
-/// What stops a start or a new runtime snapshot once the configuration was accepted.
+/// What stops a start or a new configuration snapshot once the configuration was accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
     #[error("cannot listen on {addr}: {source}")]
@@ -66,6 +66,12 @@ pub enum Problem {
         host: String,
         #[source]
         source: ClientAuthError,
+    },
+    #[error("host {host:?}: upstream_ca: {source}")]
+    UpstreamCa {
+        host: String,
+        #[source]
+        source: CertError,
     },
     #[error("internal CA: {0}")]
     InternalCa(#[source] CertError),

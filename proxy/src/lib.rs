@@ -1,38 +1,57 @@
 //! certfront: a TLS-terminating reverse proxy that refuses certificates that would break
 //! clients, rotates good ones without dropping a connection, and exports their expiry.
 //!
-//! `main.rs` is thin: it calls [`main`]. The private modules, in the order a request meets
-//! them: `server` binds and accepts, `tls` reads the ClientHello and picks a site by SNI
-//! ([`SiteTable`]), `conn` serves HTTP/1.1 or HTTP/2 by ALPN, `forward` checks the Host
-//! ([`admit`]) and forwards.
+//! `main.rs` is thin: it calls [`main`]. The private modules form layers, each importing
+//! only from those below it (`layering.rs` tests that no import circle comes back):
+//!
+//! - command line: `cli` → `commands` (`run`, `check`, `certs`, `health`);
+//! - serving: `server` binds and accepts, `conn` takes one connection through the TLS
+//!   handshake (`tls` picks a site by SNI, [`SiteTable`]) and serves HTTP/1.1 or HTTP/2,
+//!   `forward` checks the Host ([`admit`]) and forwards, `tunnel` carries upgrades;
+//! - control, beside serving: `reload` (certificate files, the config file, deny lists),
+//!   `acme`, `admin`, `redirect`;
+//! - runtime state both sides read: `app` (process-wide), `context` (per connection),
+//!   `snapshot` (the configuration in force: sites, TLS, trust), `prepare` (what a start
+//!   or reload has read and checked), `dependents`, `sites`, `mtls`;
+//! - the upstream client: `upstream` (pools, connect, TLS to upstreams);
+//! - leaves: `metrics`, `error`, `respond`, `clock`, `workers`, `gated`, `tracker`.
 #![forbid(unsafe_code)]
 
 mod acme;
 mod admin;
 mod admission;
+mod app;
 mod authority;
-#[cfg(any(test, feature = "fuzzing"))]
-#[doc(hidden)]
-pub mod checks;
 mod cli;
+mod clock;
 mod commands;
 mod conn;
+mod context;
 mod dependents;
 mod error;
 mod forward;
 mod gated;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod invariants;
+#[cfg(test)]
+mod layering;
 mod metrics;
 mod mtls;
 mod prepare;
 mod redirect;
 mod reload;
-mod runtime;
+mod respond;
 mod server;
 mod sites;
+mod snapshot;
+#[cfg(test)]
+mod testpki;
 mod tickets;
 mod tls;
 mod tracker;
 mod tunnel;
+mod upstream;
 mod workers;
 
 // The whole public surface, everything else is `pub(crate)` and `unreachable_pub` keeps
@@ -46,6 +65,6 @@ pub use forward::headers::{add_forwarded, is_identity_header, sanitize_request};
 pub use metrics::Metrics;
 pub use prepare::{Prepared, prepare};
 pub use redirect::location;
-pub use runtime::Runtime;
 pub use server::{Running, start};
 pub use sites::SiteTable;
+pub use snapshot::Snapshot;

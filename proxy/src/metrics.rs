@@ -40,9 +40,6 @@ pub struct Metrics {
     /// The CA certificates exported now (see [`crate::dependents`]), for `/certs` and so that
     /// the next set can remove the series of those no longer depended on.
     cas: Mutex<Vec<DependedCa>>,
-    /// What [`crate::dependents`] last gathered; kept here because every writer (start,
-    /// the reloader) holds the metrics.
-    pub(crate) ca_inputs: crate::dependents::Inputs,
 }
 
 fn unix(t: SystemTime) -> f64 {
@@ -134,7 +131,6 @@ impl Metrics {
                 &["role", "subject", "thumbprint"],
             ).expect("metric"),
             cas: Mutex::new(Vec::new()),
-            ca_inputs: crate::dependents::Inputs::default(),
             registry,
         };
         m.config_reloads.with_label_values(&["success"]);

@@ -123,14 +123,22 @@ impl ClientAuthState {
     }
 }
 
-/// Builds a host's verifier and state from its `[host.client_auth]`.
+/// `[host.client_auth]`'s files as `prepare` read them: the CA and the deny list (empty
+/// without one).
+pub(crate) struct ClientAuthFiles {
+    pub ca: TrustAnchors,
+    pub deny: DenyList,
+}
+
+/// Builds a host's verifier and state from its `[host.client_auth]` and the CA and deny
+/// list the pass read (`prepare`), without reading them again.
 pub(crate) fn build(
     host: &str,
     auth: &ClientAuth,
+    files: ClientAuthFiles,
     metrics: Arc<Metrics>,
 ) -> Result<(Arc<dyn ClientCertVerifier>, Arc<ClientAuthState>), ClientAuthError> {
-    let anchors = TrustAnchors::new(false, std::slice::from_ref(&auth.ca), &[])
-        .map_err(ClientAuthError::Ca)?;
+    let ClientAuthFiles { ca: anchors, deny } = files;
     let builder = WebPkiClientVerifier::builder_with_provider(
         anchors.roots(),
         Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
@@ -140,24 +148,14 @@ pub(crate) fn build(
         ClientAuthMode::Optional => builder.allow_unauthenticated(),
     };
     let inner = builder.build().map_err(ClientAuthError::Verifier)?;
-    let deny = match &auth.deny {
-        Some(path) => read_deny_list(path).map_err(ClientAuthError::DenyList)?,
-        None => DenyList::default(),
-    };
-    let status = auth.deny.as_ref().map(|path| {
-        // Exported from the start, so an alert on it has a series to watch.
-        metrics
-            .deny_list_reload_failing
-            .with_label_values(&[host])
-            .set(0);
-        DenyStatus {
-            path: path.clone(),
-            entries: deny.len(),
-            loaded_at: SystemTime::now(),
-            last_result: None,
-            last_attempt: None,
-            last_error: None,
-        }
+    // Its gauge is exported when the site is put in force (`Built::apply`).
+    let status = auth.deny.as_ref().map(|path| DenyStatus {
+        path: path.clone(),
+        entries: deny.len(),
+        loaded_at: SystemTime::now(),
+        last_result: None,
+        last_attempt: None,
+        last_error: None,
     });
     let state = Arc::new(ClientAuthState {
         host: host.to_owned(),

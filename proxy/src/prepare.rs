@@ -1,19 +1,26 @@
 //! From a checked config to certificates ready to serve: load every host's files,
 //! hold each to the policy, and collect every violation before anything is bound.
+//!
+//! [`inspect`] is the one pass over every file a configuration names (certificates, keys,
+//! `.pfx` and password files, `tls.trust`, `upstream_ca`, client CAs, deny lists, ticket
+//! keys), each read and checked once; `check` prints it, and [`prepare`] (start and a
+//! configuration reload) turns it into what is served. So `check` and `run` agree by
+//! construction: same problems, same words, same order.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use certfront_certs::inspect::CertInfo;
 use certfront_certs::{
-    CertBundle, CertError, CertSource, InternalCa, Policy, Report, SharedChecks, TrustAnchors,
-    check,
+    CertError, CertSource, InternalCa, Policy, Report, SharedChecks, TrustAnchors,
 };
 use certfront_config::Config;
 
+use certfront_certs::deny::DenyList;
 use certfront_certs::store::Served;
 
 use crate::error::{ClientAuthError, Problem, Refused};
+use crate::mtls::ClientAuthFiles;
 
 /// Everything `run` needs, loaded and checked; nothing is bound yet.
 pub struct Prepared {
@@ -21,12 +28,19 @@ pub struct Prepared {
     pub(crate) ca: Option<Arc<InternalCa>>,
     pub(crate) trust: TrustAnchors,
     /// One per `config.hosts`, same order.
-    /// One per `config.hosts`, same order; `None` only for an `acme = true` host that has no
-    /// usable certificate yet (it serves nothing until the ACME engine stores one).
-    pub(crate) served: Vec<Option<Served>>,
+    pub(crate) hosts: Vec<PreparedHost>,
     pub(crate) warnings: Vec<String>,
     /// `[acme]` resolved, when some host uses it: the engine starts once listeners are bound.
     pub(crate) acme: Option<certfront_acme::Settings>,
+}
+
+/// One host as the pass read it, for the snapshot to build from without reading again.
+pub(crate) struct PreparedHost {
+    /// `None` only for an `acme = true` host that has no usable certificate yet (it serves
+    /// nothing until the ACME engine stores one).
+    pub served: Option<Served>,
+    pub client_auth: Option<ClientAuthFiles>,
+    pub upstream_ca: Option<TrustAnchors>,
 }
 
 /// A host's verdict, as `check` prints it.
@@ -37,6 +51,35 @@ pub(crate) struct HostVerdict {
     pub info: Option<CertInfo>,
     pub violations: Vec<Problem>,
     pub warnings: Vec<String>,
+    pub client_auth: Option<ClientAuthFiles>,
+    pub upstream_ca: Option<TrustAnchors>,
+}
+
+/// What one pass found in a configuration's files: `check` prints it, [`prepare`] serves
+/// it when nothing is wrong.
+pub(crate) struct Inspection {
+    pub config: Config,
+    pub ca: Option<Arc<InternalCa>>,
+    /// `None` when `tls.trust` or the internal CA could not be loaded (nothing else is
+    /// checked then: every chain rule needs them).
+    pub trust: Option<TrustAnchors>,
+    /// One per `config.hosts`, same order (empty when `trust` is `None`).
+    pub hosts: Vec<HostVerdict>,
+    /// Problems of no single host (trust anchors, ticket keys, `[acme]`).
+    pub before: Vec<Problem>,
+    pub after: Vec<Problem>,
+    pub warnings: Vec<String>,
+    pub acme: Option<certfront_acme::Settings>,
+}
+
+impl Inspection {
+    /// Every problem, in the order `check` and `run` print them.
+    pub(crate) fn problems(&self) -> impl Iterator<Item = &Problem> {
+        self.before
+            .iter()
+            .chain(self.hosts.iter().flat_map(|h| &h.violations))
+            .chain(&self.after)
+    }
 }
 
 /// Loads the trust anchors and the internal CA (when a host asks for it).
@@ -64,73 +107,45 @@ pub(crate) fn anchors(config: &Config) -> Result<(Option<Arc<InternalCa>>, Trust
     Ok((ca, trust))
 }
 
-/// Reads a host's certificate: its files, or the internal CA's leaf for its names,
-/// issued to meet the host's `policy`. Start, `check` and every reload read through here.
-pub(crate) fn load_source(
-    fqdn: &str,
-    names: &[String],
-    source: &CertSource,
-    policy: &Policy,
-    ca: Option<&InternalCa>,
-) -> Result<CertBundle, Problem> {
-    let cert = |source| Problem::Cert {
-        host: fqdn.to_owned(),
-        source,
-    };
+/// A host's certificate load, as a problem naming the host: an internal host without a
+/// CA is said in those words.
+pub(crate) fn load_problem(fqdn: &str, source: CertError) -> Problem {
     match source {
-        CertSource::Internal => match ca {
-            Some(ca) => ca.issue_for(fqdn, names, policy).map_err(cert),
-            None => Err(Problem::NoInternalCa {
-                host: fqdn.to_owned(),
-            }),
+        CertError::InternalSource => Problem::NoInternalCa {
+            host: fqdn.to_owned(),
         },
-        other => certfront_certs::load(other).map_err(cert),
+        source => Problem::Cert {
+            host: fqdn.to_owned(),
+            source,
+        },
     }
 }
 
-/// Loads and checks one host's certificate; the verdict holds every violation, formatted.
-/// Files that other hosts of the same pass use are read and checked once (see
-/// [`SharedChecks`]); the name rule is always the host's own.
+/// Loads and checks one host's certificate through the one pipeline
+/// ([`SharedChecks::load_host`]); the verdict holds every violation, formatted.
 pub(crate) fn load_host(
     fqdn: &str,
     names: &[String],
     source: &CertSource,
     policy: &Policy,
-    ca: Option<&InternalCa>,
     shared: &mut SharedChecks<'_>,
 ) -> HostVerdict {
-    let failed = |problem| HostVerdict {
-        fqdn: fqdn.to_owned(),
-        served: None,
-        info: None,
-        violations: vec![problem],
-        warnings: Vec::new(),
-    };
-    if let CertSource::Internal = source {
-        // Issued per host for its own names: nothing to share.
-        let bundle = match load_source(fqdn, names, source, policy, ca) {
-            Ok(bundle) => bundle,
-            Err(problem) => return failed(problem),
-        };
-        let report = check(names, source, &bundle, policy, shared.trust(), shared.now());
-        return verdict(
-            fqdn,
-            report,
-            || Served::from_bundle(&bundle),
-            || bundle.leaf_info().ok(),
-        );
-    }
-    let files = match shared.load(source, policy) {
+    let files = match shared.load_host(fqdn, names, source, policy) {
         Ok(files) => files,
         Err(e) => {
-            return failed(Problem::Cert {
-                host: fqdn.to_owned(),
-                source: e,
-            });
+            return HostVerdict {
+                fqdn: fqdn.to_owned(),
+                served: None,
+                info: None,
+                violations: vec![load_problem(fqdn, e)],
+                warnings: Vec::new(),
+                client_auth: None,
+                upstream_ca: None,
+            };
         }
     };
-    let report = shared.check(names, &files);
-    verdict(fqdn, report, || files.served(), || files.info().cloned())
+    let report = shared.check_host(names, source, policy, &files);
+    verdict(fqdn, report, || files.served(), || files.info())
 }
 
 /// A host's verdict from its report: what it serves when nothing is violated.
@@ -173,6 +188,8 @@ fn verdict(
         info,
         violations,
         warnings,
+        client_auth: None,
+        upstream_ca: None,
     }
 }
 
@@ -183,16 +200,17 @@ pub(crate) fn verdicts(
     trust: &TrustAnchors,
     now: SystemTime,
 ) -> Vec<HostVerdict> {
-    let mut shared = SharedChecks::new(trust, now);
+    let mut shared = SharedChecks::new(trust, now).with_ca(ca);
     config
         .hosts
         .iter()
         .map(|h| {
-            let mut verdict = load_host(&h.fqdn, &h.names(), &h.source, &h.policy, ca, &mut shared);
+            let mut verdict = load_host(&h.fqdn, &h.names(), &h.source, &h.policy, &mut shared);
             if h.acme {
                 await_acme(&mut verdict);
             }
-            verdict.violations.extend(client_auth_problems(h));
+            verdict.client_auth = client_auth_files(h, &mut verdict.violations);
+            verdict.upstream_ca = upstream_ca(h, &mut verdict.violations);
             verdict
         })
         .collect()
@@ -215,31 +233,61 @@ fn await_acme(verdict: &mut HostVerdict) {
     ));
 }
 
-/// The files of `[host.client_auth]`: a CA that loads, and a deny list that parses.
-fn client_auth_problems(host: &certfront_config::Host) -> Vec<Problem> {
-    let Some(auth) = &host.client_auth else {
-        return Vec::new();
-    };
-    let mut problems = Vec::new();
+/// The files of `[host.client_auth]`: a CA that loads, and a deny list that parses;
+/// `None` (and the problems pushed) when either does not.
+fn client_auth_files(
+    host: &certfront_config::Host,
+    problems: &mut Vec<Problem>,
+) -> Option<ClientAuthFiles> {
+    let auth = host.client_auth.as_ref()?;
     let mut problem = |source| {
         problems.push(Problem::ClientAuth {
             host: host.fqdn.clone(),
             source,
         })
     };
-    match TrustAnchors::new(false, std::slice::from_ref(&auth.ca), &[]) {
-        Ok(anchors) if anchors.is_empty() => problem(ClientAuthError::NoCa {
-            path: auth.ca.clone(),
-        }),
-        Ok(_) => {}
-        Err(e) => problem(ClientAuthError::Ca(e)),
+    let ca = match TrustAnchors::new(false, std::slice::from_ref(&auth.ca), &[]) {
+        Ok(anchors) if anchors.is_empty() => {
+            problem(ClientAuthError::NoCa {
+                path: auth.ca.clone(),
+            });
+            None
+        }
+        Ok(anchors) => Some(anchors),
+        Err(e) => {
+            problem(ClientAuthError::Ca(e));
+            None
+        }
+    };
+    let deny = match &auth.deny {
+        Some(deny) => match crate::mtls::read_deny_list(deny) {
+            Ok(list) => Some(list),
+            Err(e) => {
+                problem(ClientAuthError::DenyList(e));
+                None
+            }
+        },
+        None => Some(DenyList::default()),
+    };
+    Some(ClientAuthFiles {
+        ca: ca?,
+        deny: deny?,
+    })
+}
+
+/// `upstream_ca`, read once: the extra roots an https upstream is verified against.
+fn upstream_ca(host: &certfront_config::Host, problems: &mut Vec<Problem>) -> Option<TrustAnchors> {
+    let path = host.upstream_ca.as_ref()?;
+    match TrustAnchors::new(false, std::slice::from_ref(path), &[]) {
+        Ok(anchors) => Some(anchors),
+        Err(source) => {
+            problems.push(Problem::UpstreamCa {
+                host: host.fqdn.clone(),
+                source,
+            });
+            None
+        }
     }
-    if let Some(deny) = &auth.deny
-        && let Err(e) = crate::mtls::read_deny_list(deny)
-    {
-        problem(ClientAuthError::DenyList(e));
-    }
-    problems
 }
 
 /// `tls.ticket_key_file`: problems (the file is unusable) and warnings. Its mode is held
@@ -277,37 +325,91 @@ pub(crate) fn ticket_key_findings(config: &Config) -> (Vec<Problem>, Vec<String>
     (Vec::new(), Vec::new())
 }
 
-/// Loads and checks everything; `Err` holds every problem of every host.
-pub fn prepare(config: Config) -> Result<Prepared, Refused> {
-    let (ca, trust) = anchors(&config)?;
-    let results = verdicts(&config, ca.as_deref(), &trust, SystemTime::now());
-    let (mut errors, mut warnings) = ticket_key_findings(&config);
-    let mut served = Vec::with_capacity(results.len());
-    for verdict in results {
-        errors.extend(verdict.violations);
-        warnings.extend(verdict.warnings);
-        served.push(verdict.served);
+/// Reads and checks every file `config` names, once; nothing is bound or served.
+pub(crate) fn inspect(config: Config) -> Inspection {
+    let (ca, trust) = match anchors(&config) {
+        Ok((ca, trust)) => (ca, trust),
+        Err(problem) => {
+            return Inspection {
+                config,
+                ca: None,
+                trust: None,
+                hosts: Vec::new(),
+                before: vec![problem],
+                after: Vec::new(),
+                warnings: Vec::new(),
+                acme: None,
+            };
+        }
+    };
+    let hosts = verdicts(&config, ca.as_deref(), &trust, SystemTime::now());
+    let (before, mut warnings) = ticket_key_findings(&config);
+    for verdict in &hosts {
+        warnings.extend(verdict.warnings.iter().cloned());
     }
+    let mut after = Vec::new();
+    // [acme] is checked offline: the EAB key's variable and acme.ca, not the server.
     let acme = match crate::acme::settings(&config) {
         Ok(acme) => acme,
         Err(e) => {
-            errors.push(Problem::Acme(e));
+            after.push(Problem::Acme(e));
             None
         }
     };
+    Inspection {
+        config,
+        ca,
+        trust: Some(trust),
+        hosts,
+        before,
+        after,
+        warnings,
+        acme,
+    }
+}
+
+/// Loads and checks everything; `Err` holds every problem of every host.
+pub fn prepare(config: Config) -> Result<Prepared, Refused> {
+    let inspection = inspect(config);
+    let Inspection {
+        config,
+        ca,
+        trust,
+        hosts,
+        before,
+        mut after,
+        warnings,
+        acme,
+    } = inspection;
+    // Only a start or reload creates the ACME directories; `check` changes nothing.
     if let Some(acme) = &acme
         && let Err(e) = crate::acme::create_dirs(&config, acme)
     {
-        errors.push(e);
+        after.push(e);
     }
-    if !errors.is_empty() {
-        return Err(Refused(errors));
-    }
+    let clean =
+        before.is_empty() && after.is_empty() && hosts.iter().all(|h| h.violations.is_empty());
+    let (Some(trust), true) = (trust, clean) else {
+        return Err(Refused(
+            before
+                .into_iter()
+                .chain(hosts.into_iter().flat_map(|h| h.violations))
+                .chain(after)
+                .collect(),
+        ));
+    };
     Ok(Prepared {
         config,
         ca,
         trust,
-        served,
+        hosts: hosts
+            .into_iter()
+            .map(|h| PreparedHost {
+                served: h.served,
+                client_auth: h.client_auth,
+                upstream_ca: h.upstream_ca,
+            })
+            .collect(),
         warnings,
         acme,
     })

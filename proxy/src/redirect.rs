@@ -10,8 +10,8 @@ use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 
+use crate::app::App;
 use crate::authority::parse_host;
-use crate::conn::App;
 
 /// `https://host[:port]path?query` for a request naming a served host, else `None`. The
 /// host is checked for syntax and looked up exactly as TLS requests are, and goes into
@@ -49,7 +49,7 @@ pub(crate) async fn handle(
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or("/");
-    let rt = app.runtime.load();
+    let rt = app.snapshot.load();
     let target = location(
         |name| rt.table.by_name(name).is_some(),
         req.headers().get(header::HOST),
@@ -57,7 +57,7 @@ pub(crate) async fn handle(
         https_port,
     );
     let Some(target) = target.and_then(|t| HeaderValue::try_from(t).ok()) else {
-        return Ok(crate::forward::plain(
+        return Ok(crate::respond::plain(
             StatusCode::NOT_FOUND,
             Bytes::from_static(b"unknown host\n"),
         ));

@@ -1,5 +1,5 @@
-//! Start and stop: build the sites from a [`Prepared`] config, bind every listener (all or
-//! nothing), run the accept loops, and drain on request.
+//! Start and stop: put the first [`Snapshot`] of a [`Prepared`] config in force, bind every
+//! listener (all or nothing), run the accept loops, and drain on request.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,15 +15,16 @@ use tokio::task::JoinHandle;
 use tracing::{debug, error, info};
 
 use crate::admission::{OpenGauge, Slot};
-use crate::conn::{self, App};
+use crate::app::App;
+use crate::conn;
 use crate::error::ProxyError;
 use crate::metrics::Metrics;
 use crate::prepare::Prepared;
-use crate::runtime::Runtime;
+use crate::snapshot::{Snapshot, Writers};
 use crate::tracker::Tracker;
 use crate::workers::Workers;
 use crate::{admin, redirect, reload};
-use certfront_certs::store::CertSlot;
+use certfront_certs::store::CertReader;
 
 /// A started certfront: its bound addresses and the handle that drains it.
 pub struct Running {
@@ -42,10 +43,11 @@ pub struct Running {
 }
 
 impl Running {
-    /// Every host's certificate slot, in config order (what reloads write to).
-    pub fn slots(&self) -> Vec<Arc<CertSlot>> {
+    /// A reader of every host's certificate slot, in config order (only the reloader
+    /// writes them).
+    pub fn slots(&self) -> Vec<CertReader> {
         self.app
-            .runtime()
+            .snapshot()
             .table
             .sites()
             .iter()
@@ -90,8 +92,8 @@ fn local(listener: &TcpListener, fallback: SocketAddr) -> SocketAddr {
 pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running, ProxyError> {
     let mut prepared = prepared;
     let acme_settings = prepared.acme.take();
-    let runtime = Runtime::build(prepared, None, &metrics)?.runtime;
-    let config = runtime.config.clone();
+    let built = Snapshot::build(prepared, None, &metrics)?;
+    let config = built.snapshot.config.clone();
     let config = &config;
     let acme_state = Arc::new(crate::acme::AcmeState::new(config));
 
@@ -108,23 +110,26 @@ pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running,
         None => None,
     };
 
+    // Every bind succeeded: the first snapshot goes in force.
+    let mut writers = Writers::default();
+    let (snapshot, _) = built.apply(&metrics, &mut writers);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let app = Arc::new(App::new(
-        runtime,
+        snapshot,
         shutdown_rx,
         Tracker::default(),
         metrics.clone(),
         acme_state.clone(),
     ));
-    crate::dependents::refresh_runtime(&metrics, &app.runtime());
-    let reload_tx = start_reloader(&app, metrics.clone());
+    crate::dependents::refresh_snapshot(&metrics, &app.ca_inputs, &app.snapshot());
+    let reload_tx = start_reloader(&app, metrics.clone(), writers);
     // After every bind: the CA validates by connecting to the listeners.
     let acme_engine = acme_settings.map(|settings| {
         let reload = reload_tx.clone();
         crate::acme::start(
             config,
             settings,
-            app.runtime().trust.clone(),
+            app.snapshot().trust.clone(),
             &acme_state,
             &metrics,
             Arc::new(move |_host: &str| {
@@ -227,18 +232,23 @@ pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running,
 
 /// Starts the one writer: file watches on everything the snapshot depends on, debounced
 /// reloads, the periodic re-scan, and a channel for SIGHUP.
-fn start_reloader(app: &Arc<App>, metrics: Arc<Metrics>) -> mpsc::UnboundedSender<reload::Request> {
+fn start_reloader(
+    app: &Arc<App>,
+    metrics: Arc<Metrics>,
+    writers: Writers,
+) -> mpsc::UnboundedSender<reload::Request> {
     // SIGHUP requests: one per signal, and tokio coalesces signals. Watcher events go
     // through `Changes`, which is bounded by the number of watched files.
     let (tx, rx) = mpsc::unbounded_channel();
     let changes = Arc::new(reload::Changes::default());
-    let watcher = reload::watch(&app.runtime(), &changes);
+    let watcher = reload::watch(&app.snapshot(), &changes);
     let reloader = reload::Reloader {
         app: app.clone(),
         metrics,
         changes,
         requests: rx,
         watcher,
+        writers,
     };
     tokio::spawn(reloader.run());
     tx
@@ -275,7 +285,13 @@ impl Admit {
     /// connection is closed), then a place under the listener's limit, waited for (the
     /// listener stops accepting meanwhile, as a full backlog would).
     async fn slot(&self, peer: SocketAddr) -> Option<Slot> {
-        let limit = self.app.runtime.load().config.limits.max_connections_per_ip;
+        let limit = self
+            .app
+            .snapshot
+            .load()
+            .config
+            .limits
+            .max_connections_per_ip;
         let Some(ip) = self.app.per_ip.take(peer.ip(), limit) else {
             debug!(%peer, "connection refused: {limit} connections from this address already (limits.max_connections_per_ip)");
             return None;

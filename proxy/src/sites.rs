@@ -12,8 +12,8 @@ use certfront_config::UnknownSni;
 use http::{HeaderValue, StatusCode};
 use rustls::ServerConfig;
 
-use crate::forward::upstream::Upstreams;
-use certfront_certs::store::CertSlot;
+use crate::upstream::Upstreams;
+use certfront_certs::store::CertReader;
 
 /// What a host does with a request whose Host it accepts.
 pub(crate) enum Route {
@@ -26,7 +26,7 @@ pub struct Site {
     pub fqdn: String,
     /// fqdn then aliases, normalized; a wildcard host's fqdn is `*.rest`.
     pub(crate) names: Box<[String]>,
-    pub(crate) cert: Arc<CertSlot>,
+    pub(crate) cert: CertReader,
     pub(crate) tls: Arc<ServerConfig>,
     pub(crate) route: Route,
     /// `upstream_host`, when the backend wants another Host than the client's.
@@ -39,7 +39,7 @@ pub struct Site {
     pub(crate) requests: crate::metrics::RequestCounts,
     /// The `[[host]]` it was built from.
     pub(crate) host: certfront_config::Host,
-    /// Hash of everything the site was built from (see `runtime`): equal means reusable.
+    /// Hash of everything the site was built from (see `snapshot`): equal means reusable.
     pub(crate) definition: [u8; 32],
     /// Set once a newer snapshot no longer serves this site as it is: its connections
     /// finish their requests and close.

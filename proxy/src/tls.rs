@@ -20,7 +20,7 @@ use tokio_rustls::server::TlsStream;
 
 use crate::sites::{Lookup, Site, SiteTable};
 use certfront_acme::Challenges;
-use certfront_certs::store::{CertSlot, SlotResolver};
+use certfront_certs::store::CertReader;
 
 static TLS13_ONLY: [&rustls::SupportedProtocolVersion; 1] = [&rustls::version::TLS13];
 
@@ -38,7 +38,7 @@ pub(crate) struct TlsShared {
 }
 
 impl TlsShared {
-    pub(crate) fn new(config: &Config) -> Result<Self, crate::ProxyError> {
+    pub(crate) fn new(config: &Config) -> Result<Self, crate::error::ProxyError> {
         let versions: &'static [&'static rustls::SupportedProtocolVersion] =
             match config.tls.min_version {
                 TlsVersion::V1_3 => &TLS13_ONLY,
@@ -66,7 +66,7 @@ impl TlsShared {
     /// The rustls config of one host; its certificate is read from `slot` at each handshake.
     pub(crate) fn host_config(
         &self,
-        slot: Arc<CertSlot>,
+        slot: CertReader,
         client_verifier: Option<Arc<dyn ClientCertVerifier>>,
     ) -> Result<Arc<ServerConfig>, rustls::Error> {
         let builder = ServerConfig::builder_with_provider(self.provider.clone())
@@ -75,7 +75,7 @@ impl TlsShared {
             Some(v) => builder.with_client_cert_verifier(v),
             None => builder.with_no_client_auth(),
         };
-        let mut config = builder.with_cert_resolver(Arc::new(SlotResolver(slot)));
+        let mut config = builder.with_cert_resolver(Arc::new(slot));
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         // Our suite order, not the client's (see `suite_rank`).
         config.ignore_client_order = true;

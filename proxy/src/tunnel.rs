@@ -14,7 +14,8 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tracing::{debug, info};
 
-use crate::conn::{App, ConnCtx};
+use crate::app::App;
+use crate::context::ConnCtx;
 
 /// Starts the tunnel once both sides have switched protocols.
 pub(crate) fn spawn(ctx: Arc<ConnCtx>, client: OnUpgrade, upstream: OnUpgrade) {
@@ -61,13 +62,13 @@ where
 /// Resolves `drain_seconds` after the tunnel's host was retired by a new configuration.
 async fn retired(ctx: &ConnCtx) {
     ctx.site.retirement().await;
-    tokio::time::sleep(crate::runtime::drain(&ctx.rt.config)).await;
+    tokio::time::sleep(crate::snapshot::drain(&ctx.rt.config)).await;
 }
 
 /// Resolves when no byte has crossed the tunnel for `tunnel_idle_timeout`.
 async fn idle(ctx: &ConnCtx, last_byte_ms: &AtomicU64) {
     let timeout = ctx.rt.config.limits.tunnel_idle_timeout;
-    crate::conn::until_idle(
+    crate::context::until_idle(
         &ctx.app,
         timeout,
         || 0,

@@ -6,7 +6,7 @@
 //! the load generator that was ~16% of certfront's CPU in the kernel's park and wake-up
 //! paths (profile in the issue 9 closing note). Here a connection, the tasks it spawns
 //! (HTTP/2 streams, tunnels, upstream connections) and the upstream connections it uses
-//! (see `forward::pool`, sharded by [`current`]) all live on one thread.
+//! (see `upstream::pool`, sharded by [`current`]) all live on one thread.
 //!
 //! The listeners, admission and the control plane (reloads, admin, ACME, signals) stay on
 //! the main runtime: one place decides who is admitted, and a worker only serves.

@@ -354,6 +354,80 @@ async fn a_bad_edit_keeps_everything_serving_and_raises_the_gauge() {
     assert_eq!(reloads(&running, "success"), 1);
 }
 
+/// What a user can see of a running certfront, apart from the configuration reload's own
+/// status: every metric line but `certfront_config_*` (and the handshakes this makes),
+/// `/certs` without its `config` part and the `days_left` counted from the clock, and the
+/// certificate a handshake for `sni` gets.
+async fn observable(
+    running: &certfront::Running,
+    sni: &str,
+    ca: &TestCa,
+) -> (Vec<String>, serde_json::Value, Vec<u8>) {
+    let addr = running.tls_addrs[0];
+    let tls = connect(addr, sni, client_config(&[&ca.der], &[b"http/1.1"]))
+        .await
+        .expect("handshake");
+    let leaf = crate::support::client::peer_leaf(&tls).as_ref().to_vec();
+    drop(tls);
+    let metrics: Vec<String> = String::from_utf8(running.app.metrics.render())
+        .expect("utf-8")
+        .lines()
+        .filter(|l| !l.contains("certfront_config_") && !l.contains("certfront_tls_handshakes"))
+        .map(str::to_owned)
+        .collect();
+    let admin = running.admin_addr.expect("admin");
+    let mut certs = body_json(crate::support::client::plain_get(admin, "x", "/certs").await).await;
+    let certs_map = certs.as_object_mut().expect("an object");
+    certs_map.remove("config");
+    for list in certs_map.values_mut() {
+        for entry in list.as_array_mut().into_iter().flatten() {
+            entry.as_object_mut().map(|e| e.remove("days_left"));
+        }
+    }
+    (metrics, certs, leaf)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_reload_changes_nothing_a_user_can_observe() {
+    let f = Files::new(&["app.test", "bad.test"]);
+    let good = head("") + &host("app.test", "respond = { body = \"ok\" }");
+    f.write(&good);
+    let running = start_file(&f.config).await;
+    let before = observable(&running, "app.test", &f.ca).await;
+
+    // A candidate that gives app.test a new certificate and adds bad.test, whose
+    // upstream_ca is no certificate: refused as a whole, so app.test's new certificate
+    // must not be served, exported or listed either.
+    f.ca.leaf(&["app.test"]).write(f.path(), "app-next");
+    std::fs::write(f.path().join("not-a-ca.pem"), "this is no certificate\n").expect("write");
+    let refused = head("")
+        + "[[host]]\nfqdn = \"app.test\"\ncert = \"app-next.pem\"\nkey = \"app-next-key.pem\"\n\
+           respond = { body = \"next\" }\n\n"
+        + &host(
+            "bad.test",
+            "upstream = \"https://127.0.0.1:9\"\nupstream_ca = \"not-a-ca.pem\"",
+        );
+    f.write(&refused);
+    assert!(
+        eventually(Duration::from_secs(10), || reloads(&running, "failure")
+            == 1)
+        .await,
+        "the candidate was not refused"
+    );
+    assert_eq!(failing(&running), 1);
+    let after = observable(&running, "app.test", &f.ca).await;
+    assert_eq!(
+        after.2, before.2,
+        "the refused candidate's certificate is served"
+    );
+    assert_eq!(
+        after.0, before.0,
+        "the refused candidate changed the metrics"
+    );
+    assert_eq!(after.1, before.1, "the refused candidate changed /certs");
+    assert_eq!(reloads(&running, "success"), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_changed_listen_address_is_reported_not_applied() {
     let f = Files::new(&["app.test"]);

@@ -8,6 +8,7 @@ mod admin_metrics;
 mod ca_expiry;
 mod cert_reload;
 mod cert_tools;
+mod check_and_run;
 mod cli;
 mod config_reload;
 mod deploy;

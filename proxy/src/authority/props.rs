@@ -10,7 +10,7 @@ use super::*;
 
 /// The shared check, on a parsed host.
 fn check_split(data: &[u8], host: RequestHost<'_>) {
-    crate::checks::check_split(data, host.name, host.port, host.ip);
+    crate::invariants::check_split(data, host.name, host.port, host.ip);
 }
 
 /// What a valid host is made of, and the text it is written as.

@@ -11,8 +11,24 @@ use http_body_util::Empty;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+use super::ConfigArg;
 use super::print_config_error;
-use crate::cli::HealthArgs;
+
+/// `certfront health`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct HealthArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The admin listener to ask (IP:PORT); default: server.admin of the configuration.
+    #[arg(long, value_name = "IP:PORT")]
+    pub admin: Option<SocketAddr>,
+    /// Ask /readyz (listeners bound, every host has a certificate, not draining) instead of /healthz.
+    #[arg(long)]
+    pub ready: bool,
+    /// Give up after this many seconds.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    pub timeout: u64,
+}
 
 /// Exit 0 when the endpoint answers 200, 1 on anything else (printed).
 pub(crate) fn health(args: &HealthArgs) -> ExitCode {

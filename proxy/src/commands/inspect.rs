@@ -13,7 +13,49 @@ use rustls_pki_types::CertificateDer;
 use serde_json::{Value, json};
 
 use super::inventory::{info_json, print_info};
-use crate::cli::InspectArgs;
+
+/// `certs inspect`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct InspectArgs {
+    /// The certificate file: PEM, DER (.cer/.crt), PKCS#7 (.p7b/.p7c) or PKCS#12 (.pfx/.p12).
+    pub file: PathBuf,
+    /// Environment variable that holds the .pfx password.
+    #[arg(
+        long = "password-env",
+        value_name = "VAR",
+        conflicts_with = "password_file"
+    )]
+    pub password_env: Option<String>,
+    /// File whose first line is the .pfx password. With neither option, a terminal asks for it.
+    #[arg(long = "password-file", value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Hold the file to the certificate rules: exit 0 when it may be served, 1 when not
+    /// (check a new file before you put it in place).
+    #[arg(long)]
+    pub check: bool,
+    /// With --check: a name clients use (repeat for more). When --config has a host with
+    /// this name, that host's aliases and [host.policy] apply too.
+    #[arg(long = "fqdn", value_name = "NAME", requires = "check")]
+    pub fqdn: Vec<String>,
+    /// With --check: the private key (PEM) of a certificate file, for the key match rule
+    /// (a .pfx holds its own).
+    #[arg(long, value_name = "FILE", requires = "check")]
+    pub key: Option<PathBuf>,
+    /// With --check: an extra trusted root file, like tls.trust (repeat for more).
+    #[arg(long = "trust", value_name = "FILE", requires = "check")]
+    pub trust: Vec<PathBuf>,
+    /// With --check: take the policy and trust anchors from this configuration.
+    #[arg(
+        short = 'c',
+        long = "config",
+        env = "CERTFRONT_CONFIG",
+        value_name = "FILE"
+    )]
+    pub config: Option<PathBuf>,
+}
 
 /// `certfront certs inspect`.
 pub(crate) fn inspect(args: &InspectArgs) -> ExitCode {

@@ -7,18 +7,8 @@ use certfront_certs::inspect::CertInfo;
 use certfront_config::Host;
 use serde_json::{Value, json};
 
+use crate::clock::fmt_time;
 use crate::prepare::HostVerdict;
-
-/// RFC 3339 UTC, e.g. `2027-01-31T12:00:00Z`; out-of-range values print as the number.
-pub(crate) fn fmt_time(unix: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(unix)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| unix.to_string())
-}
 
 /// A certificate as JSON, with `days_left` at `now`.
 pub(super) fn info_json(info: &CertInfo, now: SystemTime) -> Value {

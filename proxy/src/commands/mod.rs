@@ -6,20 +6,63 @@ mod inspect;
 mod inventory;
 mod run;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::SystemTime;
 
 use certfront_certs::csr::{CsrKey, CsrRequest, CsrSubject, write_csr};
 use certfront_certs::policy::ExtKeyUsage;
 
-use crate::cli::CsrArgs;
 use crate::prepare;
-pub(crate) use health::health;
+pub(crate) use health::{HealthArgs, health};
 pub(crate) use import_iis::{ImportIisArgs, import_iis};
-pub(crate) use inspect::inspect;
-pub(crate) use inventory::fmt_time;
+pub(crate) use inspect::{InspectArgs, inspect};
 pub(crate) use run::run;
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct ConfigArg {
+    /// Configuration file.
+    #[arg(
+        short = 'c',
+        long = "config",
+        env = "CERTFRONT_CONFIG",
+        default_value = "config/certfront.toml"
+    )]
+    pub config: PathBuf,
+}
+
+/// `certs csr`: names and subject fields are written into the request as typed.
+#[derive(Debug, clap::Args)]
+pub(crate) struct CsrArgs {
+    /// A name the certificate must cover (repeat for more; the first is the subject CN).
+    #[arg(long = "fqdn", required = true, value_name = "NAME")]
+    pub fqdn: Vec<String>,
+    /// Key type.
+    #[arg(long, default_value = "p256", value_parser = ["p256", "p384", "rsa2048", "rsa3072", "rsa4096"])]
+    pub key: String,
+    /// A purpose to request besides server_auth (always requested), e.g. client_auth
+    /// where a vendor guide asks for Server and Client Authentication. Repeat or separate with commas.
+    #[arg(long = "eku", value_name = "PURPOSE", value_delimiter = ',')]
+    pub eku: Vec<String>,
+    /// Organization (O), e.g. "Example Home Care, Inc."
+    #[arg(long, value_name = "TEXT")]
+    pub org: Option<String>,
+    /// Organizational unit (OU), e.g. "IT".
+    #[arg(long, value_name = "TEXT")]
+    pub ou: Option<String>,
+    /// City (L).
+    #[arg(long, value_name = "TEXT")]
+    pub locality: Option<String>,
+    /// State or province (ST), spelled out.
+    #[arg(long, value_name = "TEXT")]
+    pub state: Option<String>,
+    /// Country (C), two letters, e.g. US.
+    #[arg(long, value_name = "CC")]
+    pub country: Option<String>,
+    /// Directory to write `<fqdn>.key` and `<fqdn>.csr` into.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
 
 /// `certfront check`: every problem of the config and of every host, and the inventory.
 pub(crate) fn check(path: &Path) -> ExitCode {
@@ -33,41 +76,22 @@ pub(crate) fn check(path: &Path) -> ExitCode {
     for w in &config.warnings {
         eprintln!("warning: {}: {w}", config.source.display());
     }
-    let (ca, trust) = match prepare::anchors(&config) {
-        Ok(v) => v,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(1);
-        }
-    };
     let now = SystemTime::now();
-    let verdicts = prepare::verdicts(&config, ca.as_deref(), &trust, now);
-    let mut problems = 0;
-    for (host, verdict) in config.hosts.iter().zip(&verdicts) {
+    // The same pass as `run`'s: same problems, same words, same order.
+    let inspection = prepare::inspect(config);
+    for (host, verdict) in inspection.config.hosts.iter().zip(&inspection.hosts) {
         inventory::print_host(host, verdict, now);
-        problems += verdict.violations.len();
     }
-    let (ticket_errors, ticket_warnings) = prepare::ticket_key_findings(&config);
-    for w in &ticket_warnings {
+    for w in &inspection.warnings {
         eprintln!("warning: {w}");
     }
-    for e in &ticket_errors {
-        eprintln!("error: {e}");
-    }
-    problems += ticket_errors.len();
-    // [acme] is checked offline: the EAB key's variable and acme.ca, not the server.
-    if let Err(e) = crate::acme::settings(&config) {
-        eprintln!("error: {e}");
+    let mut problems = 0;
+    for p in inspection.problems() {
+        eprintln!("error: {p}");
         problems += 1;
     }
-    for verdict in &verdicts {
-        for w in &verdict.warnings {
-            eprintln!("warning: {w}");
-        }
-        for v in &verdict.violations {
-            eprintln!("error: {v}");
-        }
-    }
+    let verdicts = &inspection.hosts;
+    let ca = &inspection.ca;
     if let Some(ca) = &ca {
         println!("internal CA root: {}", ca.root_path().display());
     }

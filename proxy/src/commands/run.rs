@@ -62,10 +62,10 @@ pub(crate) fn run(path: &Path) -> ExitCode {
     code
 }
 
-async fn serve(prepared: crate::Prepared) -> ExitCode {
+async fn serve(prepared: crate::prepare::Prepared) -> ExitCode {
     let drain = Duration::from_secs(prepared.config.server.drain_seconds);
-    for (host, served) in prepared.config.hosts.iter().zip(&prepared.served) {
-        let Some(served) = served else {
+    for (host, prepared_host) in prepared.config.hosts.iter().zip(&prepared.hosts) {
+        let Some(served) = &prepared_host.served else {
             info!(
                 "{} waits for its first certificate from ACME; its handshakes fail until then",
                 host.names().join(", ")
@@ -75,7 +75,7 @@ async fn serve(prepared: crate::Prepared) -> ExitCode {
         info!(
             "serving {} (expires {}, {} days left, thumbprint {})",
             host.names().join(", "),
-            super::fmt_time(served.info.not_after),
+            crate::clock::fmt_time(served.info.not_after),
             served.info.days_left(std::time::SystemTime::now()),
             served.info.sha1_thumbprint
         );
@@ -105,7 +105,7 @@ async fn serve(prepared: crate::Prepared) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let metrics = std::sync::Arc::new(crate::Metrics::new());
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
     let running = match start(prepared, metrics).await {
         Ok(r) => r,
         Err(e) => {

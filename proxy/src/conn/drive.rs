@@ -19,7 +19,8 @@ use tokio::time::Instant;
 use tokio_rustls::server::TlsStream;
 use tracing::{debug, info};
 
-use super::{ConnCtx, Counted, InFlight};
+use super::{Counted, InFlight};
+use crate::context::ConnCtx;
 use crate::forward;
 use crate::gated::Gated;
 
@@ -247,7 +248,7 @@ async fn drive<C: Graceful>(conn: C, ctx: &ConnCtx) {
         if ctx.h2 {
             conn.as_mut().begin_drain();
         }
-        let deadline = tokio::time::sleep(crate::runtime::drain(&ctx.rt.config));
+        let deadline = tokio::time::sleep(crate::snapshot::drain(&ctx.rt.config));
         tokio::select! {
             res = conn.as_mut() => ended(res, ctx),
             _ = deadline => {

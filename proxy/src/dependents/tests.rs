@@ -97,10 +97,12 @@ fn hosts_and_files_that_go_away_take_their_series_with_them() {
     write_pem(&dir.path().join("iis.pem"), &ca("IIS", None).0);
     let config = config(dir.path());
     let metrics = Metrics::new();
+    let inputs = Inputs::default();
     let app = [p.leaf.clone(), p.inter_a.clone()];
     let api = [p.leaf.clone(), p.inter_b.clone()];
     refresh(
         &metrics,
+        &inputs,
         &config,
         None,
         [("app.test", &app[..]), ("api.test", &api[..])],
@@ -120,7 +122,7 @@ fn hosts_and_files_that_go_away_take_their_series_with_them() {
     // api.test is gone (a config reload), and with it its upstream CA and intermediate
     let mut smaller = config;
     smaller.hosts.truncate(1);
-    refresh(&metrics, &smaller, None, [("app.test", &app[..])]);
+    refresh(&metrics, &inputs, &smaller, None, [("app.test", &app[..])]);
     assert_eq!(
         series(&metrics),
         [
@@ -140,15 +142,16 @@ fn a_ca_file_unreadable_at_a_refresh_keeps_what_it_held() {
     write_pem(&dir.path().join("clients.pem"), &ca("Clients", None).0);
     let config = config(dir.path());
     let metrics = Metrics::new();
+    let inputs = Inputs::default();
     // iis.pem does not exist yet: not watched, and no failure
-    refresh(&metrics, &config, None, []);
+    refresh(&metrics, &inputs, &config, None, []);
     assert_eq!(
         series(&metrics),
         [pair("client_ca", "Clients"), pair("trust", "Root")]
     );
     // half-written: the old content stays watched
     std::fs::write(dir.path().join("clients.pem"), "-----BEGIN CERT").unwrap();
-    refresh(&metrics, &config, None, []);
+    refresh(&metrics, &inputs, &config, None, []);
     assert_eq!(
         series(&metrics),
         [pair("client_ca", "Clients"), pair("trust", "Root")]
@@ -156,7 +159,7 @@ fn a_ca_file_unreadable_at_a_refresh_keeps_what_it_held() {
     // written: the new content replaces it
     write_pem(&dir.path().join("clients.pem"), &ca("Clients 2025", None).0);
     write_pem(&dir.path().join("iis.pem"), &ca("IIS", None).0);
-    refresh(&metrics, &config, None, []);
+    refresh(&metrics, &inputs, &config, None, []);
     assert_eq!(
         series(&metrics),
         [
@@ -176,9 +179,11 @@ fn a_swapped_chain_replaces_only_that_hosts_intermediates() {
     }
     let config = config(dir.path());
     let metrics = Metrics::new();
+    let inputs = Inputs::default();
     let with_a = [p.leaf.clone(), p.inter_a.clone()];
     refresh(
         &metrics,
+        &inputs,
         &config,
         None,
         [("app.test", &with_a[..]), ("api.test", &with_a[..])],
@@ -200,6 +205,7 @@ fn a_swapped_chain_replaces_only_that_hosts_intermediates() {
     // app.test moves to B; api.test still serves A, so A stays
     chains_served(
         &metrics,
+        &inputs,
         [("app.test", &[p.leaf.clone(), p.inter_b.clone()][..])],
     );
     assert_eq!(
@@ -210,7 +216,11 @@ fn a_swapped_chain_replaces_only_that_hosts_intermediates() {
         ]
     );
     // api.test moves to a chain without an intermediate: A is depended on no more
-    chains_served(&metrics, [("api.test", std::slice::from_ref(&p.leaf))]);
+    chains_served(
+        &metrics,
+        &inputs,
+        [("api.test", std::slice::from_ref(&p.leaf))],
+    );
     assert_eq!(inter(&metrics), [pair("intermediate", "Issuing B")]);
     // one root in three files: one series per role
     assert_eq!(

@@ -3,10 +3,6 @@
 //! forward to the upstreams.
 
 pub(crate) mod headers;
-mod pool;
-mod timed;
-pub(crate) mod upstream;
-mod upstream_io;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,11 +15,10 @@ use hyper::body::Incoming;
 use tracing::{info, warn};
 
 use crate::authority::{HostError, parse_host};
-use crate::conn::ConnCtx;
+use crate::context::ConnCtx;
+use crate::respond::plain;
 use crate::sites::{Route, Site, SiteTable};
-pub(crate) use pool::{Discards, PooledBody};
-use timed::Timed;
-use upstream::{UpstreamError, Upstreams};
+use crate::upstream::{PooledBody, Timed, UpstreamError, Upstreams};
 
 /// A response body: the upstream's, streamed under an inactivity timeout, or a short one
 /// of ours.
@@ -32,18 +27,6 @@ pub(crate) type Body = Either<Timed<PooledBody>, Full<Bytes>>;
 /// Builds a short plain-text response; error bodies never name an internal address.
 pub(crate) fn short(status: StatusCode, text: &'static str) -> Response<Body> {
     plain(status, Bytes::from_static(text.as_bytes())).map(Either::Right)
-}
-
-/// A plain-text response: every answer certfront writes itself (errors, `respond`,
-/// the admin and redirect listeners) goes through here.
-pub(crate) fn plain(status: StatusCode, body: Bytes) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(body));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    resp
 }
 
 /// Why certfront answers a request itself instead of passing it to the host.

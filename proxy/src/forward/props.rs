@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::checks::{SITES, check_admission, reference_route, table};
+use crate::invariants::{SITES, check_admission, reference_route, table};
 use crate::redirect::location;
 
 /// Host values near the served names: case, trailing dots, ports, other labels.

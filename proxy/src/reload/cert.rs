@@ -1,57 +1,44 @@
 //! A certificate reload of one host: read cert and key together, hold them to the host's
-//! policy, and act on `certs::rotation::decide`: swap, wait for the other half of a
-//! rotation, or keep the last good certificate and report.
+//! policy, and decide with `certs::rotation::decide` ([`reload_host`], which reads and
+//! changes nothing live); then [`apply`] acts on the outcome through the slot's one
+//! writer: swap, wait for the other half of a rotation, or keep the last good
+//! certificate and report.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
+use certfront_certs::SharedChecks;
 use certfront_certs::rotation::{Decision, Trigger, decide};
-use certfront_certs::store::{ReloadResult, Served};
-use certfront_certs::{
-    CertBundle, CertError, CertSource, InternalCa, Policy, Report, SharedChecks, SharedFiles, check,
-};
+use certfront_certs::store::{CertReader, CertWriter, ReloadResult, Served};
 use tracing::{error, info};
 
 use crate::error::Problem;
 use crate::metrics::Metrics;
-use crate::prepare::load_source;
+use crate::prepare::load_problem;
 use crate::sites::Site;
 
-/// The outcome of one host's reload.
+/// The outcome of one host's reload, to [`apply`].
 #[derive(Debug)]
 pub(crate) enum Outcome {
     Unchanged,
-    Swapped,
+    /// New files that pass every rule: serve them.
+    Swap(Box<Served>),
     Pending,
     /// The files violate; the served certificate stays.
     Failed(Vec<Problem>),
 }
 
-/// Reloads one host (blocking: file I/O and signature checks; run off the async workers).
-/// `shared` is the pass this reload belongs to: hosts of the pass that use the same files
-/// read and check them once (see [`SharedChecks`]).
-pub(crate) fn reload_host(
-    site: &Site,
-    ca: Option<&InternalCa>,
-    metrics: &Metrics,
-    trigger: Trigger,
-    shared: &mut SharedChecks<'_>,
-) -> Outcome {
+/// Decides one host's reload (blocking: file I/O and signature checks; run off the async
+/// workers); nothing live changes until [`apply`]. `shared` is the pass this reload
+/// belongs to: hosts of the pass that use the same files read and check them once (see
+/// [`SharedChecks`]).
+pub(crate) fn reload_host(site: &Site, trigger: Trigger, shared: &mut SharedChecks<'_>) -> Outcome {
     let slot = &site.cert;
     let policy = &site.host.policy;
-    let loaded = match &slot.source {
-        CertSource::Internal => {
-            load_source(&slot.fqdn, &slot.names, &slot.source, policy, ca).map(Loaded::Own)
-        }
-        source => shared
-            .load(source, policy)
-            .map(Loaded::Shared)
-            .map_err(|source| Problem::Cert {
-                host: slot.fqdn.clone(),
-                source,
-            }),
-    };
-    let outcome = match loaded {
+    let (fqdn, names, source) = (slot.fqdn(), slot.names(), slot.source());
+    let loaded = shared
+        .load_host(fqdn, names, source, policy)
+        .map_err(|e| load_problem(fqdn, e));
+    match loaded {
         Err(e) => Outcome::Failed(vec![e]),
         Ok(loaded) => {
             let content_hash = loaded.content_hash();
@@ -62,9 +49,7 @@ pub(crate) fn reload_host(
             let violations = if served_hash == content_hash {
                 Vec::new()
             } else {
-                loaded
-                    .check(&slot.names, &slot.source, policy, shared)
-                    .violations
+                shared.check_host(names, source, policy, &loaded).violations
             };
             match decide(&served_hash, &content_hash, &violations, trigger) {
                 Decision::Unchanged => Outcome::Unchanged,
@@ -73,79 +58,37 @@ pub(crate) fn reload_host(
                     violations
                         .into_iter()
                         .map(|violation| Problem::Violation {
-                            host: slot.fqdn.clone(),
+                            host: fqdn.to_owned(),
                             violation,
                         })
                         .collect(),
                 ),
                 Decision::Swap => match loaded.served() {
-                    Ok(served) => {
-                        slot.store(served);
-                        Outcome::Swapped
-                    }
+                    Ok(served) => Outcome::Swap(Box::new(served)),
                     Err(source) => Outcome::Failed(vec![Problem::Cert {
-                        host: slot.fqdn.clone(),
+                        host: fqdn.to_owned(),
                         source,
                     }]),
                 },
             }
         }
-    };
-    report(site, &outcome, metrics);
-    outcome
-}
-
-/// A host's files as read for a reload: its own (the internal CA issues per host) or
-/// shared with the other hosts of the pass that name the same files.
-enum Loaded {
-    Own(CertBundle),
-    Shared(Arc<SharedFiles>),
-}
-
-impl Loaded {
-    fn content_hash(&self) -> [u8; 32] {
-        match self {
-            Loaded::Own(bundle) => bundle.content_hash,
-            Loaded::Shared(files) => files.bundle.content_hash,
-        }
-    }
-
-    fn check(
-        &self,
-        names: &[String],
-        source: &CertSource,
-        policy: &Policy,
-        shared: &SharedChecks<'_>,
-    ) -> Report {
-        match self {
-            Loaded::Own(bundle) => check(
-                names,
-                source,
-                bundle,
-                policy,
-                shared.trust(),
-                SystemTime::now(),
-            ),
-            Loaded::Shared(files) => shared.check(names, files),
-        }
-    }
-
-    fn served(&self) -> Result<Served, CertError> {
-        match self {
-            Loaded::Own(bundle) => Served::from_bundle(bundle),
-            Loaded::Shared(files) => files.served(),
-        }
     }
 }
 
-fn report(site: &Site, outcome: &Outcome, metrics: &Metrics) {
-    let slot = &site.cert;
-    let host = slot.fqdn.as_str();
+/// Acts on a host's outcome through its slot's writer: the slot, the metrics and the log
+/// line change here and only here. Returns what is served now when it was swapped.
+pub(crate) fn apply(
+    writer: &CertWriter,
+    slot: &CertReader,
+    outcome: Outcome,
+    metrics: &Metrics,
+) -> Option<Arc<Served>> {
+    let host = writer.fqdn();
     match outcome {
         Outcome::Unchanged => {
             if slot.status().last_result == Some(ReloadResult::Failure) {
                 // The files are back to what is served: nothing on disk is bad any more.
-                slot.record(ReloadResult::Success, None);
+                writer.record(None);
                 metrics
                     .cert_reload_failing
                     .with_label_values(&[host])
@@ -153,19 +96,20 @@ fn report(site: &Site, outcome: &Outcome, metrics: &Metrics) {
                 info!(host, "certificate files match the served certificate again");
             }
         }
-        Outcome::Swapped => {
-            let Some(served) = slot.load() else { return };
+        Outcome::Swap(served) => {
+            writer.swap(*served, true);
+            let served = slot.load()?;
             info!(
                 host,
                 serial = %served.info.serial,
                 thumbprint = %served.info.sha1_thumbprint,
-                expires = %crate::commands::fmt_time(served.info.not_after),
+                expires = %crate::clock::fmt_time(served.info.not_after),
                 "certificate reloaded"
             );
-            slot.record(ReloadResult::Success, None);
             metrics.reload_result(host, true);
             metrics.cert_served(host, &served.info, served.loaded_at);
             // The CA list follows once per pass (`dependents::chains_served`).
+            return Some(served);
         }
         Outcome::Pending => {
             info!(
@@ -175,12 +119,12 @@ fn report(site: &Site, outcome: &Outcome, metrics: &Metrics) {
         }
         Outcome::Failed(problems) => {
             let served = slot.load();
-            for p in problems {
+            for p in &problems {
                 match &served {
                     Some(served) => error!(
                         host,
                         serving = %served.info.serial,
-                        expires = %crate::commands::fmt_time(served.info.not_after),
+                        expires = %crate::clock::fmt_time(served.info.not_after),
                         "reload refused, the last good certificate stays: {p}"
                     ),
                     None => error!(
@@ -190,8 +134,12 @@ fn report(site: &Site, outcome: &Outcome, metrics: &Metrics) {
                 }
             }
             let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
-            slot.record(ReloadResult::Failure, Some(text.join("; ")));
+            writer.record(Some(text.join("; ")));
             metrics.reload_result(host, false);
         }
     }
+    None
 }
+
+#[cfg(test)]
+mod tests;

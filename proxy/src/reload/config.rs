@@ -1,5 +1,5 @@
 //! Reloading the whole configuration: parse and validate the file, load and check every
-//! certificate and trust file, build a complete new runtime snapshot, and only then swap
+//! certificate and trust file, build a complete new configuration snapshot, and only then swap
 //! it in. Anything wrong anywhere keeps the running snapshot and is reported.
 
 use std::path::Path;
@@ -9,7 +9,7 @@ use certfront_config::Config;
 
 use crate::error::Problem;
 use crate::metrics::Metrics;
-use crate::runtime::{Built, Runtime};
+use crate::snapshot::{Built, Snapshot};
 
 /// A checked candidate, ready to be swapped in.
 pub(super) struct Candidate {
@@ -23,7 +23,7 @@ pub(super) struct Candidate {
 /// `Err` holds every problem, as `check` would print them.
 pub(super) fn candidate(
     path: &Path,
-    current: &Runtime,
+    current: &Snapshot,
     metrics: &Arc<Metrics>,
 ) -> Result<Candidate, Vec<Problem>> {
     let mut config = certfront_config::load(path).map_err(|e| {
@@ -34,10 +34,10 @@ pub(super) fn candidate(
             .collect::<Vec<_>>()
     })?;
     let restart_needed = keep_listeners(&current.config, &mut config);
-    let prepared = crate::prepare(config).map_err(|refused| refused.0)?;
+    let prepared = crate::prepare::prepare(config).map_err(|refused| refused.0)?;
     let warnings = prepared.warnings.clone();
     let built =
-        Runtime::build(prepared, Some(current), metrics).map_err(|e| vec![Problem::Build(e)])?;
+        Snapshot::build(prepared, Some(current), metrics).map_err(|e| vec![Problem::Build(e)])?;
     Ok(Candidate {
         built,
         restart_needed,

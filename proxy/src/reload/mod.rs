@@ -1,7 +1,7 @@
 //! The one writer: every change to what certfront serves goes through this task. File
 //! events (debounced, with a ceiling), SIGHUP and the periodic re-scan lead to
 //!
-//! - a new runtime snapshot when the configuration file or a trust file it names changed
+//! - a new configuration snapshot when the configuration file or a trust file it names changed
 //!   ([`config`]: the whole candidate is built and checked before it is swapped in);
 //! - otherwise a certificate reload of the hosts whose files changed ([`cert`]: one
 //!   atomic store per host) and a re-read of changed deny lists.
@@ -26,11 +26,11 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{error, info, warn};
 
-use crate::conn::App;
+use crate::app::App;
 use crate::metrics::Metrics;
 use crate::mtls::{ClientAuthState, DenyFileError};
-use crate::runtime::Runtime;
-pub(crate) use cert::{Outcome, reload_host};
+use crate::snapshot::{Snapshot, Writers};
+use cert::reload_host;
 pub(crate) use watched::{Changes, WatchKey, reload_at, watch, watched_files};
 #[cfg(test)]
 use watched::{DEBOUNCE, MAX_DELAY};
@@ -57,6 +57,8 @@ pub(crate) struct Reloader {
     pub requests: mpsc::UnboundedReceiver<Request>,
     /// Keeps the file watches of the current snapshot alive.
     pub watcher: Option<Watcher<WatchKey>>,
+    /// The one writer of each site's certificate slot.
+    pub writers: Writers,
 }
 
 impl Reloader {
@@ -107,7 +109,7 @@ impl Reloader {
     }
 
     fn rescan(&self) -> Duration {
-        match self.app.runtime().config.server.rescan_seconds {
+        match self.app.snapshot().config.server.rescan_seconds {
             0 => Duration::from_secs(86400 * 365),
             s => Duration::from_secs(s.min(86_400)),
         }
@@ -119,7 +121,7 @@ impl Reloader {
         if self.config_changed().await {
             return;
         }
-        let rt = self.app.runtime();
+        let rt = self.app.snapshot();
         for site in rt.table.sites() {
             if let Some(auth) = &site.client_auth {
                 reload_deny(auth, &self.metrics);
@@ -134,7 +136,7 @@ impl Reloader {
         if keys.contains(&WatchKey::Config) && self.config_changed().await {
             return;
         }
-        let rt = self.app.runtime();
+        let rt = self.app.snapshot();
         let mut certs = Vec::new();
         for key in keys {
             match key {
@@ -155,39 +157,54 @@ impl Reloader {
         if fqdns.is_empty() {
             return;
         }
-        let rt = self.app.runtime();
-        let metrics = self.metrics.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            // One pass: hosts sharing files (a wildcard for many names) read and check them once.
-            let mut shared = SharedChecks::new(&rt.trust, SystemTime::now());
-            let mut swapped = Vec::new();
-            for fqdn in &fqdns {
-                if let Some(site) = rt.site(fqdn) {
-                    let outcome =
-                        reload_host(site, rt.ca.as_deref(), &metrics, trigger, &mut shared);
-                    if let (Outcome::Swapped, Some(served)) = (outcome, site.cert.load()) {
-                        swapped.push((site.fqdn.as_str(), served));
-                    }
-                }
+        let rt = self.app.snapshot();
+        let decided = {
+            let rt = rt.clone();
+            tokio::task::spawn_blocking(move || {
+                // One pass: hosts sharing files (a wildcard for many names) read and check
+                // them once.
+                let mut shared =
+                    SharedChecks::new(&rt.trust, SystemTime::now()).with_ca(rt.ca.as_deref());
+                fqdns
+                    .into_iter()
+                    .filter_map(|fqdn| {
+                        let site = rt.site(&fqdn)?;
+                        Some((fqdn, reload_host(site, trigger, &mut shared)))
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+        };
+        let decided = match decided {
+            Ok(decided) => decided,
+            Err(e) => {
+                warn!("reload task failed: {e}");
+                return;
             }
-            crate::dependents::chains_served(
-                &metrics,
-                swapped
-                    .iter()
-                    .map(|(host, s)| (*host, s.key.cert.as_slice())),
-            );
-        })
-        .await;
-        if let Err(e) = result {
-            warn!("reload task failed: {e}");
+        };
+        let mut swapped = Vec::new();
+        for (fqdn, outcome) in decided {
+            let (Some(site), Some(writer)) = (rt.site(&fqdn), self.writers.get(&fqdn)) else {
+                continue;
+            };
+            if let Some(served) = cert::apply(writer, &site.cert, outcome, &self.metrics) {
+                swapped.push((site.fqdn.as_str(), served));
+            }
         }
+        crate::dependents::chains_served(
+            &self.metrics,
+            &self.app.ca_inputs,
+            swapped
+                .iter()
+                .map(|(host, s)| (*host, s.key.cert.as_slice())),
+        );
     }
 
     /// Builds and swaps in a new snapshot when the configuration file or a trust file
     /// changed since the running snapshot was built (or the last attempt failed). Returns
     /// whether a new snapshot is in force (its build re-read every certificate too).
     async fn config_changed(&mut self) -> bool {
-        let current = self.app.runtime();
+        let current = self.app.snapshot();
         let path = current.config.source.clone();
         if !path.is_file() {
             return false;
@@ -195,7 +212,7 @@ impl Reloader {
         let unchanged = {
             let current = current.clone();
             tokio::task::spawn_blocking(move || {
-                crate::runtime::fingerprint(&current.config) == current.fingerprint
+                crate::snapshot::fingerprint(&current.config) == current.fingerprint
             })
             .await
             .unwrap_or(false)
@@ -254,23 +271,23 @@ impl Reloader {
             restart_needed,
             warnings,
         } = candidate;
-        let old = self.app.runtime();
-        let new = Arc::new(built.runtime);
-        let names = |rt: &Runtime| -> BTreeSet<String> {
+        let old = self.app.snapshot();
+        let (new, retired) = built.apply(&self.metrics, &mut self.writers);
+        let new = Arc::new(new);
+        let names = |rt: &Snapshot| -> BTreeSet<String> {
             rt.table.sites().iter().map(|s| s.fqdn.clone()).collect()
         };
         let (before, after) = (names(&old), names(&new));
         let added: Vec<&String> = after.difference(&before).collect();
         let removed: Vec<&String> = before.difference(&after).collect();
-        let changed: Vec<&str> = built
-            .retired
+        let changed: Vec<&str> = retired
             .iter()
             .map(|s| s.fqdn.as_str())
             .filter(|f| after.contains(*f))
             .collect();
-        self.app.runtime.store(new.clone());
-        crate::dependents::refresh_runtime(&self.metrics, &new);
-        for site in &built.retired {
+        self.app.snapshot.store(new.clone());
+        crate::dependents::refresh_snapshot(&self.metrics, &self.app.ca_inputs, &new);
+        for site in &retired {
             site.retire();
         }
         for fqdn in &removed {

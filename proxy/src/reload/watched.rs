@@ -11,7 +11,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use tracing::{info, warn};
 
-use crate::runtime::Runtime;
+use crate::snapshot::Snapshot;
 
 /// Files must be quiet this long before they are read: editors and `cp` write in steps.
 pub(crate) const DEBOUNCE: Duration = Duration::from_millis(200);
@@ -65,11 +65,11 @@ impl Changes {
 }
 
 /// Every file the snapshot depends on, with what it belongs to.
-pub(crate) fn watched_files(rt: &Runtime) -> Vec<(WatchKey, PathBuf)> {
+pub(crate) fn watched_files(rt: &Snapshot) -> Vec<(WatchKey, PathBuf)> {
     let mut files = Vec::new();
     for site in rt.table.sites() {
         let fqdn: Arc<str> = Arc::from(site.fqdn.as_str());
-        for f in site.cert.source.files() {
+        for f in site.cert.source().files() {
             files.push((WatchKey::HostCert(fqdn.clone()), f.to_path_buf()));
         }
         if let Some(path) = site.client_auth.as_ref().and_then(|a| a.deny_path.clone()) {
@@ -78,7 +78,7 @@ pub(crate) fn watched_files(rt: &Runtime) -> Vec<(WatchKey, PathBuf)> {
     }
     let config = &rt.config;
     if config.server.watch_config && config.source.is_file() {
-        let config_files = crate::runtime::config_files(config);
+        let config_files = crate::snapshot::config_files(config);
         files.extend(config_files.map(|p| (WatchKey::Config, p.to_path_buf())));
     }
     files
@@ -86,7 +86,7 @@ pub(crate) fn watched_files(rt: &Runtime) -> Vec<(WatchKey, PathBuf)> {
 
 /// Watches `rt`'s files, marking `changes`; `None` when the OS refused (the re-scan and
 /// SIGHUP still work).
-pub(crate) fn watch(rt: &Runtime, changes: &Arc<Changes>) -> Option<Watcher<WatchKey>> {
+pub(crate) fn watch(rt: &Snapshot, changes: &Arc<Changes>) -> Option<Watcher<WatchKey>> {
     let files = watched_files(rt);
     let marks = changes.clone();
     match certfront_certs::watch::watch(&files, move |keys| marks.mark(keys)) {

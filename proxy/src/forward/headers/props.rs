@@ -6,7 +6,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::checks::check_sanitize;
+use crate::invariants::check_sanitize;
 
 /// Header names a request may carry: identity headers in several spellings, hop-by-hop
 /// ones, ordinary ones, and random tokens.

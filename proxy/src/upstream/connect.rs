@@ -12,8 +12,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpStream;
 use tracing::debug;
 
-use super::super::pool::H1;
-use super::super::upstream_io::UpstreamIo;
+use super::io::UpstreamIo;
+use super::pool::H1;
 use super::{Dial, Sender, Target, UpstreamError, Upstreams, blames_upstream};
 
 impl Upstreams {

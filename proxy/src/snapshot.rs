@@ -1,4 +1,4 @@
-//! The runtime snapshot: everything a connection reads (the site table with each host's
+//! The configuration snapshot: everything a connection reads (the site table with each host's
 //! TLS config, certificate slot, client-auth state and upstream pools; the limits and the
 //! HTTP settings built from them), made from a checked configuration and never changed
 //! afterwards. The reloader builds a whole new one and swaps it in with one store; a
@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use certfront_certs::store::CertSlot;
+use certfront_certs::store::{CertReader, CertWriter, Served, slot};
 use certfront_certs::{InternalCa, TrustAnchors};
 use certfront_config::{Action, Config, Host};
 use http::{HeaderValue, StatusCode};
@@ -26,11 +26,12 @@ use sha2_like::Hasher;
 use tokio::sync::watch;
 
 use crate::error::ProxyError;
-use crate::forward::upstream::{PoolLimits, Upstreams};
 use crate::metrics::Metrics;
-use crate::prepare::Prepared;
+use crate::mtls::ClientAuthFiles;
+use crate::prepare::{Prepared, PreparedHost};
 use crate::sites::{Route, Site, SiteTable};
 use crate::tls::TlsShared;
+use crate::upstream::{PoolLimits, Upstreams};
 
 /// HTTP/2 protections, set here rather than left to hyper's and h2's defaults so that a
 /// dependency upgrade cannot loosen them.
@@ -51,7 +52,7 @@ mod h2_limits {
 }
 
 /// One immutable generation of everything connections read.
-pub struct Runtime {
+pub struct Snapshot {
     pub(crate) config: Config,
     pub table: SiteTable,
     pub(crate) trust: TrustAnchors,
@@ -65,25 +66,104 @@ pub struct Runtime {
     pub(crate) fingerprint: [u8; 32],
 }
 
-/// A new snapshot and the sites of the previous one that it no longer serves as they were.
+/// A candidate: a new snapshot and what putting it in force changes. Building one touches
+/// nothing live (no certificate slot, no metric, no log line): a refused candidate is
+/// dropped and leaves everything as it was. [`Built::apply`] is the one place its effects
+/// happen.
 pub struct Built {
-    pub runtime: Runtime,
+    pub snapshot: Snapshot,
+    /// Sites of the previous snapshot that this one no longer serves as they were.
     pub(crate) retired: Vec<Arc<Site>>,
+    /// The slot writers of the sites this snapshot adds, for the reloader to keep.
+    pub(crate) writers: Vec<CertWriter>,
+    /// Kept sites whose files now hold another certificate than the one served.
+    pub(crate) cert_updates: Vec<(String, Served)>,
+    /// Hosts of new sites: their metric series start when the candidate is applied.
+    pub(crate) new_hosts: Vec<String>,
 }
 
-impl Runtime {
+/// The slot writers of every site in force, by fqdn; only the reloader holds them.
+#[derive(Debug, Default)]
+pub(crate) struct Writers(HashMap<String, CertWriter>);
+
+impl Writers {
+    pub(crate) fn get(&self, fqdn: &str) -> Option<&CertWriter> {
+        self.0.get(fqdn)
+    }
+}
+
+impl Built {
+    /// Puts the candidate's effects in force, except the snapshot swap itself, which the
+    /// caller does next with the returned snapshot: the writers of retired sites are
+    /// dropped and those of new sites kept, kept sites serve their new certificates, and
+    /// new hosts get their metric series.
+    pub(crate) fn apply(
+        self,
+        metrics: &Metrics,
+        writers: &mut Writers,
+    ) -> (Snapshot, Vec<Arc<Site>>) {
+        let Built {
+            snapshot,
+            retired,
+            writers: new_writers,
+            cert_updates,
+            new_hosts,
+        } = self;
+        for site in &retired {
+            if writers
+                .0
+                .get(&site.fqdn)
+                .is_some_and(|w| site.cert.is_written_by(w))
+            {
+                writers.0.remove(&site.fqdn);
+            }
+        }
+        for writer in new_writers {
+            writers.0.insert(writer.fqdn().to_owned(), writer);
+        }
+        for (fqdn, served) in cert_updates {
+            metrics.cert_served(&fqdn, &served.info, served.loaded_at);
+            if let Some(writer) = writers.get(&fqdn) {
+                writer.swap(served, false);
+            }
+        }
+        for fqdn in &new_hosts {
+            metrics.host(fqdn);
+            let Some(site) = snapshot.site(fqdn) else {
+                continue;
+            };
+            if let Some(served) = site.cert.load() {
+                metrics.cert_served(fqdn, &served.info, served.loaded_at);
+            }
+            if site
+                .client_auth
+                .as_ref()
+                .is_some_and(|a| a.deny_path.is_some())
+            {
+                // Exported from the start, so an alert on it has a series to watch.
+                metrics
+                    .deny_list_reload_failing
+                    .with_label_values(&[fqdn])
+                    .set(0);
+            }
+        }
+        (snapshot, retired)
+    }
+}
+
+impl Snapshot {
     /// Builds a snapshot from a checked configuration. `previous` lends the sites, pools
     /// and TLS state that did not change.
     pub fn build(
         prepared: Prepared,
-        previous: Option<&Runtime>,
+        previous: Option<&Snapshot>,
         metrics: &Arc<Metrics>,
     ) -> Result<Built, ProxyError> {
         let Prepared {
             config,
             ca,
             trust,
-            served,
+            hosts,
             ..
         } = prepared;
         let tls = match previous {
@@ -104,7 +184,18 @@ impl Runtime {
             .unwrap_or_default();
         let mut kept: HashSet<*const Site> = HashSet::new();
         let mut definitions = Definitions::new(&config);
-        for (host, served) in config.hosts.iter().zip(served) {
+        let mut writers = Vec::new();
+        let mut cert_updates = Vec::new();
+        let mut new_hosts = Vec::new();
+        // Every fallible part of every new site first: the metric handles of a site are
+        // made only once the whole candidate has been built.
+        let mut plans = Vec::with_capacity(config.hosts.len());
+        for (host, prepared) in config.hosts.iter().zip(hosts) {
+            let PreparedHost {
+                served,
+                client_auth,
+                upstream_ca,
+            } = prepared;
             let definition = definitions.of(host);
             let old = previous_sites
                 .get(host.fqdn.as_str())
@@ -114,20 +205,29 @@ impl Runtime {
                 if let Some(served) = served
                     && old.cert.load().map(|s| s.content_hash) != Some(served.content_hash)
                 {
-                    metrics.cert_served(&host.fqdn, &served.info, served.loaded_at);
-                    old.cert.store(served);
+                    cert_updates.push((host.fqdn.clone(), served));
                 }
                 kept.insert(Arc::as_ptr(old));
-                sites.push(Arc::clone(old));
+                plans.push(Ok(Arc::clone(old)));
                 continue;
             }
-            metrics.host(&host.fqdn);
-            if let Some(served) = &served {
-                metrics.cert_served(&host.fqdn, &served.info, served.loaded_at);
-            }
-            sites.push(Arc::new(build_site(
-                &config, host, served, definition, &tls, &roots, metrics,
-            )?));
+            new_hosts.push(host.fqdn.clone());
+            let files = HostFiles {
+                served,
+                client_auth,
+                upstream_ca,
+            };
+            let (writer, parts) = site_parts(&config, host, files, &tls, &roots, metrics)?;
+            writers.push(writer);
+            plans.push(Err((host, definition, parts)));
+        }
+        for plan in plans {
+            sites.push(match plan {
+                Ok(kept) => kept,
+                Err((host, definition, parts)) => {
+                    Arc::new(assemble_site(host, definition, parts, metrics))
+                }
+            });
         }
         let retired = previous
             .map(|p| {
@@ -147,7 +247,7 @@ impl Runtime {
         let (http1, http2) = http_builders(&config);
         let fingerprint = fingerprint(&config);
         Ok(Built {
-            runtime: Runtime {
+            snapshot: Snapshot {
                 config,
                 table,
                 trust,
@@ -158,6 +258,9 @@ impl Runtime {
                 fingerprint,
             },
             retired,
+            writers,
+            cert_updates,
+            new_hosts,
         })
     }
 
@@ -174,34 +277,58 @@ fn same_tls(a: &Config, b: &Config) -> bool {
         && a.tls.ticket_key_file == b.tls.ticket_key_file
 }
 
-fn build_site(
+/// What of a new site can fail to build: its TLS config, client-auth state and route.
+struct SiteParts {
+    cert: CertReader,
+    tls: Arc<rustls::ServerConfig>,
+    route: Route,
+    client_auth: Option<Arc<crate::mtls::ClientAuthState>>,
+}
+
+/// What the pass read for a new site.
+struct HostFiles {
+    served: Option<Served>,
+    client_auth: Option<ClientAuthFiles>,
+    upstream_ca: Option<TrustAnchors>,
+}
+
+fn site_parts(
     config: &Config,
     host: &Host,
-    served: Option<certfront_certs::store::Served>,
-    definition: [u8; 32],
+    files: HostFiles,
     shared: &TlsShared,
     roots: &RootCertStore,
     metrics: &Arc<Metrics>,
-) -> Result<Site, ProxyError> {
-    let slot = Arc::new(match served {
-        Some(served) => CertSlot::new(host.fqdn.clone(), host.names(), host.source.clone(), served),
-        // An ACME host waiting for its first certificate (prepare allows no other).
-        None => CertSlot::empty(host.fqdn.clone(), host.names(), host.source.clone()),
-    });
-    let (verifier, client_auth) = match &host.client_auth {
-        Some(auth) => {
-            let (v, state) =
-                crate::mtls::build(&host.fqdn, auth, metrics.clone()).map_err(|source| {
-                    ProxyError::ClientAuth {
+) -> Result<(CertWriter, SiteParts), ProxyError> {
+    let HostFiles {
+        served,
+        client_auth,
+        upstream_ca,
+    } = files;
+    // `None`: an ACME host waiting for its first certificate (prepare allows no other).
+    let (writer, reader) = slot(host.fqdn.clone(), host.names(), host.source.clone(), served);
+    let (verifier, client_auth) =
+        match (&host.client_auth, client_auth) {
+            (Some(auth), Some(files)) => {
+                let (v, state) = crate::mtls::build(&host.fqdn, auth, files, metrics.clone())
+                    .map_err(|source| ProxyError::ClientAuth {
                         host: host.fqdn.clone(),
                         source,
-                    }
-                })?;
-            (Some(v), Some(state))
-        }
-        None => (None, None),
-    };
-    let tls = shared.host_config(slot.clone(), verifier)?;
+                    })?;
+                (Some(v), Some(state))
+            }
+            // `prepare` refuses a host whose client-auth files it could not read.
+            (Some(auth), None) => {
+                return Err(ProxyError::ClientAuth {
+                    host: host.fqdn.clone(),
+                    source: crate::error::ClientAuthError::NoCa {
+                        path: auth.ca.clone(),
+                    },
+                });
+            }
+            (None, _) => (None, None),
+        };
+    let tls = shared.host_config(reader.clone(), verifier)?;
     let route = match &host.action {
         Action::Respond { status, body } => Route::Respond {
             status: StatusCode::from_u16(*status).unwrap_or(StatusCode::OK),
@@ -209,7 +336,7 @@ fn build_site(
         },
         Action::Upstream(list) => {
             let tls = if list.iter().any(|u| u.tls) {
-                Some(upstream_tls(roots, host)?)
+                Some(upstream_tls(roots, upstream_ca.as_ref())?)
             } else {
                 None
             };
@@ -221,18 +348,37 @@ fn build_site(
                     max_connections: config.limits.upstream_max_connections,
                     max_idle: config.limits.upstream_max_idle_connections,
                 },
-                crate::forward::Discards::new(&metrics.upstream_discarded, &host.fqdn),
+                crate::upstream::Discards::new(&metrics.upstream_discarded, &host.fqdn),
             )))
         }
     };
+    Ok((
+        writer,
+        SiteParts {
+            cert: reader,
+            tls,
+            route,
+            client_auth,
+        },
+    ))
+}
+
+/// A new site from its built parts and its metric handles (cannot fail).
+fn assemble_site(host: &Host, definition: [u8; 32], parts: SiteParts, metrics: &Metrics) -> Site {
+    let SiteParts {
+        cert,
+        tls,
+        route,
+        client_auth,
+    } = parts;
     let upstream_host = host
         .upstream_host
         .as_deref()
         .and_then(|h| HeaderValue::from_str(h).ok());
-    Ok(Site {
+    Site {
         fqdn: host.fqdn.clone(),
         names: host.names().into_boxed_slice(),
-        cert: slot,
+        cert,
         tls,
         route,
         upstream_host,
@@ -244,13 +390,17 @@ fn build_site(
         host: host.clone(),
         definition,
         retired: watch::channel(false).0,
-    })
+    }
 }
 
-fn upstream_tls(roots: &RootCertStore, host: &Host) -> Result<Arc<ClientConfig>, ProxyError> {
+/// The TLS client of a host's https upstreams: system roots, `tls.trust` and its
+/// `upstream_ca` (as `prepare` read it).
+fn upstream_tls(
+    roots: &RootCertStore,
+    upstream_ca: Option<&TrustAnchors>,
+) -> Result<Arc<ClientConfig>, ProxyError> {
     let mut roots = roots.clone();
-    if let Some(ca) = &host.upstream_ca {
-        let anchors = TrustAnchors::new(false, std::slice::from_ref(ca), &[])?;
+    if let Some(anchors) = upstream_ca {
         for anchor in anchors.roots().roots.iter() {
             roots.roots.push(anchor.clone());
         }
@@ -285,7 +435,7 @@ fn http_builders(config: &Config) -> (http1::Builder, http2::Builder<TokioExecut
         .initial_connection_window_size(h2_limits::CONNECTION_WINDOW)
         .adaptive_window(false)
         .max_frame_size(h2_limits::MAX_FRAME)
-        // PINGs find dead peers; they are not activity (see `conn::idle_wait`).
+        // PINGs find dead peers; they are not activity (see `context::idle_wait`).
         .keep_alive_interval(limits.idle_timeout / 2)
         .keep_alive_timeout(limits.idle_timeout / 2);
     (h1, h2)
@@ -402,3 +552,6 @@ mod sha2_like {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

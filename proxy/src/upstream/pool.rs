@@ -37,8 +37,8 @@ use hyper_util::rt::TokioIo;
 use prometheus::{IntCounter, IntCounterVec};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::upstream::ReqBody;
-use super::upstream_io::UpstreamIo;
+use super::ReqBody;
+use super::io::UpstreamIo;
 
 /// An HTTP/1.1 upstream connection, driven by whoever holds it.
 pub(crate) struct H1 {

@@ -102,5 +102,5 @@ pub(super) fn stalled(e: &hyper::Error) -> bool {
     std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |e| {
         e.source()
     })
-    .any(|e| e.is::<super::super::timed::BodyTimeout>())
+    .any(|e| e.is::<super::timed::BodyTimeout>())
 }

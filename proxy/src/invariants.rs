@@ -11,8 +11,8 @@ use http::{Method, Uri, Version};
 use crate::forward::admit;
 use crate::forward::headers::{is_identity_header, sanitize_request};
 use crate::metrics::Metrics;
-use crate::runtime::Runtime;
 use crate::sites::SiteTable;
+use crate::snapshot::Snapshot;
 
 /// A deployment with an exact host under a wildcard one (the case of the client-auth
 /// bypass) and a host with an alias, in config order.
@@ -36,7 +36,7 @@ pub const HOP_BY_HOP_NAMES: [&str; 7] = [
 /// The table start builds for [`SITES`] (config, internal CA, certificates). The CA's
 /// directory is removed once the table is built: a static is never dropped, and the
 /// table reads no file afterwards.
-static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
+static SNAPSHOT: LazyLock<Snapshot> = LazyLock::new(|| {
     let state = tempfile::tempdir().expect("temp dir");
     let mut text = format!(
         "[server]\nlisten = [\"127.0.0.1:0\"]\nstate_dir = {:?}\n",
@@ -50,19 +50,19 @@ static RUNTIME: LazyLock<Runtime> = LazyLock::new(|| {
         ));
     }
     let config = certfront_config::parse(&text, state.path()).expect("sample config");
-    let prepared = crate::prepare(config).unwrap_or_else(|e| panic!("{e}"));
-    let runtime = Runtime::build(prepared, None, &Arc::new(Metrics::new()))
-        .expect("runtime")
-        .runtime;
-    for (site, names) in runtime.table.sites().iter().zip(SITES) {
+    let prepared = crate::prepare::prepare(config).unwrap_or_else(|e| panic!("{e}"));
+    let snapshot = Snapshot::build(prepared, None, &Arc::new(Metrics::new()))
+        .expect("snapshot")
+        .snapshot;
+    for (site, names) in snapshot.table.sites().iter().zip(SITES) {
         assert_eq!(site.fqdn, names[0], "sites out of order");
     }
-    runtime
+    snapshot
 });
 
 /// The site table of [`SITES`].
 pub fn table() -> &'static SiteTable {
-    &RUNTIME.table
+    &SNAPSHOT.table
 }
 
 /// The reference router: which of [`SITES`] serves `name` (no port).
@@ -92,7 +92,7 @@ pub fn check_admission(method: &Method, version: Version, uri: &Uri, headers: &H
             method != Method::CONNECT && method != Method::TRACE,
             "{method} admitted"
         );
-        let host = crate::parse_host(raw).expect("admitted an unparsable host");
+        let host = crate::authority::parse_host(raw).expect("admitted an unparsable host");
         assert_eq!(
             reference_route(host.name),
             Some(i),

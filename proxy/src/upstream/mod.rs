@@ -16,11 +16,17 @@ use rustls_pki_types::ServerName;
 use tokio_rustls::TlsConnector;
 use tracing::{debug, warn};
 
-use super::pool::{self, Discard, Discards, H1, Lease, Pool, PooledBody};
+use pool::{Discard, H1, Lease, Pool};
 
 mod connect;
 mod error;
+mod io;
+mod pool;
 mod rate;
+mod timed;
+
+pub(crate) use pool::{Discards, PooledBody};
+pub(crate) use timed::Timed;
 
 use error::stalled;
 pub(crate) use error::{UpstreamError, blames_upstream};
@@ -34,7 +40,7 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 const POOLED_ATTEMPTS: usize = 3;
 
 /// A request body as it goes upstream: the client's, with an inactivity timeout.
-pub(crate) type ReqBody = super::timed::Timed<Incoming>;
+pub(crate) type ReqBody = Timed<Incoming>;
 
 /// The TLS client settings for one host's https upstreams.
 struct UpstreamTls {
