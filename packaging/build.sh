@@ -62,6 +62,7 @@ grep -qx 'ExecStart=/usr/bin/certfront run -c /etc/certfront/certfront.toml' "$s
 cp deploy/systemd/certfront.sysusers "$stage/certfront.sysusers"
 cp deploy/systemd/certfront.tmpfiles "$stage/certfront.tmpfile"
 strip --strip-all -o "$stage/certfront" target/release/certfront
+gzip -9 -n -c packaging/certfront.1 >"$stage/certfront.1.gz"
 
 echo "== cargo deb"
 rm -f target/packages/certfront_*.deb target/packages/certfront-*.rpm
