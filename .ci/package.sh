@@ -42,7 +42,7 @@ pkg_status() { dpkg-query -W -f='${db:Status-Abbrev}' certfront 2>/dev/null || t
 status=$(pkg_status)
 if [ -n "$status" ] && [ "$status" != "un " ]; then
     if [ -f "$conf" ] && ! grep -qF "$marker" "$conf" && ! cmp -s "$conf" packaging/certfront.toml; then
-        fail "a certfront package is installed here with its own $conf: not touching it (run this on a CI machine)"
+        fail "certfront is installed here (dpkg status '$status') with its own $conf: not touching it (run this on a CI machine, or purge it first)"
     fi
     echo "purging the certfront package left by an earlier run"
     as_root dpkg --purge certfront >/dev/null
@@ -58,7 +58,7 @@ rpm_file="target/packages/certfront-${version}-1.x86_64.rpm"
 echo "== dpkg -c $deb"
 dpkg-deb -c "$deb"
 
-echo "== lintian (errors and warnings fail; packaging/lintian-notes.md lists what is overridden)"
+echo "== lintian (errors and warnings fail; packaging/README.md explains the info tags)"
 lintian --version
 lintian --fail-on error,warning --display-info "$deb"
 
