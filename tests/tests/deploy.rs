@@ -331,9 +331,10 @@ fn the_packages_install_a_valid_config_where_the_unit_reads_it() {
     // packaging/certfront.toml becomes /etc/certfront/certfront.toml, a configuration file
     // of both packages (cargo-deb: everything under /etc; rpm: noreplace).
     let manifest = read("proxy/Cargo.toml");
-    assert!(manifest.contains(
-        r#"["../packaging/certfront.toml", "etc/certfront/certfront.toml", "644"]"#
-    ));
+    assert!(
+        manifest
+            .contains(r#"["../packaging/certfront.toml", "etc/certfront/certfront.toml", "644"]"#)
+    );
     assert!(manifest.contains(
         r#"{ source = "packaging/certfront.toml", dest = "/etc/certfront/certfront.toml", mode = "644", config = "noreplace" }"#
     ));
@@ -350,7 +351,10 @@ fn the_packages_install_a_valid_config_where_the_unit_reads_it() {
         "the example needs no certificate files"
     );
     let unit = read("deploy/systemd/certfront.service");
-    assert!(unit.lines().any(|l| l == "ReadWritePaths=/var/lib/certfront"));
+    assert!(
+        unit.lines()
+            .any(|l| l == "ReadWritePaths=/var/lib/certfront")
+    );
     let tmpfiles = read("deploy/systemd/certfront.tmpfiles");
     for line in [
         "d /etc/certfront 0750 root certfront -",
