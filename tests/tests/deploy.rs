@@ -326,3 +326,43 @@ fn the_image_and_the_systemd_unit_run_certfront_as_documented() {
         assert!(unit.lines().any(|l| l == line), "the unit lacks {line}");
     }
 }
+
+#[test]
+fn the_packages_install_a_valid_config_where_the_unit_reads_it() {
+    // packaging/certfront.toml becomes /etc/certfront/certfront.toml, a configuration file
+    // of both packages (cargo-deb: everything under /etc; rpm: noreplace).
+    let manifest = read("proxy/Cargo.toml");
+    assert!(
+        manifest
+            .contains(r#"["../packaging/certfront.toml", "etc/certfront/certfront.toml", "644"]"#)
+    );
+    assert!(manifest.contains(
+        r#"{ source = "packaging/certfront.toml", dest = "/etc/certfront/certfront.toml", mode = "644", config = "noreplace" }"#
+    ));
+    let config = certfront_config::load(&repo().join("packaging/certfront.toml"))
+        .unwrap_or_else(|e| panic!("packaging/certfront.toml: {e}"));
+    assert_eq!(config.server.listen[0].port(), 443);
+    // The internal CA goes where the unit may write and the tmpfiles entry creates it.
+    assert_eq!(config.server.state_dir, Path::new("/var/lib/certfront"));
+    assert!(
+        config
+            .hosts
+            .iter()
+            .all(|h| matches!(h.source, certfront_certs::CertSource::Internal)),
+        "the example needs no certificate files"
+    );
+    let unit = read("deploy/systemd/certfront.service");
+    assert!(
+        unit.lines()
+            .any(|l| l == "ReadWritePaths=/var/lib/certfront")
+    );
+    let tmpfiles = read("deploy/systemd/certfront.tmpfiles");
+    for line in [
+        "d /etc/certfront 0750 root certfront -",
+        "d /var/lib/certfront 0700 certfront certfront -",
+    ] {
+        assert!(tmpfiles.lines().any(|l| l == line), "tmpfiles lacks {line}");
+    }
+    let sysusers = read("deploy/systemd/certfront.sysusers");
+    assert!(sysusers.lines().any(|l| l.starts_with("u certfront ")));
+}
