@@ -279,6 +279,9 @@ pub struct Limits {
     pub upstream_max_idle_connections: usize,
     /// Inactivity timeout on request and response bodies.
     pub body_timeout: Duration,
+    /// A response, tunnel or HTTP/2 connection that cannot write to its client for this
+    /// long is ended (nginx's `send_timeout`).
+    pub send_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -300,6 +303,7 @@ impl Default for Limits {
             upstream_max_connections: 1024,
             upstream_max_idle_connections: 32,
             body_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
         }
     }
 }

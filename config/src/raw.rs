@@ -160,6 +160,7 @@ pub struct RawLimits {
     pub upstream_max_connections: Option<u64>,
     pub upstream_max_idle_connections: Option<u64>,
     pub body_timeout_seconds: Option<u64>,
+    pub send_timeout_seconds: Option<u64>,
 }
 
 /// A string or a list of strings (`upstream`, `listen`).

@@ -27,6 +27,7 @@ mod prepare;
 mod redirect;
 mod reload;
 mod runtime;
+mod send_timeout;
 mod server;
 mod sites;
 mod tickets;

@@ -26,6 +26,7 @@ pub struct Metrics {
     pub(crate) http_requests: IntCounterVec,
     pub(crate) http_request_duration: HistogramVec,
     pub(crate) upstream_errors: IntCounterVec,
+    pub send_timeouts: IntCounterVec,
     pub(crate) client_cert_rejections: IntCounterVec,
     pub(crate) deny_list_reload_failing: IntGaugeVec,
     pub config_reloads: IntCounterVec,
@@ -96,6 +97,10 @@ impl Metrics {
                 Opts::new("certfront_upstream_errors_total", "Failed exchanges with upstreams, by host and kind (connect, timeout, tls, protocol)."),
                 &["host", "kind"],
             ).expect("metric"),
+            send_timeouts: IntCounterVec::new(
+                Opts::new("certfront_send_timeouts_total", "Client connections ended because the client took nothing for limits.send_timeout_seconds, by host and kind (write: a write stayed blocked; flow_control: every HTTP/2 request waited on the client's flow-control window)."),
+                &["host", "kind"],
+            ).expect("metric"),
             client_cert_rejections: IntCounterVec::new(
                 Opts::new("certfront_client_cert_rejections_total", "Client certificates refused, by host and reason."),
                 &["host", "reason"],
@@ -157,6 +162,7 @@ impl Metrics {
             Box::new(m.http_requests.clone()),
             Box::new(m.http_request_duration.clone()),
             Box::new(m.upstream_errors.clone()),
+            Box::new(m.send_timeouts.clone()),
             Box::new(m.client_cert_rejections.clone()),
             Box::new(m.deny_list_reload_failing.clone()),
             Box::new(m.config_reloads.clone()),

@@ -240,6 +240,7 @@ fn build_site(
             .http_request_duration
             .with_label_values(&[host.fqdn.as_str()]),
         requests: crate::metrics::RequestCounts::new(&metrics.http_requests, &host.fqdn),
+        send_timeouts: crate::send_timeout::SendTimeouts::new(&metrics.send_timeouts, &host.fqdn),
         host: host.clone(),
         definition,
         retired: watch::channel(false).0,

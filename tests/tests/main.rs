@@ -19,6 +19,7 @@ mod loadtest_rotate;
 mod mtls;
 mod request_path;
 mod shutdown;
+mod slow_readers;
 mod ticket_keys;
 mod tls_sni;
 mod upstream_tls;

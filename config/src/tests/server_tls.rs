@@ -50,6 +50,7 @@ fn defaults() {
     assert_eq!(c.limits.upstream_max_connections, 1024);
     assert_eq!(c.limits.upstream_max_idle_connections, 32);
     assert_eq!(c.limits.body_timeout, Duration::from_secs(60));
+    assert_eq!(c.limits.send_timeout, Duration::from_secs(60));
     assert!(c.server.trusted_proxies.is_empty());
 }
 
@@ -69,7 +70,8 @@ fn every_value_can_be_set() {
          upstream_response_timeout_seconds = 7\nh2_max_concurrent_streams = 8\n\
          tunnel_idle_timeout_seconds = 9\nmax_connection_age_seconds = 10\nmax_connections_per_ip = 11\n\
          redirect_max_connections = 12\nupstream_max_connections = 14\n\
-         upstream_max_idle_connections = 13\nbody_timeout_seconds = 15",
+         upstream_max_idle_connections = 13\nbody_timeout_seconds = 15\n\
+         send_timeout_seconds = 16",
     ));
     assert_eq!(c.server.listen, [addr("[::]:443")]);
     assert_eq!(c.server.http_redirect, Some(addr("0.0.0.0:80")));
@@ -131,6 +133,7 @@ fn every_value_can_be_set() {
         (11, 12, 14, 13)
     );
     assert_eq!(l.body_timeout, Duration::from_secs(15));
+    assert_eq!(l.send_timeout, Duration::from_secs(16));
 }
 
 #[test]

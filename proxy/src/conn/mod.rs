@@ -109,6 +109,8 @@ pub(crate) struct Activity {
     /// counted from the handshake, applies.
     started: AtomicBool,
     last_end_ms: AtomicU64,
+    /// HTTP/2: the responses waiting for the client's flow-control window.
+    pub(crate) sending: crate::send_timeout::Sending,
 }
 
 /// How long to wait before a connection counts as idle: `None` when it is idle now.
@@ -212,22 +214,56 @@ pub(crate) async fn until_idle(
 }
 
 /// Counts one request in flight until its response body is done (or dropped).
-pub(crate) struct InFlight(Arc<ConnCtx>);
+pub(crate) struct InFlight {
+    ctx: Arc<ConnCtx>,
+    /// HTTP/2: the body handed hyper a frame and was not asked for the next one yet
+    /// (counted in `Activity::sending`).
+    waiting: bool,
+}
 
 impl InFlight {
     fn new(ctx: Arc<ConnCtx>) -> Self {
         ctx.activity.active.fetch_add(1, Ordering::AcqRel);
         ctx.activity.started.store(true, Ordering::Release);
-        InFlight(ctx)
+        InFlight {
+            ctx,
+            waiting: false,
+        }
+    }
+
+    /// hyper asks the body for a frame: on HTTP/2 that means the client's window has
+    /// room, so the connection is not stalled.
+    fn asked(&mut self) {
+        let sending = &self.ctx.activity.sending;
+        sending
+            .last_asked_ms
+            .store(self.ctx.app.now_ms(), Ordering::Relaxed);
+        if self.waiting {
+            self.waiting = false;
+            sending.waiting.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// The body handed hyper a frame; until asked again it waits for the client.
+    fn handed(&mut self) {
+        self.waiting = true;
+        self.ctx
+            .activity
+            .sending
+            .waiting
+            .fetch_add(1, Ordering::AcqRel);
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let activity = &self.0.activity;
+        let activity = &self.ctx.activity;
+        if self.waiting {
+            activity.sending.waiting.fetch_sub(1, Ordering::AcqRel);
+        }
         activity
             .last_end_ms
-            .store(self.0.app.now_ms(), Ordering::Relaxed);
+            .store(self.ctx.app.now_ms(), Ordering::Relaxed);
         activity.active.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -237,7 +273,7 @@ pin_project_lite::pin_project! {
     pub struct Counted<B> {
         #[pin]
         body: B,
-        _in_flight: InFlight,
+        in_flight: InFlight,
     }
 }
 
@@ -249,7 +285,17 @@ impl<B: Body> Body for Counted<B> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        self.project().body.poll_frame(cx)
+        let this = self.project();
+        if !this.in_flight.ctx.h2 {
+            // HTTP/1.1 has no flow control: a blocked write is `SendTimed`'s to see.
+            return this.body.poll_frame(cx);
+        }
+        this.in_flight.asked();
+        let frame = this.body.poll_frame(cx);
+        if let Poll::Ready(Some(Ok(_))) = &frame {
+            this.in_flight.handed();
+        }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {
@@ -367,6 +413,7 @@ async fn establish(
             active: AtomicUsize::new(0),
             started: AtomicBool::new(false),
             last_end_ms: AtomicU64::new(app.now_ms()),
+            sending: Default::default(),
         },
         established: tokio::time::Instant::now(),
         app,
