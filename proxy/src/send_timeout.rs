@@ -96,7 +96,11 @@ impl<T> SendTimed<T> {
     }
 
     /// What a write returned: progress stops the timer, a block runs it.
-    fn outcome<R>(&mut self, cx: &mut Context<'_>, res: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
+    fn outcome<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        res: Poll<io::Result<R>>,
+    ) -> Poll<io::Result<R>> {
         if self.timed_out {
             return Poll::Ready(Err(self.error()));
         }
@@ -247,7 +251,9 @@ mod tests {
             }
         });
         for _ in 0..10 {
-            io.write_all(&[0; 64]).await.expect("progress resets the timer");
+            io.write_all(&[0; 64])
+                .await
+                .expect("progress resets the timer");
         }
         reader.await.unwrap();
         assert_eq!(counter.get(), 0);

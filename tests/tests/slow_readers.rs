@@ -104,7 +104,12 @@ async fn an_http1_client_that_stops_reading_is_closed_and_its_upstream_released(
     let took = started.elapsed();
     assert!(took >= Duration::from_secs(1), "cut off early: {took:?}");
     assert!(
-        eventually(Duration::from_secs(10), || s.backend.ended.load(Ordering::SeqCst) == 1).await,
+        eventually(Duration::from_secs(10), || s
+            .backend
+            .ended
+            .load(Ordering::SeqCst)
+            == 1)
+        .await,
         "the upstream connection behind the response is still open"
     );
     assert!(
@@ -112,7 +117,10 @@ async fn an_http1_client_that_stops_reading_is_closed_and_its_upstream_released(
         "the client connection is still counted open"
     );
     // What was in flight reaches the client, then the close: far less than the body.
-    assert!(drains_to_close(&mut tls, BIG).await, "client connection not closed");
+    assert!(
+        drains_to_close(&mut tls, BIG).await,
+        "client connection not closed"
+    );
     assert_eq!(send_timeouts(&s, "flow_control"), 0);
 }
 
@@ -148,7 +156,12 @@ async fn an_http2_client_that_never_opens_its_window_is_closed_whatever_pings_it
     let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
     hello.extend(frame(4, 0, 0, &[]));
     for stream in [1u32, 3] {
-        hello.extend(frame(1, 0x4 | 0x1, stream, &get_headers(&format!("/big?bytes={BIG}"))));
+        hello.extend(frame(
+            1,
+            0x4 | 0x1,
+            stream,
+            &get_headers(&format!("/big?bytes={BIG}")),
+        ));
     }
     write.write_all(&hello).await.expect("requests");
     let started = Instant::now();
@@ -160,17 +173,24 @@ async fn an_http2_client_that_never_opens_its_window_is_closed_whatever_pings_it
             if read.read_exact(&mut head).await.is_err() {
                 return "closed";
             }
-            let len = (usize::from(head[0]) << 16) | (usize::from(head[1]) << 8) | usize::from(head[2]);
+            let len =
+                (usize::from(head[0]) << 16) | (usize::from(head[1]) << 8) | usize::from(head[2]);
             let mut payload = vec![0u8; len];
             if read.read_exact(&mut payload).await.is_err() {
                 return "closed";
             }
             match (head[3], head[4] & 1) {
                 (0, _) => data += len,
-                (4, 0) => write.write_all(&frame(4, 1, 0, &[])).await.expect("settings ack"),
+                (4, 0) => write
+                    .write_all(&frame(4, 1, 0, &[]))
+                    .await
+                    .expect("settings ack"),
                 (6, 0) => {
                     pings += 1;
-                    write.write_all(&frame(6, 1, 0, &payload)).await.expect("ping ack");
+                    write
+                        .write_all(&frame(6, 1, 0, &payload))
+                        .await
+                        .expect("ping ack");
                 }
                 (7, _) => return "goaway",
                 _ => {}
@@ -180,12 +200,23 @@ async fn an_http2_client_that_never_opens_its_window_is_closed_whatever_pings_it
     .await
     .expect("the stalled connection was not closed within 15 s");
     let took = started.elapsed();
-    assert!(took >= Duration::from_secs(1), "cut off early: {took:?} ({outcome})");
+    assert!(
+        took >= Duration::from_secs(1),
+        "cut off early: {took:?} ({outcome})"
+    );
     // The default window lets 64 KiB through, for both streams together.
-    assert!(data <= 65_535, "{data} bytes of DATA beyond the client's window");
+    assert!(
+        data <= 65_535,
+        "{data} bytes of DATA beyond the client's window"
+    );
     assert_eq!(send_timeouts(&s, "flow_control"), 1, "pings: {pings}");
     assert!(
-        eventually(Duration::from_secs(10), || s.backend.ended.load(Ordering::SeqCst) >= 2).await,
+        eventually(Duration::from_secs(10), || s
+            .backend
+            .ended
+            .load(Ordering::SeqCst)
+            >= 2)
+        .await,
         "the upstream connections behind the responses are still open ({} ended)",
         s.backend.ended.load(Ordering::SeqCst)
     );
