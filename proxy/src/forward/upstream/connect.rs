@@ -12,6 +12,10 @@ use super::super::pool::H1;
 use super::super::upstream_io::UpstreamIo;
 use super::{Sender, Target, UpstreamError, Upstreams, blames_upstream};
 
+/// Largest read from an HTTP/1.1 upstream (response headers included): what one
+/// response body chunk can hold.
+const UPSTREAM_READ_BUF: usize = 32 * 1024;
+
 impl Upstreams {
     /// A new connection: a permit under `upstream_max_connections`, TCP, TLS, then the
     /// HTTP handshake for the protocol ALPN chose.
@@ -89,6 +93,10 @@ impl Upstreams {
             return Ok(Sender::H2(tx));
         }
         let (tx, conn) = http1::Builder::new()
+            // Each read of the response body becomes one chunk handed to the client's
+            // connection: hyper's default (~400 KiB) let one stalled HTTP/2 stream pin
+            // that much on top of its send buffer.
+            .max_buf_size(UPSTREAM_READ_BUF)
             .handshake(TokioIo::new(io))
             .await
             .map_err(protocol)?;
