@@ -45,6 +45,10 @@ pub struct Server {
     pub listen: Vec<SocketAddr>,
     pub http_redirect: Option<SocketAddr>,
     pub admin: Option<SocketAddr>,
+    /// Names (normalized) a request to the admin listener may carry in `Host`, beside its
+    /// own address (and `localhost` on a loopback address): a load balancer's or a
+    /// management DNS name. Any other Host gets 421 (DNS rebinding).
+    pub admin_hosts: Vec<String>,
     /// Where the internal CA lives; default `state` next to the config file.
     pub state_dir: PathBuf,
     /// Graceful-shutdown budget; 0 means close at once.

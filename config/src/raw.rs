@@ -45,6 +45,8 @@ pub struct RawServer {
     pub listen: Option<OneOrMany>,
     pub http_redirect: Option<String>,
     pub admin: Option<String>,
+    /// Extra names a request to the admin listener may carry in `Host`.
+    pub admin_hosts: Option<Vec<String>>,
     pub state_dir: Option<String>,
     pub drain_seconds: Option<u64>,
     pub rescan_seconds: Option<u64>,

@@ -9,6 +9,7 @@
 
 mod acme;
 mod admin;
+mod admin_listener;
 mod admission;
 mod authority;
 #[cfg(any(test, feature = "fuzzing"))]

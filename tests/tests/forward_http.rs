@@ -432,10 +432,17 @@ async fn respond_hosts_and_the_redirect_listener() {
 
     let admin = running.admin_addr.expect("admin");
     assert_eq!(
-        client::plain_get(admin, "x", "/healthz").await.status(),
+        client::plain_get(admin, "localhost", "/healthz")
+            .await
+            .status(),
         200
     );
-    assert_eq!(client::plain_get(admin, "x", "/readyz").await.status(), 200);
+    assert_eq!(
+        client::plain_get(admin, "localhost", "/readyz")
+            .await
+            .status(),
+        200
+    );
 }
 
 /// RFC 9113 8.2.3: an HTTP/2 client may split `cookie` into several fields (browsers do,

@@ -4,6 +4,7 @@
 mod support;
 
 mod acme;
+mod admin_listener;
 mod admin_metrics;
 mod ca_expiry;
 mod cert_reload;

@@ -453,3 +453,25 @@ fn trusted_proxies() {
     let peer: std::net::IpAddr = "10.200.1.1".parse().unwrap();
     assert!(c.server.trusted_proxies[0].contains(&peer));
 }
+
+#[test]
+fn admin_hosts() {
+    let c = valid(&config(
+        "listen = [\"127.0.0.1:8443\"]\nadmin = \"127.0.0.1:9443\"\n\
+         admin_hosts = [\"Admin.Example.ORG.\", \"10.0.0.5\"]",
+        "",
+    ));
+    assert_eq!(c.server.admin_hosts, ["admin.example.org", "10.0.0.5"]);
+    let text = config(
+        "listen = [\"127.0.0.1:8443\"]\nadmin_hosts = [\"ok.example.org\", \"a b\", \"x.example.org:9443\"]",
+        "",
+    );
+    let all = problems(&text);
+    assert_eq!(all.len(), 2, "{all:#?}");
+    expect(&text, "server.admin_hosts[1]", "not a host name: \"a b\"");
+    expect(
+        &text,
+        "server.admin_hosts[2]",
+        "not a host name: \"x.example.org:9443\"",
+    );
+}
