@@ -382,7 +382,10 @@ mod sha2_like {
 
         pub(super) fn file(&mut self, path: &std::path::Path) {
             self.text(&path.to_string_lossy());
-            match std::fs::read(path) {
+            match certfront_certs::read::read_file(
+                path,
+                certfront_certs::read::FileKind::Certificate,
+            ) {
                 Ok(bytes) => {
                     self.0.update(&(bytes.len() as u64).to_be_bytes());
                     self.0.update(&bytes);
