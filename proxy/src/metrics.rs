@@ -28,7 +28,7 @@ pub struct Metrics {
     pub(crate) upstream_errors: IntCounterVec,
     pub send_timeouts: IntCounterVec,
     pub(crate) client_cert_rejections: IntCounterVec,
-    pub(crate) deny_list_reload_failing: IntGaugeVec,
+    pub deny_list_reload_failing: IntGaugeVec,
     pub config_reloads: IntCounterVec,
     pub config_reload_failing: prometheus::IntGauge,
     pub(crate) config_last_reload_success: prometheus::Gauge,

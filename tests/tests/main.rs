@@ -15,6 +15,7 @@ mod deploy;
 mod forward_http;
 mod hardening;
 mod host_policy;
+mod hostile_files;
 mod limits;
 mod loadtest_rotate;
 mod mtls;
