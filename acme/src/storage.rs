@@ -24,16 +24,17 @@ pub(crate) fn account_path(dir: &Path, directory: &str) -> PathBuf {
 }
 
 pub(crate) fn load_account(path: &Path) -> Result<Option<AccountCredentials>, AcmeError> {
-    let text = match std::fs::read(path) {
-        Ok(text) => zeroize::Zeroizing::new(text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(AcmeError::Storage {
-                path: path.to_owned(),
-                source,
-            });
-        }
-    };
+    let text =
+        match certfront_certs::read::read_file(path, certfront_certs::read::FileKind::PrivateKey) {
+            Ok(text) => zeroize::Zeroizing::new(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => {
+                return Err(AcmeError::Storage {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
     serde_json::from_slice(&text)
         .map(Some)
         .map_err(|source| AcmeError::Account {

@@ -117,7 +117,11 @@ impl InternalCa {
             })?;
             publish_once(&root_path, root.pem().as_bytes(), 0o644)?;
         }
-        let root = parse_certs(&root_path, &read(&root_path)?)?.remove(0);
+        let root = parse_certs(
+            &root_path,
+            &read(&root_path, crate::read::FileKind::Certificate)?,
+        )?
+        .remove(0);
 
         let key_der = Zeroizing::new(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
             key.serialize_der(),
@@ -378,11 +382,17 @@ fn check_key_mode(_path: &Path) -> Result<(), CertError> {
 }
 
 fn read_key(path: &Path) -> Result<KeyPair, CertError> {
-    let text = fs::read_to_string(path).map_err(|source| CertError::Read {
+    let bytes =
+        crate::read::read_file(path, crate::read::FileKind::PrivateKey).map_err(|source| {
+            CertError::Read {
+                path: path.to_owned(),
+                source,
+            }
+        })?;
+    let text = Zeroizing::new(String::from_utf8(bytes).map_err(|e| CertError::Read {
         path: path.to_owned(),
-        source,
-    })?;
-    let text = Zeroizing::new(text);
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+    })?);
     KeyPair::from_pem(&text).map_err(|e| CertError::InternalCa {
         path: path.to_owned(),
         detail: format!("not a private key certfront can use: {e}"),

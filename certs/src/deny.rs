@@ -165,10 +165,13 @@ pub fn parse(text: &str) -> Result<DenyList, DenyListError> {
 
 /// Reads and parses a deny-list file.
 pub fn read(path: &Path) -> Result<DenyList, DenyFileError> {
-    let bytes = std::fs::read(path).map_err(|source| DenyFileError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
+    let bytes =
+        crate::read::read_file(path, crate::read::FileKind::DenyList).map_err(|source| {
+            DenyFileError::Read {
+                path: path.to_owned(),
+                source,
+            }
+        })?;
     let text = String::from_utf8(bytes).map_err(|_| DenyFileError::NotText {
         path: path.to_owned(),
     })?;

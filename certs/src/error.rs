@@ -117,6 +117,12 @@ pub enum CertError {
     #[error("{}: the PKCS#12 file holds no certificate", path.display())]
     PfxNoCertificate { path: PathBuf },
 
+    #[error(
+        "{}: the PKCS#12 file asks for {found} key-derivation iterations, more than the {cap} certfront allows (Windows and OpenSSL export 2,000 to 600,000)",
+        path.display()
+    )]
+    PfxIterations { path: PathBuf, found: u64, cap: u64 },
+
     #[error("{}: password environment variable {var} is not set", path.display())]
     PasswordEnv { path: PathBuf, var: String },
 
@@ -203,6 +209,7 @@ impl CertError {
             | Pkcs7 { path, .. }
             | PfxNoKey { path }
             | PfxNoCertificate { path }
+            | PfxIterations { path, .. }
             | PasswordEnv { path, .. }
             | BadTrustAnchor { path, .. }
             | Generate { path, .. }

@@ -18,6 +18,7 @@ pub mod names;
 mod pfx;
 mod pkcs7;
 pub mod policy;
+pub mod read;
 pub mod rotation;
 pub mod shared;
 pub mod source;

@@ -1,7 +1,6 @@
 //! Reading a host's certificate chain and private key from PEM, DER or PKCS#12 files.
 
 use std::fmt;
-use std::fs;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -18,6 +17,7 @@ use crate::error::{CertError, pem_detail, x509_error};
 use crate::inspect::{CertInfo, inspect};
 use crate::pfx::{looks_like_pkcs12, read_pfx};
 use crate::pkcs7::{looks_like_pkcs7, read_pkcs7};
+use crate::read::{FileKind, read_file};
 use crate::source::{CertSource, PasswordSource};
 
 #[cfg(test)]
@@ -111,8 +111,8 @@ impl CertBundle {
 pub fn load(source: &CertSource) -> Result<CertBundle, CertError> {
     match source {
         CertSource::Pem { cert, key } => {
-            let cert_bytes = read(cert)?;
-            let key_bytes = Zeroizing::new(read(key)?);
+            let cert_bytes = read(cert, FileKind::Certificate)?;
+            let key_bytes = Zeroizing::new(read(key, FileKind::PrivateKey)?);
             CertBundle::from_pem(cert, &cert_bytes, key, &key_bytes)
         }
         CertSource::Pfx {
@@ -120,7 +120,7 @@ pub fn load(source: &CertSource) -> Result<CertBundle, CertError> {
             password: source,
         } => {
             let (password, password_bytes) = read_password(path, source)?;
-            let bytes = read(path)?;
+            let bytes = read(path, FileKind::Pfx)?;
             let (chain, key) =
                 read_pfx(path, &bytes, &password).map_err(|e| match (e, source) {
                     (CertError::Pfx { path, source }, PasswordSource::Env(var)) => {
@@ -149,7 +149,7 @@ pub fn load(source: &CertSource) -> Result<CertBundle, CertError> {
 /// A .pfx file's chain and key with a password given directly (`certs inspect --check`,
 /// where it may come from a prompt).
 pub fn load_pfx(path: &Path, password: &str) -> Result<CertBundle, CertError> {
-    let bytes = read(path)?;
+    let bytes = read(path, FileKind::Pfx)?;
     let (chain, key) = read_pfx(path, &bytes, password)?;
     Ok(CertBundle {
         chain,
@@ -164,7 +164,7 @@ pub fn pfx_left_out(
     path: &Path,
     password: &str,
 ) -> Result<Vec<CertificateDer<'static>>, CertError> {
-    let bytes = read(path)?;
+    let bytes = read(path, FileKind::Pfx)?;
     let (chain, _) = read_pfx(path, &bytes, password)?;
     let all = crate::pfx::all_certificates(path, &bytes, password)?;
     Ok(all.into_iter().filter(|c| !chain.contains(c)).collect())
@@ -172,7 +172,7 @@ pub fn pfx_left_out(
 
 /// Whether a file is PKCS#12 (.pfx/.p12), by content: the password is then needed.
 pub fn is_pfx(path: &Path) -> Result<bool, CertError> {
-    let bytes = read(path)?;
+    let bytes = read(path, FileKind::Certificate)?;
     Ok(!is_pem(&bytes) && looks_like_pkcs12(&bytes))
 }
 
@@ -182,7 +182,7 @@ pub fn read_certificates(
     path: &Path,
     pfx_password: Option<&str>,
 ) -> Result<Vec<CertificateDer<'static>>, CertError> {
-    let bytes = read(path)?;
+    let bytes = read(path, FileKind::Certificate)?;
     if !is_pem(&bytes) && looks_like_pkcs12(&bytes) {
         return match pfx_password {
             Some(password) => read_pfx(path, &bytes, password).map(|(chain, _)| chain),
@@ -194,9 +194,10 @@ pub fn read_certificates(
     parse_certs(path, &bytes)
 }
 
-/// The file's bytes; an empty (or whitespace-only) file is an error of its own.
-pub(crate) fn read(path: &Path) -> Result<Vec<u8>, CertError> {
-    let bytes = fs::read(path).map_err(|source| CertError::Read {
+/// The file's bytes, read under the rules of [`crate::read`]; an empty (or
+/// whitespace-only) file is an error of its own.
+pub(crate) fn read(path: &Path, kind: FileKind) -> Result<Vec<u8>, CertError> {
+    let bytes = read_file(path, kind).map_err(|source| CertError::Read {
         path: path.to_owned(),
         source,
     })?;
@@ -340,9 +341,11 @@ fn read_password(pfx: &Path, source: &PasswordSource) -> Result<Password, CertEr
             }),
         PasswordSource::File(path) => {
             // an empty file is an empty password, which OpenSSL allows
-            let bytes = Zeroizing::new(fs::read(path).map_err(|source| CertError::Read {
-                path: path.clone(),
-                source,
+            let bytes = Zeroizing::new(read_file(path, FileKind::Password).map_err(|source| {
+                CertError::Read {
+                    path: path.clone(),
+                    source,
+                }
             })?);
             let first = match std::str::from_utf8(&bytes) {
                 Ok(text) => Zeroizing::new(text.lines().next().unwrap_or("").to_owned()),

@@ -40,6 +40,73 @@ pub(crate) fn looks_like_pkcs12(bytes: &[u8]) -> bool {
         )
 }
 
+/// The most key-derivation (PBKDF2, PKCS#12 KDF, MAC) iterations a .pfx may ask for.
+/// Windows exports 2,000, OpenSSL 2,048, the most careful tools up to 600,000; past a
+/// million, the count is a way to make every load take seconds to minutes.
+pub(crate) const MAX_ITERATIONS: u64 = 1_000_000;
+
+/// One DER element: tag, content, and the rest after it. `None` for what DER cannot be
+/// (indefinite lengths, high tag numbers, lengths past the end).
+fn tlv(bytes: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = bytes.split_first()?;
+    if tag & 0x1f == 0x1f {
+        return None;
+    }
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        let len = rest[..n]
+            .iter()
+            .fold(0usize, |l, b| (l << 8) | usize::from(*b));
+        (len, &rest[n..])
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+/// Whether `bytes` is one or more whole DER elements.
+fn is_der(mut bytes: &[u8]) -> bool {
+    if bytes.is_empty() {
+        return false;
+    }
+    while !bytes.is_empty() {
+        match tlv(bytes) {
+            Some((_, _, rest)) => bytes = rest,
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Every iteration count in the file's readable parts: an INTEGER right after an OCTET
+/// STRING in one SEQUENCE is the iteration count of PBKDF2-params, pkcs-12PbeParams and
+/// MacData alike (salt, then count). OCTET STRINGs holding DER (the authenticated safe,
+/// its unencrypted bags) are walked too; encrypted content is not DER and is skipped.
+fn iteration_counts(mut bytes: &[u8], depth: u8, out: &mut Vec<u64>) {
+    if depth > 32 {
+        return;
+    }
+    let mut previous = 0u8;
+    while let Some((tag, content, rest)) = tlv(bytes) {
+        match tag {
+            0x02 if previous == 0x04 => out.push(if content.len() > 8 {
+                u64::MAX
+            } else {
+                content.iter().fold(0u64, |n, b| (n << 8) | u64::from(*b))
+            }),
+            0x04 if is_der(content) => iteration_counts(content, depth + 1, out),
+            t if t & 0x20 != 0 => iteration_counts(content, depth + 1, out),
+            _ => {}
+        }
+        previous = tag;
+        bytes = rest;
+    }
+}
+
 /// One certificate of the archive with the names needed to link the chain.
 struct Bag {
     der: Vec<u8>,
@@ -65,6 +132,19 @@ pub(crate) fn read_pfx(
     if !looks_like_pkcs12(bytes) {
         return Err(CertError::NotPfx {
             path: path.to_owned(),
+        });
+    }
+    // Checked before any key derivation: a count of 2^31 would take the reloading
+    // thread for many minutes per attempt.
+    let mut counts = Vec::new();
+    iteration_counts(bytes, 0, &mut counts);
+    if let Some(&found) = counts.iter().max()
+        && found > MAX_ITERATIONS
+    {
+        return Err(CertError::PfxIterations {
+            path: path.to_owned(),
+            found,
+            cap: MAX_ITERATIONS,
         });
     }
     let archive = Pkcs12Archive::from_pkcs12(bytes, password).map_err(|source| CertError::Pfx {

@@ -55,9 +55,14 @@ pub fn ccs_file_name(fqdn: &str) -> String {
 /// Reads, parses and validates a config file. Relative paths inside it are
 /// resolved against its directory (kept relative when `path` is relative).
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|io| ConfigError::Read {
+    let bytes = certfront_certs::read::read_file(path, certfront_certs::read::FileKind::Config)
+        .map_err(|io| ConfigError::Read {
+            path: path.to_path_buf(),
+            io,
+        })?;
+    let text = String::from_utf8(bytes).map_err(|e| ConfigError::Read {
         path: path.to_path_buf(),
-        io,
+        io: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
     })?;
     let base_dir = path.parent().unwrap_or(Path::new(""));
     from_text(&text, path, base_dir)

@@ -45,6 +45,10 @@ pub struct Server {
     pub listen: Vec<SocketAddr>,
     pub http_redirect: Option<SocketAddr>,
     pub admin: Option<SocketAddr>,
+    /// Names (normalized) a request to the admin listener may carry in `Host`, beside its
+    /// own address (and `localhost` on a loopback address): a load balancer's or a
+    /// management DNS name. Any other Host gets 421 (DNS rebinding).
+    pub admin_hosts: Vec<String>,
     /// Where the internal CA lives; default `state` next to the config file.
     pub state_dir: PathBuf,
     /// Graceful-shutdown budget; 0 means close at once.
@@ -285,6 +289,9 @@ pub struct Limits {
     pub upstream_max_idle_connections: usize,
     /// Inactivity timeout on request and response bodies.
     pub body_timeout: Duration,
+    /// A response, tunnel or HTTP/2 connection that cannot write to its client for this
+    /// long is ended (nginx's `send_timeout`).
+    pub send_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -306,6 +313,7 @@ impl Default for Limits {
             upstream_max_connections: 1024,
             upstream_max_idle_connections: 32,
             body_timeout: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
         }
     }
 }

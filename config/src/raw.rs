@@ -47,6 +47,8 @@ pub struct RawServer {
     pub listen: Option<OneOrMany>,
     pub http_redirect: Option<String>,
     pub admin: Option<String>,
+    /// Extra names a request to the admin listener may carry in `Host`.
+    pub admin_hosts: Option<Vec<String>>,
     pub state_dir: Option<String>,
     pub drain_seconds: Option<u64>,
     pub rescan_seconds: Option<u64>,
@@ -175,6 +177,7 @@ pub struct RawLimits {
     pub upstream_max_connections: Option<u64>,
     pub upstream_max_idle_connections: Option<u64>,
     pub body_timeout_seconds: Option<u64>,
+    pub send_timeout_seconds: Option<u64>,
 }
 
 /// A string or a list of strings (`upstream`, `listen`).

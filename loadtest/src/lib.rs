@@ -16,6 +16,7 @@ mod mint;
 mod procfs;
 mod requests;
 mod rotate;
+mod stalled;
 mod stats;
 mod target;
 mod throughput;
@@ -52,6 +53,8 @@ enum Command {
     Throughput(throughput::ThroughputArgs),
     /// Memory per idle TLS connection of a target process (RSS before and after).
     Idle(idle::IdleArgs),
+    /// Memory per client that stops reading a large body, and whether the target closes it.
+    Stalled(stalled::StalledArgs),
     /// Rotation torture: N certificate rotations under load; failed requests and write-to-served delay.
     Rotate(RotateArgs),
     /// Start-up time, RSS and first-vs-last host handshake rate of a proxy with N hosts.
@@ -90,6 +93,7 @@ where
             Command::Handshakes(a) => handshakes::run(a, json).await,
             Command::Throughput(a) => throughput::run(a, json).await,
             Command::Idle(a) => idle::run(a, json).await,
+            Command::Stalled(a) => stalled::run(a, json).await,
             Command::Rotate(a) => rotate::run(a, json).await,
             Command::Hosts(a) => hosts::run(a, json).await,
             Command::Chart(a) => chart::run(a),

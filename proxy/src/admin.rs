@@ -2,7 +2,8 @@
 //! `/healthz`, `/readyz`, `/metrics`, `/certs`.
 
 use std::convert::Infallible;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -20,10 +21,37 @@ use crate::app::App;
 use crate::clock::{fmt_time, unix};
 use crate::respond::text;
 
+/// How long a rendered `/metrics` or `/certs` is served again before the next render: a
+/// client asking in a loop costs at most a few renders a second, not one per request.
+const RENDER_EVERY: Duration = Duration::from_millis(250);
+
+/// The last rendering of `/metrics` and of `/certs`.
+#[derive(Default)]
+pub(crate) struct Renders {
+    metrics: Mutex<Option<(Instant, Bytes)>>,
+    certs: Mutex<Option<(Instant, Bytes)>>,
+}
+
+/// The copy in `cell` while it is younger than [`RENDER_EVERY`], else a new rendering.
+/// The lock is held while rendering, so concurrent requests wait for one rendering
+/// instead of each making its own.
+fn rendered(cell: &Mutex<Option<(Instant, Bytes)>>, render: impl FnOnce() -> Bytes) -> Bytes {
+    let mut cell = cell.lock().unwrap_or_else(|p| p.into_inner());
+    match &*cell {
+        Some((at, body)) if at.elapsed() < RENDER_EVERY => body.clone(),
+        _ => {
+            let body = render();
+            *cell = Some((Instant::now(), body.clone()));
+            body
+        }
+    }
+}
+
 /// Answers one admin request.
 pub(crate) async fn handle(
     req: Request<Incoming>,
     app: Arc<App>,
+    renders: Arc<Renders>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return Ok(text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"));
@@ -47,7 +75,8 @@ pub(crate) async fn handle(
             }
         }
         "/metrics" => {
-            let mut resp = Response::new(Full::new(Bytes::from(app.metrics.render())));
+            let body = rendered(&renders.metrics, || Bytes::from(app.metrics.render()));
+            let mut resp = Response::new(Full::new(body));
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
@@ -55,8 +84,12 @@ pub(crate) async fn handle(
             resp
         }
         "/certs" => {
-            let body = serde_json::to_vec_pretty(&inventory(&app)).expect("JSON of plain data");
-            let mut resp = Response::new(Full::new(Bytes::from(body)));
+            let body = rendered(&renders.certs, || {
+                Bytes::from(
+                    serde_json::to_vec_pretty(&inventory(&app)).expect("JSON of plain data"),
+                )
+            });
+            let mut resp = Response::new(Full::new(body));
             resp.headers_mut().insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
@@ -191,5 +224,35 @@ fn result_name(result: ReloadResult) -> &'static str {
     match result {
         ReloadResult::Success => "success",
         ReloadResult::Failure => "failure",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rendering_is_served_again_until_it_is_old() {
+        let cell = Mutex::new(None);
+        let renders = std::cell::Cell::new(0u32);
+        let started = Instant::now();
+        for _ in 0..1_000 {
+            let body = rendered(&cell, || {
+                renders.set(renders.get() + 1);
+                Bytes::from(renders.get().to_string())
+            });
+            assert_eq!(body, renders.get().to_string());
+        }
+        // One rendering per RENDER_EVERY at most, however many requests.
+        let periods = started.elapsed().as_millis() / RENDER_EVERY.as_millis() + 1;
+        assert!(
+            u128::from(renders.get()) <= periods,
+            "{} renderings in {:?}",
+            renders.get(),
+            started.elapsed()
+        );
+        std::thread::sleep(RENDER_EVERY);
+        let _ = rendered(&cell, || Bytes::from_static(b"new"));
+        assert_eq!(rendered(&cell, || unreachable!()), "new");
     }
 }

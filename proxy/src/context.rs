@@ -23,6 +23,8 @@ pub(crate) struct Activity {
     /// counted from the handshake, applies.
     pub(crate) started: AtomicBool,
     pub(crate) last_end_ms: AtomicU64,
+    /// HTTP/2: the responses waiting for the client's flow-control window.
+    pub(crate) sending: crate::send_timeout::Sending,
 }
 
 /// How long to wait before a connection counts as idle: `None` when it is idle now.

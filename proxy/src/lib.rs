@@ -19,6 +19,7 @@
 
 mod acme;
 mod admin;
+mod admin_listener;
 mod admission;
 mod app;
 mod authority;
@@ -42,6 +43,7 @@ mod prepare;
 mod redirect;
 mod reload;
 mod respond;
+mod send_timeout;
 mod server;
 mod sites;
 mod snapshot;

@@ -23,7 +23,7 @@ use crate::prepare::Prepared;
 use crate::snapshot::{Snapshot, Writers};
 use crate::tracker::Tracker;
 use crate::workers::Workers;
-use crate::{admin, redirect, reload};
+use crate::{redirect, reload};
 use certfront_certs::store::CertReader;
 
 /// A started certfront: its bound addresses and the handle that drains it.
@@ -40,6 +40,8 @@ pub struct Running {
     reload: mpsc::UnboundedSender<reload::Request>,
     /// The ACME engine's tasks (stopped when dropped).
     _acme: Option<certfront_acme::Engine>,
+    /// The admin listener's thread (stopped when dropped).
+    _admin: Option<crate::admin_listener::AdminThread>,
 }
 
 impl Running {
@@ -206,16 +208,18 @@ pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running,
     let admin_addr = admin
         .as_ref()
         .map(|l| local(l, config.server.admin.expect("bound")));
-    if let Some(listener) = admin {
-        info!(
-            "admin listener (/healthz /readyz /metrics /certs) on {}",
-            admin_addr.expect("bound")
-        );
-        let app = app.clone();
-        // The admin listener stays up during a drain so that /readyz can say 503, and has
-        // its own small limit.
-        tokio::spawn(admin_loop(listener, app));
-    }
+    let admin_thread = match admin {
+        Some(listener) => {
+            let addr = admin_addr.expect("bound");
+            info!("admin listener (/healthz /readyz /metrics /certs) on {addr}");
+            // The admin listener stays up during a drain so that /readyz can say 503, and
+            // runs on its own thread, with its own limits.
+            let thread = crate::admin_listener::spawn(listener, app.clone())
+                .map_err(|source| ProxyError::Bind { addr, source })?;
+            Some(thread)
+        }
+        None => None,
+    };
 
     Ok(Running {
         tls_addrs,
@@ -227,6 +231,7 @@ pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running,
         _workers: workers,
         reload: reload_tx,
         _acme: acme_engine,
+        _admin: admin_thread,
     })
 }
 
@@ -338,30 +343,3 @@ where
         workers.spawn(tcp, move |tcp| serve(tcp, peer, slot));
     }
 }
-
-/// The admin listener: never drained, at most [`ADMIN_MAX_CONNECTIONS`] at once.
-async fn admin_loop(listener: TcpListener, app: Arc<App>) {
-    let permits = Arc::new(Semaphore::new(ADMIN_MAX_CONNECTIONS));
-    loop {
-        let (tcp, peer) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                error!("admin accept failed: {e}; retrying in 100 ms");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = permits.clone().acquire_owned().await else {
-            return;
-        };
-        let app = app.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let svc = service_fn(|req| admin::handle(req, app.clone()));
-            serve_plain(tcp, peer, svc, true).await;
-        });
-    }
-}
-
-/// Scrapers and probes need few connections; more would only be a way to hold memory.
-const ADMIN_MAX_CONNECTIONS: usize = 64;

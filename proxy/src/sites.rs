@@ -37,6 +37,8 @@ pub struct Site {
     pub(crate) duration: prometheus::Histogram,
     /// This host's request counters by status code.
     pub(crate) requests: crate::metrics::RequestCounts,
+    /// This host's send-timeout counters.
+    pub(crate) send_timeouts: crate::send_timeout::SendTimeouts,
     /// The `[[host]]` it was built from.
     pub(crate) host: certfront_config::Host,
     /// Hash of everything the site was built from (see `snapshot`): equal means reusable.

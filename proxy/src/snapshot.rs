@@ -387,6 +387,7 @@ fn assemble_site(host: &Host, definition: [u8; 32], parts: SiteParts, metrics: &
             .http_request_duration
             .with_label_values(&[host.fqdn.as_str()]),
         requests: crate::metrics::RequestCounts::new(&metrics.http_requests, &host.fqdn),
+        send_timeouts: crate::send_timeout::SendTimeouts::new(&metrics.send_timeouts, &host.fqdn),
         host: host.clone(),
         definition,
         retired: watch::channel(false).0,
@@ -532,7 +533,10 @@ mod sha2_like {
 
         pub(super) fn file(&mut self, path: &std::path::Path) {
             self.text(&path.to_string_lossy());
-            match std::fs::read(path) {
+            match certfront_certs::read::read_file(
+                path,
+                certfront_certs::read::FileKind::Certificate,
+            ) {
                 Ok(bytes) => {
                     self.0.update(&(bytes.len() as u64).to_be_bytes());
                     self.0.update(&bytes);

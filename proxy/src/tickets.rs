@@ -12,6 +12,7 @@
 //! Written here rather than taken from a crate: rustls' own ticketer makes random keys
 //! per process and offers no way to give it keys, and the format is ours to document.
 
+use certfront_certs::read::{FileKind, read_file};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
@@ -80,10 +81,11 @@ impl fmt::Debug for TicketKeys {
 impl TicketKeys {
     /// Reads and checks the file.
     pub(crate) fn load(path: &Path) -> Result<Self, TicketKeyError> {
-        let bytes = std::fs::read(path).map_err(|source| TicketKeyError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let bytes =
+            read_file(path, FileKind::TicketKeys).map_err(|source| TicketKeyError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
         Self::parse(path, &bytes)
     }
 
@@ -258,7 +260,7 @@ impl Inner {
     /// keeps the keys in use (a half-written file is retried on the next change).
     fn refresh(&self) {
         let _one_at_a_time = self.refreshing.lock().unwrap_or_else(|e| e.into_inner());
-        let bytes = match std::fs::read(&self.path) {
+        let bytes = match read_file(&self.path, FileKind::TicketKeys) {
             Ok(bytes) => bytes,
             Err(e) => {
                 error!(

@@ -94,7 +94,7 @@ async fn wait_served(
 }
 
 async fn admin_text(admin: SocketAddr, path: &str) -> (StatusCode, String) {
-    let resp = client::plain_get(admin, "localhost", path).await;
+    let resp = client::admin_get(admin, path).await;
     let status = resp.status();
     (
         status,
@@ -110,7 +110,7 @@ async fn metric(admin: SocketAddr, series: &str) -> Option<f64> {
 }
 
 async fn certs_json(admin: SocketAddr) -> serde_json::Value {
-    let resp = client::plain_get(admin, "localhost", "/certs").await;
+    let resp = client::admin_get(admin, "/certs").await;
     client::body_json(resp).await
 }
 

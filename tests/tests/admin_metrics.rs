@@ -9,7 +9,9 @@ use rustls::ClientConfig;
 use tempfile::TempDir;
 
 use crate::support::backend::Backend;
-use crate::support::client::{self, body_bytes, body_json, client_config, connect, get, plain_get};
+use crate::support::client::{
+    self, admin_get, body_bytes, body_json, client_config, connect, get, plain_get,
+};
 use crate::support::pki::{Leaf, TestCa, thumbprint};
 use crate::support::{eventually, start};
 
@@ -44,7 +46,7 @@ fn toml(upstream: &str) -> String {
 }
 
 async fn scrape(admin: std::net::SocketAddr) -> String {
-    let resp = plain_get(admin, "admin", "/metrics").await;
+    let resp = admin_get(admin, "/metrics").await;
     assert_eq!(resp.status(), 200);
     String::from_utf8(body_bytes(resp).await.to_vec()).expect("utf-8")
 }
@@ -182,7 +184,7 @@ async fn certificate_gauges_follow_what_is_served() {
     );
 
     // /certs says the same.
-    let certs = body_json(plain_get(admin, "admin", "/certs").await).await;
+    let certs = body_json(admin_get(admin, "/certs").await).await;
     let app = certs["hosts"]
         .as_array()
         .unwrap()
@@ -353,7 +355,7 @@ async fn readyz_is_503_while_draining() {
     let backend = Backend::start("iis").await;
     let running = start(&toml(&backend.url()), Path::new(s.dir.path())).await;
     let (addr, admin) = (running.tls_addrs[0], running.admin_addr.expect("admin"));
-    assert_eq!(plain_get(admin, "a", "/readyz").await.status(), 200);
+    assert_eq!(plain_get(admin, "localhost", "/readyz").await.status(), 200);
     // A slow request keeps the drain open long enough to look at /readyz.
     let cfg = s.cfg.clone();
     let slow = tokio::spawn(async move {
@@ -375,8 +377,11 @@ async fn readyz_is_503_while_draining() {
     let app = running.app.clone();
     let drain = tokio::spawn(running.drain(Duration::from_secs(10)));
     assert!(eventually(Duration::from_secs(5), || *app.shutdown.borrow()).await);
-    assert_eq!(plain_get(admin, "a", "/readyz").await.status(), 503);
-    assert_eq!(plain_get(admin, "a", "/healthz").await.status(), 200);
+    assert_eq!(plain_get(admin, "localhost", "/readyz").await.status(), 503);
+    assert_eq!(
+        plain_get(admin, "localhost", "/healthz").await.status(),
+        200
+    );
     assert_eq!(slow.await.expect("slow").0, 200);
     assert!(drain.await.expect("drain"), "drained in time");
 }

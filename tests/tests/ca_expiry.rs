@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use rcgen::CertificateParams;
 use time::OffsetDateTime;
 
-use crate::support::client::{body_bytes, body_json, plain_get};
+use crate::support::client::{admin_get, body_bytes, body_json};
 use crate::support::pki::{Leaf, TestCa, thumbprint};
 use crate::support::{refused_port, start};
 
@@ -42,7 +42,7 @@ fn write_chain(dir: &Path, leaf: &Leaf, inter: &TestCa) {
 }
 
 async fn scrape(admin: SocketAddr) -> String {
-    let resp = plain_get(admin, "admin", "/metrics").await;
+    let resp = admin_get(admin, "/metrics").await;
     assert_eq!(resp.status(), 200);
     String::from_utf8(body_bytes(resp).await.to_vec()).expect("utf-8")
 }
@@ -123,7 +123,7 @@ async fn every_ca_depended_on_is_exported_and_follows_a_rotation() {
     assert!(expected.windows(2).all(|w| w[0].3 != w[1].3));
 
     // /certs lists the same CAs with days left
-    let certs = body_json(plain_get(admin, "admin", "/certs").await).await;
+    let certs = body_json(admin_get(admin, "/certs").await).await;
     let cas = certs["cas"].as_array().expect("cas array");
     assert_eq!(cas.len(), 5, "{certs:#}");
     let inter = cas

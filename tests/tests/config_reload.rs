@@ -339,7 +339,7 @@ async fn a_bad_edit_keeps_everything_serving_and_raises_the_gauge() {
             200,
             "{what}"
         );
-        let certs = body_json(crate::support::client::plain_get(admin, "x", "/certs").await).await;
+        let certs = body_json(crate::support::client::admin_get(admin, "/certs").await).await;
         assert!(
             certs["config"]["last_reload"]["error"].is_string(),
             "{what}: {}",
@@ -445,7 +445,7 @@ async fn a_changed_listen_address_is_reported_not_applied() {
     );
     assert!(eventually(Duration::from_secs(5), || reloads(&running, "success") == 1).await);
     let certs = body_json(
-        crate::support::client::plain_get(running.admin_addr.expect("admin"), "x", "/certs").await,
+        crate::support::client::admin_get(running.admin_addr.expect("admin"), "/certs").await,
     )
     .await;
     assert_eq!(certs["config"]["restart_needed"][0], "server.listen");

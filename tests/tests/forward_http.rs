@@ -432,8 +432,63 @@ async fn respond_hosts_and_the_redirect_listener() {
 
     let admin = running.admin_addr.expect("admin");
     assert_eq!(
-        client::plain_get(admin, "x", "/healthz").await.status(),
+        client::plain_get(admin, "localhost", "/healthz")
+            .await
+            .status(),
         200
     );
-    assert_eq!(client::plain_get(admin, "x", "/readyz").await.status(), 200);
+    assert_eq!(
+        client::plain_get(admin, "localhost", "/readyz")
+            .await
+            .status(),
+        200
+    );
+}
+
+/// RFC 9113 8.2.3: an HTTP/2 client may split `cookie` into several fields (browsers do,
+/// for HPACK); the HTTP/1.1 upstream must see one `Cookie` line joined with "; ".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_cookie_fields_reach_an_http1_upstream_as_one_line() {
+    let (dir, ca) = certs(&["app.test"]);
+    let backend = Backend::start("iis").await;
+    let toml = head("") + &host("app.test", &format!("upstream = \"{}\"", backend.url()));
+    let running = start(&toml, dir.path()).await;
+    let tls = connect(
+        running.tls_addrs[0],
+        "app.test",
+        client_config(&[&ca.der], &[b"h2"]),
+    )
+    .await
+    .expect("handshake");
+    // The raw h2 client sends each field as written, as a browser does.
+    let (send, conn) = h2::client::handshake(tls).await.expect("h2 handshake");
+    tokio::spawn(conn);
+    let mut send = send.ready().await.expect("ready");
+    let req = Request::builder()
+        .uri("https://app.test/cookies")
+        .header("cookie", "session=abc")
+        .header("cookie", "theme=dark")
+        .header("cookie", "lang=nl; tz=cet")
+        .body(())
+        .expect("request");
+    let (resp, _) = send.send_request(req, true).expect("send");
+    let resp = tokio::time::timeout(std::time::Duration::from_secs(10), resp)
+        .await
+        .expect("in time")
+        .expect("response");
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.expect("body");
+        let _ = body.flow_control().release_capacity(chunk.len());
+        bytes.extend_from_slice(&chunk);
+    }
+    let echo: serde_json::Value = serde_json::from_slice(&bytes).expect("json");
+    assert_eq!(echo["version"], "HTTP/1.1");
+    assert_eq!(
+        echo["headers"]["cookie"],
+        serde_json::json!(["session=abc; theme=dark; lang=nl; tz=cet"]),
+        "{echo}"
+    );
 }

@@ -4,6 +4,7 @@
 mod support;
 
 mod acme;
+mod admin_listener;
 mod admin_metrics;
 mod ca_expiry;
 mod cert_reload;
@@ -15,12 +16,14 @@ mod deploy;
 mod forward_http;
 mod hardening;
 mod host_policy;
+mod hostile_files;
 mod iis;
 mod limits;
 mod loadtest_rotate;
 mod mtls;
 mod request_path;
 mod shutdown;
+mod slow_readers;
 mod ticket_keys;
 mod tls_sni;
 mod upstream_reuse;

@@ -9,7 +9,7 @@ use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::backend::Backend;
-use crate::support::client::{Sender, body_json, connect, get, plain_get};
+use crate::support::client::{Sender, admin_get, body_json, connect, get};
 use crate::support::pki::{Leaf, TestCa, thumbprint};
 use crate::support::start;
 
@@ -160,7 +160,7 @@ async fn required_optional_headers_and_deny_list() {
     };
     assert!(again, "a denied certificate gets no new connection");
 
-    let metrics = plain_get(running.admin_addr.unwrap(), "a", "/metrics").await;
+    let metrics = admin_get(running.admin_addr.unwrap(), "/metrics").await;
     let text =
         String::from_utf8(crate::support::client::body_bytes(metrics).await.to_vec()).unwrap();
     assert!(
@@ -197,7 +197,7 @@ async fn kept_out(addr: std::net::SocketAddr, cfg: Arc<ClientConfig>) -> bool {
 }
 
 async fn admin_text(admin: std::net::SocketAddr, path: &str) -> String {
-    let resp = plain_get(admin, "admin", path).await;
+    let resp = admin_get(admin, path).await;
     String::from_utf8(crate::support::client::body_bytes(resp).await.to_vec()).expect("utf-8")
 }
 

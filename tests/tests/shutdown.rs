@@ -121,7 +121,11 @@ async fn sigterm_lets_a_slow_request_finish_then_exits_zero() {
     let admin = proc.admin.expect("admin");
     let mut draining = false;
     for _ in 0..250 {
-        if client::plain_get(admin, "x", "/readyz").await.status() == 503 {
+        if client::plain_get(admin, "localhost", "/readyz")
+            .await
+            .status()
+            == 503
+        {
             draining = true;
             break;
         }

@@ -3,6 +3,7 @@
 //! `inspect` panic; whatever loads can be inspected and checked, and every error names
 //! the file.
 
+use std::fs;
 use std::path::Path;
 use std::time::SystemTime;
 

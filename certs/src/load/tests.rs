@@ -1,5 +1,6 @@
 //! Loading: every format, and every kind of bad file as a clear error naming the file.
 
+use std::fs;
 use std::path::Path;
 
 use p12_keystore::EncryptionAlgorithm;
@@ -368,4 +369,67 @@ fn internal_source_is_not_loaded_here() {
         load(&CertSource::Internal),
         Err(CertError::InternalSource)
     ));
+}
+
+/// A .pfx asking for more key-derivation iterations than the cap is refused before any
+/// derivation, with the count and the cap in the message.
+#[test]
+fn pfx_with_absurd_iterations_is_refused() {
+    use p12_keystore::{Certificate, KeyStore, KeyStoreEntry, PrivateKey, PrivateKeyChain};
+    let root = Ca::root(Alg::P256);
+    let (leaf, key) = root.issue(&Leaf::new(&["tablet.example.org"], Alg::P256));
+    let mut store = KeyStore::new();
+    let chain = PrivateKeyChain::new(
+        vec![1u8, 2, 3, 4],
+        PrivateKey::from_der(&key.serialize_der()).unwrap(),
+        [Certificate::from_der(&leaf).unwrap()],
+    );
+    store.add_entry("host", KeyStoreEntry::PrivateKeyChain(chain));
+    // 65,536 (three bytes in DER) is cheap to write; the bytes are then raised to
+    // 8,388,607, which no derivation would finish quickly.
+    let mut bytes = store
+        .writer("s3cret")
+        .encryption_iterations(0x1_0000)
+        .mac_iterations(0x1_0000)
+        .write()
+        .unwrap();
+    let original = bytes.clone();
+    let (from, to) = ([2u8, 3, 1, 0, 0], [2u8, 3, 0x7f, 0xff, 0xff]);
+    let mut patched = 0;
+    for i in 0..bytes.len() - from.len() {
+        if bytes[i..i + from.len()] == from {
+            bytes[i..i + from.len()].copy_from_slice(&to);
+            patched += 1;
+        }
+    }
+    assert!(
+        patched >= 2,
+        "the MAC and key derivation counts ({patched})"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("slow.pfx");
+    fs::write(&path, &bytes).unwrap();
+    let started = std::time::Instant::now();
+    let err = load_pfx(&path, "s3cret").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CertError::PfxIterations {
+                found: 0x7f_ffff,
+                cap: 1_000_000,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string()
+            .contains("8388607 key-derivation iterations"),
+        "{err}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    // The same file unpatched loads.
+    let fine = dir.path().join("fine.pfx");
+    fs::write(&fine, &original).unwrap();
+    load_pfx(&fine, "s3cret").unwrap();
 }

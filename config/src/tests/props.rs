@@ -99,6 +99,7 @@ const NUMBERS: &[(&str, &str)] = &[
     ("limits", "tunnel_idle_timeout_seconds"),
     ("limits", "max_connection_age_seconds"),
     ("limits", "body_timeout_seconds"),
+    ("limits", "send_timeout_seconds"),
     ("limits", "upstream_connect_timeout_seconds"),
     ("limits", "upstream_response_timeout_seconds"),
     ("limits", "upstream_max_connections"),

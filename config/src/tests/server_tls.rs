@@ -50,6 +50,7 @@ fn defaults() {
     assert_eq!(c.limits.upstream_max_connections, 1024);
     assert_eq!(c.limits.upstream_max_idle_connections, 32);
     assert_eq!(c.limits.body_timeout, Duration::from_secs(60));
+    assert_eq!(c.limits.send_timeout, Duration::from_secs(60));
     assert!(c.server.trusted_proxies.is_empty());
 }
 
@@ -69,7 +70,8 @@ fn every_value_can_be_set() {
          upstream_response_timeout_seconds = 7\nh2_max_concurrent_streams = 8\n\
          tunnel_idle_timeout_seconds = 9\nmax_connection_age_seconds = 10\nmax_connections_per_ip = 11\n\
          redirect_max_connections = 12\nupstream_max_connections = 14\n\
-         upstream_max_idle_connections = 13\nbody_timeout_seconds = 15",
+         upstream_max_idle_connections = 13\nbody_timeout_seconds = 15\n\
+         send_timeout_seconds = 16",
     ));
     assert_eq!(c.server.listen, [addr("[::]:443")]);
     assert_eq!(c.server.http_redirect, Some(addr("0.0.0.0:80")));
@@ -131,6 +133,7 @@ fn every_value_can_be_set() {
         (11, 12, 14, 13)
     );
     assert_eq!(l.body_timeout, Duration::from_secs(15));
+    assert_eq!(l.send_timeout, Duration::from_secs(16));
 }
 
 #[test]
@@ -459,4 +462,26 @@ fn trusted_proxies() {
     );
     let peer: std::net::IpAddr = "10.200.1.1".parse().unwrap();
     assert!(c.server.trusted_proxies[0].contains(&peer));
+}
+
+#[test]
+fn admin_hosts() {
+    let c = valid(&config(
+        "listen = [\"127.0.0.1:8443\"]\nadmin = \"127.0.0.1:9443\"\n\
+         admin_hosts = [\"Admin.Example.ORG.\", \"10.0.0.5\"]",
+        "",
+    ));
+    assert_eq!(c.server.admin_hosts, ["admin.example.org", "10.0.0.5"]);
+    let text = config(
+        "listen = [\"127.0.0.1:8443\"]\nadmin_hosts = [\"ok.example.org\", \"a b\", \"x.example.org:9443\"]",
+        "",
+    );
+    let all = problems(&text);
+    assert_eq!(all.len(), 2, "{all:#?}");
+    expect(&text, "server.admin_hosts[1]", "not a host name: \"a b\"");
+    expect(
+        &text,
+        "server.admin_hosts[2]",
+        "not a host name: \"x.example.org:9443\"",
+    );
 }

@@ -74,6 +74,8 @@ const UPSTREAM_IDLE: Range = Range {
     ..count(0, 10_000, 32)
 };
 const BODY: Range = seconds(1, DAY, 60);
+/// nginx's `send_timeout` default.
+const SEND: Range = seconds(1, DAY, 60);
 
 /// Every ranged key with its rule, in the order of `docs/configuration.md`; the tests
 /// keep that document and this table in step, and try every bound.
@@ -99,6 +101,7 @@ pub(crate) const RANGES: &[(&str, &Range)] = &[
     ("limits.upstream_max_connections", &UPSTREAM_CONNECTIONS),
     ("limits.upstream_max_idle_connections", &UPSTREAM_IDLE),
     ("limits.body_timeout_seconds", &BODY),
+    ("limits.send_timeout_seconds", &SEND),
 ];
 
 impl Range {
@@ -228,6 +231,7 @@ impl Validator<'_> {
             upstream_max_connections,
             upstream_max_idle_connections,
             body_timeout: self.secs("body_timeout_seconds", raw.body_timeout_seconds, &BODY),
+            send_timeout: self.secs("send_timeout_seconds", raw.send_timeout_seconds, &SEND),
         }
     }
 }
@@ -270,6 +274,7 @@ mod tests {
             d.upstream_max_idle_connections as u64
         );
         assert_eq!(BODY.default, d.body_timeout.as_secs());
+        assert_eq!(SEND.default, d.send_timeout.as_secs());
         for (key, range) in RANGES {
             assert!(range.min <= range.max, "{key}");
             assert!(range.max <= u64::from(u32::MAX), "{key} fits in 32 bits");

@@ -120,6 +120,7 @@ impl Validator<'_> {
             listen,
             http_redirect,
             admin,
+            admin_hosts: self.admin_hosts(raw.admin_hosts.unwrap_or_default()),
             state_dir,
             drain_seconds: self.ranged("server.drain_seconds", raw.drain_seconds, &limits::DRAIN),
             rescan_seconds: self.ranged(
@@ -131,6 +132,28 @@ impl Validator<'_> {
             watch_config: raw.watch_config.unwrap_or(true),
             trusted_proxies: self.trusted_proxies(raw.trusted_proxies.unwrap_or_default()),
         }
+    }
+
+    /// `server.admin_hosts`: DNS names (normalized), or IP addresses.
+    fn admin_hosts(&mut self, list: Vec<String>) -> Vec<String> {
+        let mut names = Vec::new();
+        for (i, text) in list.iter().enumerate() {
+            let name = crate::names::normalize(text);
+            if name.parse::<IpAddr>().is_ok() {
+                names.push(name);
+                continue;
+            }
+            match crate::names::check_upstream_host_name(&name) {
+                Ok(()) => names.push(name),
+                Err(why) => self.problem(
+                    format!("server.admin_hosts[{i}]"),
+                    format!(
+                        "not a host name: {text:?} ({why}); expected a name such as                          \"certfront-admin.example.org\" (no port, no scheme)"
+                    ),
+                ),
+            }
+        }
+        names
     }
 
     /// `server.trusted_proxies`: CIDRs (`10.0.0.0/8`, `fd00::/8`) or bare addresses

@@ -163,7 +163,8 @@ fn pfx_password(args: &InspectArgs) -> Result<Option<zeroize::Zeroizing<String>>
     }
     if let Some(file) = &args.password_file {
         let text = zeroize::Zeroizing::new(
-            std::fs::read_to_string(file)
+            certfront_certs::read::read_file(file, certfront_certs::read::FileKind::Password)
+                .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
                 .map_err(|e| format!("--password-file {}: cannot read: {e}", file.display()))?,
         );
         return Ok(Some(zeroize::Zeroizing::new(

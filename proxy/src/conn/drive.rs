@@ -23,6 +23,7 @@ use super::{Counted, InFlight};
 use crate::context::ConnCtx;
 use crate::forward;
 use crate::gated::Gated;
+use crate::send_timeout::{SendTimed, stall_wait};
 
 /// How the wait for an HTTP/1.1 client's first bytes ended.
 pub(super) enum FirstBytes {
@@ -128,14 +129,15 @@ pub(super) async fn serve_http(stream: TlsStream<TcpStream>, ctx: Arc<ConnCtx>) 
                     resp.headers_mut()
                         .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
                 }
-                Ok::<_, Infallible>(resp.map(|body| Counted {
-                    body,
-                    _in_flight: in_flight,
-                }))
+                Ok::<_, Infallible>(resp.map(|body| Counted { body, in_flight }))
             }
         })
     };
-    let io = TokioIo::new(stream);
+    let io = TokioIo::new(SendTimed::new(
+        stream,
+        ctx.rt.config.limits.send_timeout,
+        ctx.site.send_timeouts.write.clone(),
+    ));
     if ctx.h2 {
         drive(ctx.rt.http2.serve_connection(io, service), &ctx).await;
     } else {
@@ -206,6 +208,26 @@ impl Close {
 enum Abort {
     Revoked,
     FirstHeaderLate,
+    /// HTTP/2: every request waited `send_timeout` for the client's flow-control window.
+    Stalled,
+}
+
+/// Resolves when an HTTP/2 connection is stalled (see [`stall_wait`]); never on HTTP/1.1,
+/// where a client that takes nothing blocks a write ([`SendTimed`]).
+async fn stalled(ctx: &ConnCtx) {
+    if !ctx.h2 {
+        return std::future::pending().await;
+    }
+    let (activity, timeout) = (&ctx.activity, ctx.rt.config.limits.send_timeout);
+    while let Some(wait) = stall_wait(
+        activity.active.load(Ordering::Acquire),
+        activity.sending.waiting.load(Ordering::Acquire),
+        activity.sending.last_asked_ms.load(Ordering::Relaxed),
+        ctx.app.now_ms(),
+        timeout,
+    ) {
+        tokio::time::sleep(wait.max(std::time::Duration::from_millis(10))).await;
+    }
 }
 
 /// Drives a hyper connection to its end. A drain, the idle timeout or the maximum age ask
@@ -219,6 +241,7 @@ async fn drive<C: Graceful>(conn: C, ctx: &ConnCtx) {
         tokio::select! {
             _ = ctx.revoked() => Abort::Revoked,
             _ = first_header_deadline(ctx) => Abort::FirstHeaderLate,
+            _ = stalled(ctx) => Abort::Stalled,
         }
     });
     tokio::pin!(abort);
@@ -260,9 +283,19 @@ async fn drive<C: Graceful>(conn: C, ctx: &ConnCtx) {
     }
     debug!(peer = %ctx.peer, "closing connection ({})", why.as_str());
     conn.as_mut().begin_drain();
+    // Idle: no request is in flight, so all that is left is handing the client what is
+    // buffered. A client that never opens its HTTP/2 window would hold that forever.
+    let flushed = async {
+        if why == Close::Idle {
+            tokio::time::sleep(ctx.rt.config.limits.send_timeout).await;
+        } else {
+            std::future::pending().await
+        }
+    };
     tokio::select! {
         res = conn.as_mut() => ended(res, ctx),
         why = &mut abort => aborted(why, ctx),
+        _ = flushed => aborted(Abort::Stalled, ctx),
     }
 }
 
@@ -283,5 +316,13 @@ fn aborted(why: Abort, ctx: &ConnCtx) {
             peer = %ctx.peer,
             "closing connection: its first request's headers did not arrive within header_read_timeout"
         ),
+        Abort::Stalled => {
+            ctx.site.send_timeouts.flow_control.inc();
+            info!(
+                peer = %ctx.peer,
+                host = %ctx.site.fqdn,
+                "closing connection: the client took no data for send_timeout"
+            );
+        }
     }
 }

@@ -33,22 +33,56 @@ fn version_label(v: Option<rustls::ProtocolVersion>) -> &'static str {
 }
 
 /// Counts one request in flight until its response body is done (or dropped).
-pub(crate) struct InFlight(Arc<ConnCtx>);
+pub(crate) struct InFlight {
+    ctx: Arc<ConnCtx>,
+    /// HTTP/2: the body handed hyper a frame and was not asked for the next one yet
+    /// (counted in `Activity::sending`).
+    waiting: bool,
+}
 
 impl InFlight {
     fn new(ctx: Arc<ConnCtx>) -> Self {
         ctx.activity.active.fetch_add(1, Ordering::AcqRel);
         ctx.activity.started.store(true, Ordering::Release);
-        InFlight(ctx)
+        InFlight {
+            ctx,
+            waiting: false,
+        }
+    }
+
+    /// hyper asks the body for a frame: on HTTP/2 that means the client's window has
+    /// room, so the connection is not stalled.
+    fn asked(&mut self) {
+        let sending = &self.ctx.activity.sending;
+        sending
+            .last_asked_ms
+            .store(self.ctx.app.now_ms(), Ordering::Relaxed);
+        if self.waiting {
+            self.waiting = false;
+            sending.waiting.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// The body handed hyper a frame; until asked again it waits for the client.
+    fn handed(&mut self) {
+        self.waiting = true;
+        self.ctx
+            .activity
+            .sending
+            .waiting
+            .fetch_add(1, Ordering::AcqRel);
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let activity = &self.0.activity;
+        let activity = &self.ctx.activity;
+        if self.waiting {
+            activity.sending.waiting.fetch_sub(1, Ordering::AcqRel);
+        }
         activity
             .last_end_ms
-            .store(self.0.app.now_ms(), Ordering::Relaxed);
+            .store(self.ctx.app.now_ms(), Ordering::Relaxed);
         activity.active.fetch_sub(1, Ordering::AcqRel);
     }
 }
@@ -58,7 +92,7 @@ pin_project_lite::pin_project! {
     pub struct Counted<B> {
         #[pin]
         body: B,
-        _in_flight: InFlight,
+        in_flight: InFlight,
     }
 }
 
@@ -70,7 +104,17 @@ impl<B: Body> Body for Counted<B> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
-        self.project().body.poll_frame(cx)
+        let this = self.project();
+        if !this.in_flight.ctx.h2 {
+            // HTTP/1.1 has no flow control: a blocked write is `SendTimed`'s to see.
+            return this.body.poll_frame(cx);
+        }
+        this.in_flight.asked();
+        let frame = this.body.poll_frame(cx);
+        if let Poll::Ready(Some(Ok(_))) = &frame {
+            this.in_flight.handed();
+        }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {
@@ -201,6 +245,7 @@ async fn establish(
             active: AtomicUsize::new(0),
             started: AtomicBool::new(false),
             last_end_ms: AtomicU64::new(app.now_ms()),
+            sending: Default::default(),
         },
         established: tokio::time::Instant::now(),
         app,

@@ -157,6 +157,28 @@ pub fn sanitize_request(headers: &mut HeaderMap) {
     }
 }
 
+/// Joins several `cookie` fields into one with "; " (RFC 9113 8.2.3): HTTP/2 clients
+/// split cookies into one field per crumb for HPACK, and an HTTP/1.1 request must carry
+/// one `Cookie` line (some backends read only the first). Allocates only when a request
+/// carries more than one field.
+pub(crate) fn join_cookies(headers: &mut HeaderMap) {
+    let mut fields = headers.get_all(header::COOKIE).iter();
+    let (Some(first), Some(_)) = (fields.next(), fields.next()) else {
+        return;
+    };
+    let mut joined = Vec::with_capacity(first.len() * 4);
+    for v in headers.get_all(header::COOKIE) {
+        if !joined.is_empty() {
+            joined.extend_from_slice(b"; ");
+        }
+        joined.extend_from_slice(v.as_bytes());
+    }
+    // Every piece is a valid field value and "; " adds none of the bytes a value refuses.
+    if let Ok(value) = HeaderValue::from_bytes(&joined) {
+        headers.insert(header::COOKIE, value);
+    }
+}
+
 #[cfg(test)]
 mod props;
 
@@ -224,6 +246,21 @@ mod tests {
         let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         left.sort_unstable();
         assert_eq!(left, ["soapaction", "x-request-id"]);
+    }
+
+    #[test]
+    fn cookie_fields_are_joined_with_semicolons() {
+        let mut h = HeaderMap::new();
+        h.append(header::COOKIE, HeaderValue::from_static("a=1"));
+        h.append(header::COOKIE, HeaderValue::from_static("b=2"));
+        h.append(header::COOKIE, HeaderValue::from_static("c=3; d=4"));
+        join_cookies(&mut h);
+        let all: Vec<_> = h.get_all(header::COOKIE).iter().collect();
+        assert_eq!(all, ["a=1; b=2; c=3; d=4"]);
+        let mut one = HeaderMap::new();
+        one.append(header::COOKIE, HeaderValue::from_static("only=1"));
+        join_cookies(&mut one);
+        assert_eq!(one[header::COOKIE], "only=1");
     }
 
     #[test]

@@ -218,9 +218,13 @@ async fn forward(
             .unwrap_or_else(|| http::uri::PathAndQuery::from_static("/"));
         *req.uri_mut() = Uri::from(path);
     }
+    let from_h2 = req.version() == Version::HTTP_2;
     *req.version_mut() = Version::HTTP_11;
     let headers = req.headers_mut();
     headers::sanitize_request(headers);
+    if from_h2 {
+        headers::join_cookies(headers);
+    }
     if let Some(cert) = &ctx.client_cert {
         headers.insert(&headers::X_CLIENT_CERT, cert.der_b64.clone());
         headers.insert(&headers::X_CLIENT_CERT_THUMBPRINT, cert.thumbprint.clone());

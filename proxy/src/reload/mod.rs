@@ -124,7 +124,7 @@ impl Reloader {
         let rt = self.app.snapshot();
         for site in rt.table.sites() {
             if let Some(auth) = &site.client_auth {
-                reload_deny(auth, &self.metrics);
+                self.deny(auth).await;
             }
         }
         let fqdns = rt.table.sites().iter().map(|s| s.fqdn.clone()).collect();
@@ -143,13 +143,22 @@ impl Reloader {
                 WatchKey::HostCert(fqdn) => certs.push(fqdn.to_string()),
                 WatchKey::DenyList(fqdn) => {
                     if let Some(auth) = rt.site(&fqdn).and_then(|s| s.client_auth.as_ref()) {
-                        reload_deny(auth, &self.metrics);
+                        self.deny(auth).await;
                     }
                 }
                 WatchKey::Config => {}
             }
         }
         self.certs(certs, Trigger::Event).await;
+    }
+
+    /// A deny-list reload, off the async workers: this runtime also accepts connections,
+    /// and a file read may take up to `certfront_certs::read::TIME_LIMIT`.
+    async fn deny(&self, auth: &Arc<ClientAuthState>) {
+        let (auth, metrics) = (auth.clone(), self.metrics.clone());
+        if let Err(e) = tokio::task::spawn_blocking(move || reload_deny(&auth, &metrics)).await {
+            warn!("deny list reload task failed: {e}");
+        }
     }
 
     /// Certificate reloads of `fqdns` in the current snapshot, off the async workers.

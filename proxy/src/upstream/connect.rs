@@ -16,6 +16,10 @@ use super::io::UpstreamIo;
 use super::pool::H1;
 use super::{Dial, Sender, Target, UpstreamError, Upstreams, blames_upstream};
 
+/// Largest read from an HTTP/1.1 upstream (response headers included): what one
+/// response body chunk can hold.
+const UPSTREAM_READ_BUF: usize = 32 * 1024;
+
 impl Upstreams {
     /// A new connection, opened in a task of its own on this worker (boxed there: its
     /// future, TCP, TLS and HTTP handshakes, would otherwise make every request's future
@@ -139,6 +143,10 @@ impl Dial {
             })?)
         };
         let (tx, conn) = http1::Builder::new()
+            // Each read of the response body becomes one chunk handed to the client's
+            // connection: hyper's default (~400 KiB) let one stalled HTTP/2 stream pin
+            // that much on top of its send buffer.
+            .max_buf_size(UPSTREAM_READ_BUF)
             .handshake(TokioIo::new(io))
             .await
             .map_err(protocol)?;

@@ -28,6 +28,8 @@ pub(crate) struct Backend {
     pub hits: Arc<AtomicUsize>,
     /// TCP connections accepted.
     pub conns: Arc<AtomicUsize>,
+    /// Connections that have ended (closed by either side).
+    pub ended: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -113,8 +115,10 @@ impl Backend {
         let addr = listener.local_addr().expect("addr");
         let hits = Arc::new(AtomicUsize::new(0));
         let conns = Arc::new(AtomicUsize::new(0));
+        let ended = Arc::new(AtomicUsize::new(0));
         let counter = hits.clone();
         let accepted = conns.clone();
+        let gone = ended.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else {
@@ -123,7 +127,16 @@ impl Backend {
                 accepted.fetch_add(1, Ordering::SeqCst);
                 let counter = counter.clone();
                 let tls = tls.clone();
+                let gone = gone.clone();
                 tokio::spawn(async move {
+                    // Counted however the connection ends, even on an early return.
+                    struct Ended(Arc<AtomicUsize>);
+                    impl Drop for Ended {
+                        fn drop(&mut self) {
+                            self.0.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                    let _ended = Ended(gone);
                     let svc = service_fn(move |req| {
                         counter.fetch_add(1, Ordering::SeqCst);
                         respond(req, name)
@@ -161,6 +174,7 @@ impl Backend {
             addr,
             hits,
             conns,
+            ended,
             task,
         }
     }

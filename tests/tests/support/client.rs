@@ -188,3 +188,11 @@ pub(crate) async fn plain_get(addr: SocketAddr, host: &str, path: &str) -> Respo
         .expect("request");
     send.send_request(req).await.expect("response")
 }
+
+/// A GET to the admin listener (Host `localhost`). `/metrics` and `/certs` are rendered at
+/// most every 250 ms and served from that copy, so this waits out one period first: the
+/// answer then shows everything that happened before the call.
+pub(crate) async fn admin_get(addr: SocketAddr, path: &str) -> Response<Incoming> {
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    plain_get(addr, "localhost", path).await
+}
