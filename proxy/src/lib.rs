@@ -17,6 +17,7 @@
 //! - leaves: `metrics`, `error`, `respond`, `clock`, `workers`, `gated`, `tracker`.
 #![forbid(unsafe_code)]
 
+mod access_log;
 mod acme;
 mod admin;
 mod admission;
@@ -41,6 +42,7 @@ mod mtls;
 mod prepare;
 mod redirect;
 mod reload;
+mod request_id;
 mod respond;
 mod server;
 mod sites;

@@ -14,6 +14,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info};
 
+use crate::access_log::AccessLogger;
 use crate::admission::{OpenGauge, Slot};
 use crate::app::App;
 use crate::conn;
@@ -53,6 +54,11 @@ impl Running {
             .iter()
             .map(|s| s.cert.clone())
             .collect()
+    }
+
+    /// Reopens the access-log file (what SIGUSR1 does, after logrotate moved it away).
+    pub fn reopen_logs(&self) {
+        self.app.access_log.reopen();
     }
 
     /// Re-reads the configuration (when it changed) and every host's files now (what
@@ -97,6 +103,11 @@ pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running,
     let config = &config;
     let acme_state = Arc::new(crate::acme::AcmeState::new(config));
 
+    // Before any bind: a log file that cannot be opened refuses the start.
+    let access_log = AccessLogger::start(
+        config.server.access_log_file.as_deref(),
+        metrics.access_log_dropped.clone(),
+    )?;
     let mut tls_listeners = Vec::new();
     for addr in &config.server.listen {
         tls_listeners.push(bind(*addr).await?);
@@ -120,6 +131,7 @@ pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running,
         Tracker::default(),
         metrics.clone(),
         acme_state.clone(),
+        access_log,
     ));
     crate::dependents::refresh_snapshot(&metrics, &app.ca_inputs, &app.snapshot());
     let reload_tx = start_reloader(&app, metrics.clone(), writers);

@@ -1,0 +1,208 @@
+//! The access log: one line per request, in the format `server.access_log` names, written
+//! by a thread of its own so that writing never blocks a request. Requests hand their
+//! [`Entry`] to a bounded queue; a full queue drops the line and counts it
+//! (`certfront_access_log_dropped_total`). SIGUSR1 reopens the file (logrotate).
+
+mod format;
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufWriter, Write};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::time::SystemTime;
+
+use certfront_config::AccessLog;
+use http::{HeaderValue, Method, Uri};
+use prometheus::IntCounter;
+use tracing::warn;
+
+
+/// Lines waiting for the writer; beyond this a burst is dropped rather than held in memory.
+const QUEUE: usize = 16 * 1024;
+
+/// What a connection knows for its whole life, logged with each of its requests.
+#[derive(Debug)]
+pub(crate) struct ConnFacts {
+    /// The address the client connected to (`s-ip`, `s-port`).
+    pub local: Option<SocketAddr>,
+    pub sni: Option<Box<str>>,
+    pub tls_version: &'static str,
+    pub cipher: &'static str,
+    /// SHA-1 of the client certificate, upper-case hex (mutual TLS hosts only).
+    pub client_thumbprint: Option<HeaderValue>,
+}
+
+/// One request, as the writer thread formats it. Built from values the request already
+/// holds (header values and URIs share their bytes), so a request copies no text.
+#[derive(Debug)]
+pub(crate) struct Entry {
+    pub format: AccessLog,
+    /// When the response headers were ready.
+    pub at: SystemTime,
+    pub conn: Arc<ConnFacts>,
+    pub peer: IpAddr,
+    pub method: Method,
+    pub uri: Uri,
+    pub host: Option<HeaderValue>,
+    pub user_agent: Option<HeaderValue>,
+    pub referer: Option<HeaderValue>,
+    pub status: u16,
+    pub time_taken_ms: u64,
+    pub upstream: Option<Arc<str>>,
+    pub upstream_ms: Option<u64>,
+    pub request_id: HeaderValue,
+}
+
+enum Msg {
+    Entry(Box<Entry>),
+    /// Wakes the writer to look at the reopen flag.
+    Wake,
+}
+
+/// The request side of the access log: cheap to call, never blocks.
+pub(crate) struct AccessLogger {
+    tx: SyncSender<Msg>,
+    reopen: Arc<AtomicBool>,
+    dropped: IntCounter,
+}
+
+/// The access-log file cannot be opened.
+#[derive(Debug, thiserror::Error)]
+#[error("server.access_log_file: cannot open {}: {source}", .path.display())]
+pub struct AccessLogError {
+    pub path: PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
+impl AccessLogger {
+    /// Opens `file` (stderr when `None`) and starts the writer thread.
+    pub(crate) fn start(
+        file: Option<&Path>,
+        dropped: IntCounter,
+    ) -> Result<AccessLogger, AccessLogError> {
+        let sink = Sink::open(file)?;
+        let (tx, rx) = sync_channel(QUEUE);
+        let reopen = Arc::new(AtomicBool::new(false));
+        let flag = reopen.clone();
+        std::thread::Builder::new()
+            .name("certfront-log".into())
+            .spawn(move || writer(rx, sink, &flag))
+            .map_err(|source| AccessLogError {
+                path: file.map(Path::to_path_buf).unwrap_or_default(),
+                source,
+            })?;
+        Ok(AccessLogger {
+            tx,
+            reopen,
+            dropped,
+        })
+    }
+
+    /// Queues one line; when the queue is full the line is dropped and counted.
+    pub(crate) fn log(&self, entry: Entry) {
+        if self.tx.try_send(Msg::Entry(Box::new(entry))).is_err() {
+            self.dropped.inc();
+        }
+    }
+
+    /// Asks the writer to reopen its file (after logrotate moved it away).
+    pub(crate) fn reopen(&self) {
+        self.reopen.store(true, Ordering::Release);
+        // A full queue wakes the writer anyway.
+        let _ = self.tx.try_send(Msg::Wake);
+    }
+}
+
+/// Where lines go: stderr, or a file opened for appending.
+struct Sink {
+    path: Option<PathBuf>,
+    out: BufWriter<Box<dyn Write + Send>>,
+    /// The format whose header this file has (W3C writes `#Fields` once per file and
+    /// again when the format or the day changes).
+    header: Option<(AccessLog, time::Date)>,
+}
+
+impl Sink {
+    fn open(path: Option<&Path>) -> Result<Sink, AccessLogError> {
+        let out: Box<dyn Write + Send> = match path {
+            None => Box::new(io::stderr()),
+            Some(path) => Box::new(open_append(path)?),
+        };
+        Ok(Sink {
+            path: path.map(Path::to_path_buf),
+            out: BufWriter::with_capacity(64 * 1024, out),
+            header: None,
+        })
+    }
+
+    fn reopen(&mut self) {
+        let Some(path) = &self.path else { return };
+        let _ = self.out.flush();
+        match open_append(path) {
+            Ok(file) => {
+                self.out = BufWriter::with_capacity(64 * 1024, Box::new(file));
+                self.header = None;
+            }
+            Err(e) => warn!("{e}; still writing to the file opened before"),
+        }
+    }
+
+    fn write(&mut self, entry: &Entry) -> io::Result<()> {
+        let at = time::OffsetDateTime::from(entry.at);
+        if entry.format == AccessLog::W3c && self.header != Some((AccessLog::W3c, at.date())) {
+            format::w3c_header(&mut self.out, at)?;
+            self.header = Some((AccessLog::W3c, at.date()));
+        } else if entry.format != AccessLog::W3c {
+            self.header = None;
+        }
+        format::write(&mut self.out, entry, at)
+    }
+}
+
+fn open_append(path: &Path) -> Result<File, AccessLogError> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|source| AccessLogError {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Drains the queue, flushing whenever it runs empty, until every sender is gone.
+fn writer(rx: Receiver<Msg>, mut sink: Sink, reopen: &AtomicBool) {
+    let mut failing = false;
+    while let Ok(mut msg) = rx.recv() {
+        loop {
+            if reopen.swap(false, Ordering::AcqRel) {
+                sink.reopen();
+            }
+            if let Msg::Entry(entry) = &msg {
+                match sink.write(entry) {
+                    Ok(()) => failing = false,
+                    Err(e) if !failing => {
+                        // Once per run of failures, not once per line (a full disk).
+                        warn!("access log: cannot write: {e}");
+                        failing = true;
+                    }
+                    Err(_) => {}
+                }
+            }
+            match rx.try_recv() {
+                Ok(next) => msg = next,
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    let _ = sink.out.flush();
+                    return;
+                }
+            }
+        }
+        let _ = sink.out.flush();
+    }
+    let _ = sink.out.flush();
+}
