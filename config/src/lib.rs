@@ -35,12 +35,12 @@ pub use error::{ConfigError, Problem};
 /// The network type of `server.trusted_proxies`, so users need no own `ipnet` dependency.
 pub use ipnet::IpNet;
 pub use model::{
-    AccessLog, Acme, AcmeChallenge, AcmeEab, Action, ClientAuth, ClientAuthMode, Config, Host, Limits, Server,
-    Tls, TlsVersion, UnknownSni, Upstream,
+    AccessLog, Acme, AcmeChallenge, AcmeEab, Action, ClientAuth, ClientAuthMode, Config, Host,
+    Limits, Server, Tls, TlsVersion, UnknownSni, Upstream,
 };
 pub use raw::{
-    BoolOrString, OneOrMany, RawAcme, RawClientAuth, RawConfig, RawHost, RawLimits, RawPolicy, RawRespond,
-    RawServer, RawTls,
+    BoolOrString, OneOrMany, RawAcme, RawClientAuth, RawConfig, RawHost, RawLimits, RawPolicy,
+    RawRespond, RawServer, RawTls,
 };
 
 /// Reads, parses and validates a config file. Relative paths inside it are

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod access_log;
 mod acme;
 mod admin_metrics;
 mod ca_expiry;

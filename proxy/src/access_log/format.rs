@@ -41,7 +41,13 @@ struct Ymd(OffsetDateTime);
 impl std::fmt::Display for Ymd {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let t = self.0;
-        write!(f, "{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day())
+        write!(
+            f,
+            "{:04}-{:02}-{:02}",
+            t.year(),
+            u8::from(t.month()),
+            t.day()
+        )
     }
 }
 
@@ -86,14 +92,20 @@ fn w3c(out: &mut impl Write, e: &Entry, at: OffsetDateTime) -> io::Result<()> {
     write!(out, "{} {}", Ymd(at), Hms(at))?;
     field(
         out,
-        local.map(|a| a.ip().to_string()).unwrap_or_default().as_bytes(),
+        local
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default()
+            .as_bytes(),
     )?;
     field(out, e.method.as_str().as_bytes())?;
     field(out, e.uri.path().as_bytes())?;
     field(out, e.uri.query().unwrap_or_default().as_bytes())?;
     field(
         out,
-        local.map(|a| a.port().to_string()).unwrap_or_default().as_bytes(),
+        local
+            .map(|a| a.port().to_string())
+            .unwrap_or_default()
+            .as_bytes(),
     )?;
     field(out, b"")?; // cs-username: certfront authenticates no user
     field(out, e.peer.to_string().as_bytes())?;

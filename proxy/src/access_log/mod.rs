@@ -19,7 +19,6 @@ use http::{HeaderValue, Method, Uri};
 use prometheus::IntCounter;
 use tracing::warn;
 
-
 /// Lines waiting for the writer; beyond this a burst is dropped rather than held in memory.
 const QUEUE: usize = 16 * 1024;
 

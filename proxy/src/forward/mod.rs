@@ -57,7 +57,11 @@ impl Refusal {
     fn response(self, id: &HeaderValue) -> Response<Body> {
         match self {
             Refusal::Method => {
-                let mut resp = short(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed\n", id);
+                let mut resp = short(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "405 Method Not Allowed\n",
+                    id,
+                );
                 resp.headers_mut().insert(
                     header::ALLOW,
                     HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH"),
@@ -65,7 +69,9 @@ impl Refusal {
                 resp
             }
             Refusal::NoHost => short(StatusCode::BAD_REQUEST, "400 Bad Request: no Host\n", id),
-            Refusal::BadHost(_) => short(StatusCode::BAD_REQUEST, "400 Bad Request: bad Host\n", id),
+            Refusal::BadHost(_) => {
+                short(StatusCode::BAD_REQUEST, "400 Bad Request: bad Host\n", id)
+            }
             Refusal::ConflictingHost => short(
                 StatusCode::BAD_REQUEST,
                 "400 Bad Request: conflicting Host\n",
@@ -174,10 +180,9 @@ pub(crate) async fn handle(req: Request<Incoming>, ctx: Arc<ConnCtx>) -> Respons
         Err(refusal) => (refusal.response(&request_id), None),
         Ok(Err(_)) => (Refusal::NoHost.response(&request_id), None),
         Ok(Ok(host)) => match &site.route {
-            Route::Respond { status, body } => (
-                plain(*status, body.clone()).map(Either::Right),
-                Some(host),
-            ),
+            Route::Respond { status, body } => {
+                (plain(*status, body.clone()).map(Either::Right), Some(host))
+            }
             Route::Upstream(ups) => {
                 let resp;
                 (resp, upstream) = forward(req, host.clone(), &request_id, &ctx, ups).await;
@@ -216,7 +221,6 @@ struct Forwarded {
     label: Option<Arc<str>>,
     took_ms: Option<u64>,
 }
-
 
 /// Whether the client asks for a WebSocket (the only upgrade that passes; never h2c).
 fn is_websocket(req: &Request<Incoming>) -> bool {
@@ -300,7 +304,10 @@ async fn forward(
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         let Some(client_upgrade) = client_upgrade else {
             // An upgrade the client did not ask for cannot be relayed.
-            return (short(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n", id), label);
+            return (
+                short(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n", id),
+                label,
+            );
         };
         let upstream_upgrade = hyper::upgrade::on(&mut resp);
         crate::tunnel::spawn(ctx.clone(), client_upgrade, upstream_upgrade);
@@ -326,9 +333,11 @@ fn upstream_error(err: &UpstreamError, ctx: &ConnCtx, id: &HeaderValue) -> Respo
     warn!(host = %ctx.site.fqdn, "upstream: {err}");
     upstream_failed(ctx, err.kind());
     match err {
-        UpstreamError::AllDown | UpstreamError::Local { .. } | UpstreamError::Busy { .. } => {
-            short(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable\n", id)
-        }
+        UpstreamError::AllDown | UpstreamError::Local { .. } | UpstreamError::Busy { .. } => short(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "503 Service Unavailable\n",
+            id,
+        ),
         UpstreamError::Timeout { .. } => {
             short(StatusCode::GATEWAY_TIMEOUT, "504 Gateway Timeout\n", id)
         }

@@ -71,10 +71,7 @@ pub(super) fn keep_listeners(running: &Config, new: &mut Config) -> Vec<String> 
     // The writer thread holds the file it opened at start (SIGUSR1 reopens that path).
     keep(
         "server.access_log_file",
-        restore(
-            &mut new.server.access_log_file,
-            &server.access_log_file,
-        ),
+        restore(&mut new.server.access_log_file, &server.access_log_file),
     );
     keep(
         "limits.max_connections",
