@@ -54,6 +54,7 @@ mod tls;
 mod tracker;
 mod tunnel;
 mod upstream;
+mod upstream_up;
 mod workers;
 
 // The whole public surface, everything else is `pub(crate)` and `unreachable_pub` keeps

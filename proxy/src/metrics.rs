@@ -175,6 +175,13 @@ impl Metrics {
         m
     }
 
+    /// Adds a collector that reads its values when `/metrics` is rendered.
+    pub(crate) fn register(&self, collector: Box<dyn prometheus::core::Collector>) {
+        self.registry
+            .register(collector)
+            .expect("unique metric names");
+    }
+
     /// Exports `info` as what `host` serves, replacing the series of what it served before.
     pub(crate) fn cert_served(&self, host: &str, info: &CertInfo, loaded_at: SystemTime) {
         let labels = [

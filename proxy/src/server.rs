@@ -133,6 +133,7 @@ pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running,
         acme_state.clone(),
         access_log,
     ));
+    metrics.register(Box::new(crate::upstream_up::UpstreamUp::new(&app)));
     crate::dependents::refresh_snapshot(&metrics, &app.ca_inputs, &app.snapshot());
     let reload_tx = start_reloader(&app, metrics.clone(), writers);
     // After every bind: the CA validates by connecting to the listeners.

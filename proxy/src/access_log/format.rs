@@ -209,6 +209,22 @@ fn json(out: &mut impl Write, e: &Entry, at: OffsetDateTime) -> io::Result<()> {
     out.write_all(b"\n")
 }
 
+/// The text format on stderr: an `info` event of target `certfront::access`.
+pub(super) fn trace(e: &Entry) {
+    tracing::info!(
+        target: "certfront::access",
+        peer = %e.peer,
+        method = %e.method,
+        host = e.host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("-"),
+        path = e.uri.path(),
+        status = e.status,
+        upstream = e.upstream.as_deref().unwrap_or("-"),
+        ms = e.time_taken_ms,
+        request_id = e.request_id.to_str().unwrap_or("-"),
+        "request"
+    );
+}
+
 /// `key=value` like certfront's `tracing` lines; a value with a space or quote is quoted.
 fn text(out: &mut impl Write, e: &Entry, at: OffsetDateTime) -> io::Result<()> {
     fn kv(out: &mut impl Write, key: &str, value: &[u8]) -> io::Result<()> {

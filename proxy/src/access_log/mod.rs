@@ -151,6 +151,11 @@ impl Sink {
     }
 
     fn write(&mut self, entry: &Entry) -> io::Result<()> {
+        if entry.format == AccessLog::Text && self.path.is_none() {
+            // As before formats existed: a `tracing` line, so RUST_LOG still filters it.
+            format::trace(entry);
+            return Ok(());
+        }
         let at = time::OffsetDateTime::from(entry.at);
         if entry.format == AccessLog::W3c && self.header != Some((AccessLog::W3c, at.date())) {
             format::w3c_header(&mut self.out, at)?;
