@@ -35,6 +35,8 @@ pub struct App {
     pub(crate) access_log: AccessLogger,
     /// Where generated `X-Request-Id`s come from.
     pub(crate) request_ids: RequestIds,
+    /// When this process started serving (the inventory page shows it).
+    pub(crate) started: std::time::SystemTime,
     /// The zero of the millisecond clocks that connections keep.
     epoch: Instant,
 }
@@ -72,6 +74,7 @@ impl App {
             ca_inputs: Inputs::default(),
             access_log,
             request_ids: RequestIds::new(),
+            started: std::time::SystemTime::now(),
             epoch: Instant::now(),
         }
     }

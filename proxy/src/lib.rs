@@ -35,6 +35,7 @@ mod gated;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod invariants;
+mod inventory_page;
 #[cfg(test)]
 mod layering;
 mod metrics;

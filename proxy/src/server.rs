@@ -78,9 +78,13 @@ impl Running {
         if live > 0 {
             info!("draining {live} connection(s), up to {}s", limit.as_secs());
         }
-        tokio::time::timeout(limit, self.app.tracker.wait_idle())
+        let drained = tokio::time::timeout(limit, self.app.tracker.wait_idle())
             .await
-            .is_ok()
+            .is_ok();
+        // The last requests' lines, before the process exits.
+        let app = self.app.clone();
+        let _ = tokio::task::spawn_blocking(move || app.access_log.finish()).await;
+        drained
     }
 }
 

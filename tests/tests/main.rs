@@ -16,6 +16,7 @@ mod deploy;
 mod forward_http;
 mod hardening;
 mod host_policy;
+mod inventory_page;
 mod limits;
 mod loadtest_rotate;
 mod mtls;

@@ -28,12 +28,31 @@ pub(super) fn w3c_header(out: &mut impl Write, at: OffsetDateTime) -> io::Result
     )
 }
 
-pub(super) fn write(out: &mut impl Write, e: &Entry, at: OffsetDateTime) -> io::Result<()> {
+/// A second of wall-clock time, rendered once for every line written in it.
+pub(super) struct Stamp {
+    pub secs: u64,
+    pub at: OffsetDateTime,
+    /// `YYYY-MM-DD HH:MM:SS`, W3C's `date time`.
+    w3c: String,
+}
+
+impl Stamp {
+    pub(super) fn new(secs: u64, t: std::time::SystemTime) -> Stamp {
+        let at = OffsetDateTime::from(t);
+        Stamp {
+            secs,
+            at,
+            w3c: format!("{} {}", Ymd(at), Hms(at)),
+        }
+    }
+}
+
+pub(super) fn write(out: &mut impl Write, e: &Entry, stamp: &Stamp) -> io::Result<()> {
     match e.format {
         AccessLog::Off => Ok(()),
-        AccessLog::W3c => w3c(out, e, at),
-        AccessLog::Json => json(out, e, at),
-        AccessLog::Text => text(out, e, at),
+        AccessLog::W3c => w3c(out, e, &stamp.w3c),
+        AccessLog::Json => json(out, e, stamp.at),
+        AccessLog::Text => text(out, e, stamp.at),
     }
 }
 
@@ -87,28 +106,22 @@ fn opt(v: &Option<HeaderValue>) -> &[u8] {
     v.as_ref().map(HeaderValue::as_bytes).unwrap_or_default()
 }
 
-fn w3c(out: &mut impl Write, e: &Entry, at: OffsetDateTime) -> io::Result<()> {
-    let local = e.conn.local;
-    write!(out, "{} {}", Ymd(at), Hms(at))?;
-    field(
-        out,
-        local
-            .map(|a| a.ip().to_string())
-            .unwrap_or_default()
-            .as_bytes(),
-    )?;
+fn w3c(out: &mut impl Write, e: &Entry, date_time: &str) -> io::Result<()> {
+    // Addresses and numbers hold no space: written as they are, without a copy.
+    out.write_all(date_time.as_bytes())?;
+    match e.conn.local {
+        Some(a) => write!(out, " {}", a.ip())?,
+        None => out.write_all(b" -")?,
+    }
     field(out, e.method.as_str().as_bytes())?;
     field(out, e.uri.path().as_bytes())?;
     field(out, e.uri.query().unwrap_or_default().as_bytes())?;
-    field(
-        out,
-        local
-            .map(|a| a.port().to_string())
-            .unwrap_or_default()
-            .as_bytes(),
-    )?;
-    field(out, b"")?; // cs-username: certfront authenticates no user
-    field(out, e.peer.to_string().as_bytes())?;
+    match e.conn.local {
+        Some(a) => write!(out, " {}", a.port())?,
+        None => out.write_all(b" -")?,
+    }
+    // cs-username: certfront authenticates no user.
+    write!(out, " - {}", e.peer)?;
     field(out, opt(&e.user_agent))?;
     field(out, opt(&e.referer))?;
     write!(out, " {} 0 0 {}", e.status, e.time_taken_ms)?;
@@ -292,7 +305,7 @@ mod tests {
     fn line(format: AccessLog) -> String {
         let e = entry(format);
         let mut out = Vec::new();
-        write(&mut out, &e, OffsetDateTime::from(e.at)).unwrap();
+        write(&mut out, &e, &Stamp::new(1_800_000_000, e.at)).unwrap();
         String::from_utf8(out).unwrap()
     }
 

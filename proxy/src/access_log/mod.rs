@@ -9,10 +9,11 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime};
 
 use certfront_config::AccessLog;
 use http::{HeaderValue, Method, Uri};
@@ -21,6 +22,9 @@ use tracing::warn;
 
 /// Lines waiting for the writer; beyond this a burst is dropped rather than held in memory.
 const QUEUE: usize = 16 * 1024;
+/// How often the writer takes the queued lines: [`QUEUE`] per batch is far above what
+/// the proxy serves.
+const BATCH: Duration = Duration::from_millis(50);
 
 /// What a connection knows for its whole life, logged with each of its requests.
 #[derive(Debug)]
@@ -55,17 +59,19 @@ pub(crate) struct Entry {
     pub request_id: HeaderValue,
 }
 
-enum Msg {
-    Entry(Box<Entry>),
-    /// Wakes the writer to look at the reopen flag.
-    Wake,
+/// The request side of the access log: cheap to call, never blocks, no system call.
+pub(crate) struct AccessLogger {
+    tx: SyncSender<Box<Entry>>,
+    flags: Arc<Flags>,
+    dropped: IntCounter,
+    writer: Mutex<Option<JoinHandle<()>>>,
 }
 
-/// The request side of the access log: cheap to call, never blocks.
-pub(crate) struct AccessLogger {
-    tx: SyncSender<Msg>,
-    reopen: Arc<AtomicBool>,
-    dropped: IntCounter,
+/// What the writer thread is asked to do besides writing.
+#[derive(Default)]
+struct Flags {
+    reopen: AtomicBool,
+    stop: AtomicBool,
 }
 
 /// The access-log file cannot be opened.
@@ -85,34 +91,44 @@ impl AccessLogger {
     ) -> Result<AccessLogger, AccessLogError> {
         let sink = Sink::open(file)?;
         let (tx, rx) = sync_channel(QUEUE);
-        let reopen = Arc::new(AtomicBool::new(false));
-        let flag = reopen.clone();
-        std::thread::Builder::new()
+        let flags = Arc::new(Flags::default());
+        let theirs = flags.clone();
+        let writer = std::thread::Builder::new()
             .name("certfront-log".into())
-            .spawn(move || writer(rx, sink, &flag))
+            .spawn(move || writer(&rx, sink, &theirs))
             .map_err(|source| AccessLogError {
                 path: file.map(Path::to_path_buf).unwrap_or_default(),
                 source,
             })?;
         Ok(AccessLogger {
             tx,
-            reopen,
+            flags,
             dropped,
+            writer: Mutex::new(Some(writer)),
         })
     }
 
     /// Queues one line; when the queue is full the line is dropped and counted.
     pub(crate) fn log(&self, entry: Entry) {
-        if self.tx.try_send(Msg::Entry(Box::new(entry))).is_err() {
+        if self.tx.try_send(Box::new(entry)).is_err() {
             self.dropped.inc();
         }
     }
 
-    /// Asks the writer to reopen its file (after logrotate moved it away).
+    /// Asks the writer to reopen its file (after logrotate moved it away); done within
+    /// one [`BATCH`].
     pub(crate) fn reopen(&self) {
-        self.reopen.store(true, Ordering::Release);
-        // A full queue wakes the writer anyway.
-        let _ = self.tx.try_send(Msg::Wake);
+        self.flags.reopen.store(true, Ordering::Release);
+    }
+
+    /// Writes what is queued and stops the writer (at the end of a drain), so that the
+    /// last requests' lines are not lost when the process exits.
+    pub(crate) fn finish(&self) {
+        self.flags.stop.store(true, Ordering::Release);
+        let handle = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(handle) = handle {
+            let _ = handle.join();
+        }
     }
 }
 
@@ -123,6 +139,8 @@ struct Sink {
     /// The format whose header this file has (W3C writes `#Fields` once per file and
     /// again when the format or the day changes).
     header: Option<(AccessLog, time::Date)>,
+    /// The last line's second, rendered once for all lines of that second.
+    stamp: Option<format::Stamp>,
 }
 
 impl Sink {
@@ -135,6 +153,7 @@ impl Sink {
             path: path.map(Path::to_path_buf),
             out: BufWriter::with_capacity(64 * 1024, out),
             header: None,
+            stamp: None,
         })
     }
 
@@ -156,14 +175,22 @@ impl Sink {
             format::trace(entry);
             return Ok(());
         }
-        let at = time::OffsetDateTime::from(entry.at);
+        let secs = entry
+            .at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if self.stamp.as_ref().is_none_or(|s| s.secs != secs) {
+            self.stamp = Some(format::Stamp::new(secs, entry.at));
+        }
+        let stamp = self.stamp.as_ref().expect("set above");
+        let at = stamp.at;
         if entry.format == AccessLog::W3c && self.header != Some((AccessLog::W3c, at.date())) {
             format::w3c_header(&mut self.out, at)?;
             self.header = Some((AccessLog::W3c, at.date()));
         } else if entry.format != AccessLog::W3c {
             self.header = None;
         }
-        format::write(&mut self.out, entry, at)
+        format::write(&mut self.out, entry, stamp)
     }
 }
 
@@ -178,16 +205,20 @@ fn open_append(path: &Path) -> Result<File, AccessLogError> {
         })
 }
 
-/// Drains the queue, flushing whenever it runs empty, until every sender is gone.
-fn writer(rx: Receiver<Msg>, mut sink: Sink, reopen: &AtomicBool) {
+/// Every [`BATCH`]: takes what is queued, writes it, flushes. Polling instead of waiting
+/// on the queue keeps the request side free of wake-ups (a futex call per line), and
+/// writes whole buffers instead of a system call per line.
+fn writer(rx: &Receiver<Box<Entry>>, mut sink: Sink, flags: &Flags) {
     let mut failing = false;
-    while let Ok(mut msg) = rx.recv() {
-        loop {
-            if reopen.swap(false, Ordering::AcqRel) {
-                sink.reopen();
-            }
-            if let Msg::Entry(entry) = &msg {
-                match sink.write(entry) {
+    loop {
+        if flags.reopen.swap(false, Ordering::AcqRel) {
+            sink.reopen();
+        }
+        // Read before draining: lines queued before `finish` are all written.
+        let stop = flags.stop.load(Ordering::Acquire);
+        let gone = loop {
+            match rx.try_recv() {
+                Ok(entry) => match sink.write(&entry) {
                     Ok(()) => failing = false,
                     Err(e) if !failing => {
                         // Once per run of failures, not once per line (a full disk).
@@ -195,18 +226,15 @@ fn writer(rx: Receiver<Msg>, mut sink: Sink, reopen: &AtomicBool) {
                         failing = true;
                     }
                     Err(_) => {}
-                }
+                },
+                Err(TryRecvError::Empty) => break false,
+                Err(TryRecvError::Disconnected) => break true,
             }
-            match rx.try_recv() {
-                Ok(next) => msg = next,
-                Err(TryRecvError::Empty) => break,
-                Err(TryRecvError::Disconnected) => {
-                    let _ = sink.out.flush();
-                    return;
-                }
-            }
-        }
+        };
         let _ = sink.out.flush();
+        if stop || gone {
+            return;
+        }
+        std::thread::sleep(BATCH);
     }
-    let _ = sink.out.flush();
 }
