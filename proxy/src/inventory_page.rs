@@ -283,7 +283,7 @@ fn host_row(out: &mut String, app: &App, site: &Site, v: &Verdict) {
     }
     out.push_str("</td><td>");
     match &site.host.client_auth {
-        None => out.push_str("-"),
+        None => out.push('-'),
         Some(auth) => {
             let _ = write!(
                 out,

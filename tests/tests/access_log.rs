@@ -193,12 +193,10 @@ fn sigusr1_reopens_the_access_log_after_logrotate_moved_it() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let ca = TestCa::new("rotate root");
-    let toml = format!(
-        "[server]\nlisten = [\"127.0.0.1:0\"]\naccess_log = \"w3c\"\naccess_log_file = \"access.log\"\n\
+    let toml = "[server]\nlisten = [\"127.0.0.1:0\"]\naccess_log = \"w3c\"\naccess_log_file = \"access.log\"\n\
          rescan_seconds = 0\nwatch_config = false\n[tls]\ntrust = [\"root.pem\"]\n\
          [[host]]\nfqdn = \"app.test\"\ncert = \"app.pem\"\nkey = \"app-key.pem\"\n\
-         respond = {{ status = 200, body = \"ok\" }}\n"
-    );
+         respond = { status = 200, body = \"ok\" }\n";
     ca.leaf(&["app.test"]).write(d, "app");
     std::fs::write(d.join("root.pem"), &ca.pem).expect("root");
     std::fs::write(d.join("certfront.toml"), toml).expect("config");
