@@ -9,7 +9,7 @@ use http::HeaderValue;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::Entry;
+use super::{Entry, Text};
 
 /// IIS's default fields in IIS's order, then `cs-host` and ours.
 pub(crate) const W3C_FIELDS: &str = "date time s-ip cs-method cs-uri-stem cs-uri-query s-port \
@@ -114,18 +114,18 @@ fn w3c(out: &mut impl Write, e: &Entry, date_time: &str) -> io::Result<()> {
         None => out.write_all(b" -")?,
     }
     field(out, e.method.as_str().as_bytes())?;
-    field(out, e.uri.path().as_bytes())?;
-    field(out, e.uri.query().unwrap_or_default().as_bytes())?;
+    field(out, e.text(Text::Path))?;
+    field(out, e.text(Text::Query))?;
     match e.conn.local {
         Some(a) => write!(out, " {}", a.port())?,
         None => out.write_all(b" -")?,
     }
     // cs-username: certfront authenticates no user.
     write!(out, " - {}", e.peer)?;
-    field(out, opt(&e.user_agent))?;
-    field(out, opt(&e.referer))?;
+    field(out, e.text(Text::UserAgent))?;
+    field(out, e.text(Text::Referer))?;
     write!(out, " {} 0 0 {}", e.status, e.time_taken_ms)?;
-    field(out, opt(&e.host))?;
+    field(out, e.text(Text::Host))?;
     field(out, e.conn.sni.as_deref().unwrap_or_default().as_bytes())?;
     field(out, e.conn.tls_version.as_bytes())?;
     field(out, e.conn.cipher.as_bytes())?;
@@ -135,7 +135,7 @@ fn w3c(out: &mut impl Write, e: &Entry, date_time: &str) -> io::Result<()> {
         Some(ms) => write!(out, " {ms}")?,
         None => out.write_all(b" -")?,
     }
-    field(out, e.request_id.as_bytes())?;
+    field(out, e.text(Text::RequestId))?;
     out.write_all(b"\n")
 }
 
@@ -149,9 +149,9 @@ struct JsonLine<'a> {
     #[serde(rename = "cs-method")]
     method: &'a str,
     #[serde(rename = "cs-uri-stem")]
-    stem: &'a str,
+    stem: std::borrow::Cow<'a, str>,
     #[serde(rename = "cs-uri-query")]
-    query: Option<&'a str>,
+    query: Option<std::borrow::Cow<'a, str>>,
     #[serde(rename = "s-port")]
     s_port: Option<u16>,
     #[serde(rename = "cs-username")]
@@ -198,25 +198,25 @@ fn json(out: &mut impl Write, e: &Entry, at: OffsetDateTime) -> io::Result<()> {
         time: Hms(at).to_string(),
         s_ip: e.conn.local.map(|a| a.ip().to_string()),
         method: e.method.as_str(),
-        stem: e.uri.path(),
-        query: e.uri.query(),
+        stem: e.str(Text::Path).unwrap_or_default(),
+        query: e.str(Text::Query),
         s_port: e.conn.local.map(|a| a.port()),
         username: None,
         c_ip: e.peer.to_string(),
-        user_agent: lossy(&e.user_agent),
-        referer: lossy(&e.referer),
+        user_agent: e.str(Text::UserAgent),
+        referer: e.str(Text::Referer),
         status: e.status,
         substatus: 0,
         win32_status: 0,
         time_taken: e.time_taken_ms,
-        host: lossy(&e.host),
+        host: e.str(Text::Host),
         sni: e.conn.sni.as_deref(),
         tls_version: e.conn.tls_version,
         cipher: e.conn.cipher,
         thumbprint: lossy(&e.conn.client_thumbprint),
         upstream: e.upstream.as_deref(),
         upstream_time: e.upstream_ms,
-        request_id: String::from_utf8_lossy(e.request_id.as_bytes()),
+        request_id: e.str(Text::RequestId).unwrap_or_default(),
     };
     serde_json::to_writer(&mut *out, &line)?;
     out.write_all(b"\n")
@@ -228,12 +228,12 @@ pub(super) fn trace(e: &Entry) {
         target: "certfront::access",
         peer = %e.peer,
         method = %e.method,
-        host = e.host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("-"),
-        path = e.uri.path(),
+        host = %e.str(Text::Host).unwrap_or("-".into()),
+        path = %e.str(Text::Path).unwrap_or_default(),
         status = e.status,
         upstream = e.upstream.as_deref().unwrap_or("-"),
         ms = e.time_taken_ms,
-        request_id = e.request_id.to_str().unwrap_or("-"),
+        request_id = %e.str(Text::RequestId).unwrap_or("-".into()),
         "request"
     );
 }
@@ -258,8 +258,8 @@ fn text(out: &mut impl Write, e: &Entry, at: OffsetDateTime) -> io::Result<()> {
     )?;
     kv(out, "peer", e.peer.to_string().as_bytes())?;
     kv(out, "method", e.method.as_str().as_bytes())?;
-    kv(out, "host", opt(&e.host))?;
-    kv(out, "path", e.uri.path().as_bytes())?;
+    kv(out, "host", e.text(Text::Host))?;
+    kv(out, "path", e.text(Text::Path))?;
     write!(out, " status={}", e.status)?;
     kv(
         out,
@@ -267,7 +267,7 @@ fn text(out: &mut impl Write, e: &Entry, at: OffsetDateTime) -> io::Result<()> {
         e.upstream.as_deref().unwrap_or_default().as_bytes(),
     )?;
     write!(out, " ms={}", e.time_taken_ms)?;
-    kv(out, "request_id", e.request_id.as_bytes())?;
+    kv(out, "request_id", e.text(Text::RequestId))?;
     out.write_all(b"\n")
 }
 
@@ -278,6 +278,12 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     fn entry(format: AccessLog) -> Entry {
+        let mut texts = super::super::Texts::with_capacity(128);
+        texts.set(Text::Path, b"/a%20b/c");
+        texts.set(Text::Query, b"x=1&y=two");
+        texts.set(Text::Host, b"app.example.org");
+        texts.set(Text::UserAgent, b"Mozilla/5.0 (Windows NT 10.0)");
+        texts.set(Text::RequestId, b"abc-1");
         Entry {
             format,
             at: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
@@ -290,15 +296,11 @@ mod tests {
             }),
             peer: "192.0.2.7".parse().unwrap(),
             method: http::Method::GET,
-            uri: "/a%20b/c?x=1&y=two".parse().unwrap(),
-            host: Some(HeaderValue::from_static("app.example.org")),
-            user_agent: Some(HeaderValue::from_static("Mozilla/5.0 (Windows NT 10.0)")),
-            referer: None,
+            texts,
             status: 200,
             time_taken_ms: 12,
             upstream: Some("http://10.0.0.1:80".into()),
             upstream_ms: Some(10),
-            request_id: HeaderValue::from_static("abc-1"),
         }
     }
 

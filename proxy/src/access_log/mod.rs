@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime};
 
 use certfront_config::AccessLog;
-use http::{HeaderValue, Method, Uri};
+use http::{HeaderValue, Method};
 use prometheus::IntCounter;
 use tracing::warn;
 
@@ -38,8 +38,53 @@ pub(crate) struct ConnFacts {
     pub client_thumbprint: Option<HeaderValue>,
 }
 
-/// One request, as the writer thread formats it. Built from values the request already
-/// holds (header values and URIs share their bytes), so a request copies no text.
+/// The texts of a request that a line names.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Text {
+    Path,
+    Query,
+    UserAgent,
+    Referer,
+    Host,
+    RequestId,
+}
+
+/// A request's texts, copied into one buffer. Holding the request's own bytes instead
+/// (its URI and header values share hyper's read buffer) until the writer runs would make
+/// hyper allocate a new read buffer for the connection's next request.
+#[derive(Debug, Default)]
+pub(crate) struct Texts {
+    buf: Vec<u8>,
+    spans: [(u32, u32); 6],
+}
+
+impl Texts {
+    pub(crate) fn with_capacity(n: usize) -> Texts {
+        Texts {
+            buf: Vec::with_capacity(n),
+            spans: [(0, 0); 6],
+        }
+    }
+
+    pub(crate) fn set(&mut self, which: Text, bytes: &[u8]) {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(bytes);
+        let end = self.buf.len();
+        self.spans[which as usize] = (
+            u32::try_from(start).unwrap_or(u32::MAX),
+            u32::try_from(end).unwrap_or(u32::MAX),
+        );
+    }
+
+    pub(crate) fn get(&self, which: Text) -> &[u8] {
+        let (start, end) = self.spans[which as usize];
+        self.buf
+            .get(start as usize..end as usize)
+            .unwrap_or_default()
+    }
+}
+
+/// One request, as the writer thread formats it.
 #[derive(Debug)]
 pub(crate) struct Entry {
     pub format: AccessLog,
@@ -48,15 +93,23 @@ pub(crate) struct Entry {
     pub conn: Arc<ConnFacts>,
     pub peer: IpAddr,
     pub method: Method,
-    pub uri: Uri,
-    pub host: Option<HeaderValue>,
-    pub user_agent: Option<HeaderValue>,
-    pub referer: Option<HeaderValue>,
+    pub texts: Texts,
     pub status: u16,
     pub time_taken_ms: u64,
     pub upstream: Option<Arc<str>>,
     pub upstream_ms: Option<u64>,
-    pub request_id: HeaderValue,
+}
+
+impl Entry {
+    pub(crate) fn text(&self, which: Text) -> &[u8] {
+        self.texts.get(which)
+    }
+
+    /// A text for formats that need UTF-8 (JSON, `tracing`); `None` when empty.
+    pub(crate) fn str(&self, which: Text) -> Option<std::borrow::Cow<'_, str>> {
+        let bytes = self.text(which);
+        (!bytes.is_empty()).then(|| String::from_utf8_lossy(bytes))
+    }
 }
 
 /// The request side of the access log: cheap to call, never blocks, no system call.

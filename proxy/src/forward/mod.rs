@@ -14,7 +14,7 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use tracing::warn;
 
-use crate::access_log::Entry;
+use crate::access_log::{Entry, Text, Texts};
 use crate::authority::{HostError, parse_host};
 use crate::context::ConnCtx;
 use crate::request_id::X_REQUEST_ID;
@@ -164,16 +164,20 @@ pub(crate) async fn handle(req: Request<Incoming>, ctx: Arc<ConnCtx>) -> Respons
         .app
         .request_ids
         .for_request(req.headers().get(&X_REQUEST_ID), ctx.trusted_peer);
-    // Kept for the access log only: these clones share the request's bytes, no copy.
+    // For the access log only: what it names of the request, copied in one allocation.
     let logged = ctx.log_facts.as_ref().map(|facts| {
         let h = req.headers();
-        (
-            facts.clone(),
-            req.method().clone(),
-            req.uri().clone(),
-            h.get(header::USER_AGENT).cloned(),
-            h.get(header::REFERER).cloned(),
-        )
+        let value = |name| h.get(name).map(HeaderValue::as_bytes).unwrap_or_default();
+        let (path, query) = (req.uri().path(), req.uri().query().unwrap_or_default());
+        let (agent, referer) = (value(header::USER_AGENT), value(header::REFERER));
+        let mut texts = Texts::with_capacity(
+            path.len() + query.len() + agent.len() + referer.len() + value(header::HOST).len() + 48,
+        );
+        texts.set(Text::Path, path.as_bytes());
+        texts.set(Text::Query, query.as_bytes());
+        texts.set(Text::UserAgent, agent);
+        texts.set(Text::Referer, referer);
+        (facts.clone(), req.method().clone(), texts)
     });
     let mut upstream = Forwarded::default();
     let (mut resp, host) = match admitted {
@@ -193,22 +197,23 @@ pub(crate) async fn handle(req: Request<Incoming>, ctx: Arc<ConnCtx>) -> Respons
     let elapsed = started.elapsed();
     site.requests.inc(resp.status());
     site.duration.observe(elapsed.as_secs_f64());
-    if let Some((conn, method, uri, user_agent, referer)) = logged {
+    if let Some((conn, method, mut texts)) = logged {
+        texts.set(
+            Text::Host,
+            host.as_ref().map(HeaderValue::as_bytes).unwrap_or_default(),
+        );
+        texts.set(Text::RequestId, request_id.as_bytes());
         ctx.app.access_log.log(Entry {
             format: ctx.rt.config.server.access_log,
             at: SystemTime::now(),
             conn,
             peer: ctx.peer.ip(),
             method,
-            uri,
-            host,
-            user_agent,
-            referer,
+            texts,
             status: resp.status().as_u16(),
             time_taken_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
             upstream: upstream.label,
             upstream_ms: upstream.took_ms,
-            request_id: request_id.clone(),
         });
     }
     resp.headers_mut().insert(&X_REQUEST_ID, request_id);
