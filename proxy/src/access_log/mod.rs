@@ -142,8 +142,16 @@ impl AccessLogger {
         file: Option<&Path>,
         dropped: IntCounter,
     ) -> Result<AccessLogger, AccessLogError> {
+        Self::with_queue(file, dropped, QUEUE)
+    }
+
+    fn with_queue(
+        file: Option<&Path>,
+        dropped: IntCounter,
+        queue: usize,
+    ) -> Result<AccessLogger, AccessLogError> {
         let sink = Sink::open(file)?;
-        let (tx, rx) = sync_channel(QUEUE);
+        let (tx, rx) = sync_channel(queue);
         let flags = Arc::new(Flags::default());
         let theirs = flags.clone();
         let writer = std::thread::Builder::new()
@@ -289,5 +297,61 @@ fn writer(rx: &Receiver<Box<Entry>>, mut sink: Sink, flags: &Flags) {
             return;
         }
         std::thread::sleep(BATCH);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(n: u32) -> Entry {
+        let mut texts = Texts::with_capacity(32);
+        texts.set(Text::Path, format!("/r{n}").as_bytes());
+        texts.set(Text::RequestId, format!("id-{n}").as_bytes());
+        Entry {
+            format: AccessLog::W3c,
+            at: SystemTime::now(),
+            conn: Arc::new(ConnFacts {
+                local: None,
+                sni: None,
+                tls_version: "TLSv1.3",
+                cipher: "TLS13_AES_128_GCM_SHA256",
+                client_thumbprint: None,
+            }),
+            peer: "192.0.2.7".parse().expect("address"),
+            method: Method::GET,
+            texts,
+            status: 200,
+            time_taken_ms: 1,
+            upstream: None,
+            upstream_ms: None,
+        }
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_and_every_queued_line_is_written() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("access.log");
+        let dropped = IntCounter::new("dropped", "dropped").expect("counter");
+        // A queue of 4 and a writer that takes it every 50 ms: a burst of 1,000 overflows.
+        let log = AccessLogger::with_queue(Some(&path), dropped.clone(), 4).expect("start");
+        for n in 0..1_000 {
+            log.log(entry(n));
+        }
+        log.finish();
+        let text = std::fs::read_to_string(&path).expect("log");
+        let written = text.lines().filter(|l| !l.starts_with('#')).count() as u64;
+        assert!(dropped.get() > 0, "nothing was dropped");
+        assert!(written >= 4, "{written} lines written");
+        assert_eq!(
+            written + dropped.get(),
+            1_000,
+            "a line neither written nor counted"
+        );
+        assert!(text.starts_with("#Software: certfront "), "{text}");
+        assert!(
+            text.contains(" /r0 "),
+            "the first line queued is written: {text}"
+        );
     }
 }
