@@ -1,6 +1,7 @@
 //! The inventory page at `/` on the admin listener, as a person sees it: loaded in headless
 //! Chromium (Debian's `chromium`, installed by .ci/chromium.sh), checked on the DOM it
-//! renders. `CERTFRONT_SCREENSHOT=docs/inventory-page.png` also saves a screenshot.
+//! renders. `CERTFRONT_SCREENSHOT=/abs/path.png` also saves a screenshot of this test's page
+//! (docs/inventory-page.png is the quick start's, see docs/operations.md).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
