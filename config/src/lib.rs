@@ -35,12 +35,12 @@ pub use error::{ConfigError, Problem};
 /// The network type of `server.trusted_proxies`, so users need no own `ipnet` dependency.
 pub use ipnet::IpNet;
 pub use model::{
-    Acme, AcmeChallenge, AcmeEab, Action, ClientAuth, ClientAuthMode, Config, Host, Limits, Server,
-    Tls, TlsVersion, UnknownSni, Upstream,
+    AccessLog, Acme, AcmeChallenge, AcmeEab, Action, ClientAuth, ClientAuthMode, Config, Host,
+    Limits, Server, Tls, TlsVersion, UnknownSni, Upstream,
 };
 pub use raw::{
-    OneOrMany, RawAcme, RawCcs, RawClientAuth, RawConfig, RawHost, RawLimits, RawPolicy,
-    RawRespond, RawServer, RawTls,
+    BoolOrString, OneOrMany, RawAcme, RawCcs, RawClientAuth, RawConfig, RawHost, RawLimits,
+    RawPolicy, RawRespond, RawServer, RawTls,
 };
 
 /// The file a Central Certificate Store holds for a host, as IIS names it:

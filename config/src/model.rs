@@ -55,14 +55,35 @@ pub struct Server {
     pub drain_seconds: u64,
     /// Periodic re-scan of certificate files; 0 turns it off.
     pub rescan_seconds: u64,
-    /// One line per request at info level.
-    pub access_log: bool,
+    /// One line per request, in this format.
+    pub access_log: AccessLog,
+    /// Where access-log lines go; `None` is stderr (the journal).
+    pub access_log_file: Option<PathBuf>,
     /// Reload the whole configuration when its file (or a trust file it names) changes.
     pub watch_config: bool,
     /// Peers whose `X-Forwarded-For` is appended to (from anyone else it is replaced by
     /// the peer address). Networks in canonical form (host bits cleared); a bare IP
     /// address is a /32 or /128. Empty by default: no peer is trusted.
     pub trusted_proxies: Vec<IpNet>,
+}
+
+/// `server.access_log`: the format of the one line per request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum AccessLog {
+    Off,
+    /// `key=value` pairs, as certfront's other log lines (`true` before formats existed).
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+    /// IIS's W3C Extended Log File Format, with its `#Fields` header.
+    W3c,
+}
+
+impl AccessLog {
+    pub fn is_on(self) -> bool {
+        self != AccessLog::Off
+    }
 }
 
 /// `tls.min_version`.

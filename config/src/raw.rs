@@ -52,10 +52,20 @@ pub struct RawServer {
     pub state_dir: Option<String>,
     pub drain_seconds: Option<u64>,
     pub rescan_seconds: Option<u64>,
-    pub access_log: Option<bool>,
+    /// `true`/`false` (before formats existed) or `"off" | "text" | "json" | "w3c"`.
+    pub access_log: Option<BoolOrString>,
+    pub access_log_file: Option<String>,
     pub watch_config: Option<bool>,
     /// CIDRs or bare IP addresses whose `X-Forwarded-For` is appended to.
     pub trusted_proxies: Option<Vec<String>>,
+}
+
+/// A setting that was a boolean before it grew named values (`server.access_log`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum BoolOrString {
+    Bool(bool),
+    String(String),
 }
 
 /// `[tls]`.

@@ -57,6 +57,7 @@ pub(crate) async fn handle(
         return Ok(text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"));
     }
     let resp = match req.uri().path() {
+        "/" => crate::inventory_page::response(&app, req.uri().query()),
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" => {
             let waiting = waiting(&app);
@@ -98,7 +99,7 @@ pub(crate) async fn handle(
         }
         _ => text(
             StatusCode::NOT_FOUND,
-            "not found: try /healthz /readyz /metrics /certs\n",
+            "not found: try / /healthz /readyz /metrics /certs\n",
         ),
     };
     Ok(resp)

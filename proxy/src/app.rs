@@ -8,9 +8,11 @@ use std::time::Instant;
 use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
+use crate::access_log::AccessLogger;
 use crate::admission::PerIp;
 use crate::dependents::Inputs;
 use crate::metrics::Metrics;
+use crate::request_id::RequestIds;
 use crate::snapshot::Snapshot;
 use crate::tracker::Tracker;
 
@@ -31,6 +33,12 @@ pub struct App {
     pub(crate) acme: Arc<crate::acme::AcmeState>,
     /// The CA certificates depended on, as last gathered (see [`crate::dependents`]).
     pub(crate) ca_inputs: Inputs,
+    /// The access log's queue to its writer thread.
+    pub(crate) access_log: AccessLogger,
+    /// Where generated `X-Request-Id`s come from.
+    pub(crate) request_ids: RequestIds,
+    /// When this process started serving (the inventory page shows it).
+    pub(crate) started: std::time::SystemTime,
     /// The zero of the millisecond clocks that connections keep.
     epoch: Instant,
 }
@@ -52,6 +60,7 @@ impl App {
         tracker: Tracker,
         metrics: Arc<Metrics>,
         acme: Arc<crate::acme::AcmeState>,
+        access_log: AccessLogger,
     ) -> Self {
         App {
             acme,
@@ -66,6 +75,9 @@ impl App {
                 ..ConfigStatus::default()
             }),
             ca_inputs: Inputs::default(),
+            access_log,
+            request_ids: RequestIds::new(),
+            started: std::time::SystemTime::now(),
             epoch: Instant::now(),
         }
     }

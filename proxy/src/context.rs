@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use http::HeaderValue;
 
+use crate::access_log::ConnFacts;
 use crate::admission::Slot;
 use crate::app::App;
 use crate::mtls::ClientCert;
@@ -62,6 +63,8 @@ pub(crate) struct ConnCtx {
     pub trusted_peer: bool,
     /// The verified client certificate (mutual TLS hosts only).
     pub client_cert: Option<ClientCert>,
+    /// What the access log says about this connection; `None` when it is off.
+    pub(crate) log_facts: Option<Arc<ConnFacts>>,
     pub activity: Activity,
     /// When the handshake finished: what `max_connection_age` and the first request's
     /// header deadline count from.

@@ -33,6 +33,8 @@ pub enum ProxyError {
     },
     #[error("tls.ticket_key_file: {0}")]
     TicketKeys(#[from] TicketKeyError),
+    #[error(transparent)]
+    AccessLog(#[from] crate::access_log::AccessLogError),
 }
 
 /// What is wrong with a host's `[host.client_auth]` files.

@@ -17,6 +17,7 @@
 //! - leaves: `metrics`, `error`, `respond`, `clock`, `workers`, `gated`, `tracker`.
 #![forbid(unsafe_code)]
 
+mod access_log;
 mod acme;
 mod admin;
 mod admin_listener;
@@ -35,6 +36,7 @@ mod gated;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod invariants;
+mod inventory_page;
 #[cfg(test)]
 mod layering;
 mod metrics;
@@ -42,6 +44,7 @@ mod mtls;
 mod prepare;
 mod redirect;
 mod reload;
+mod request_id;
 mod respond;
 mod send_timeout;
 mod server;
@@ -54,6 +57,7 @@ mod tls;
 mod tracker;
 mod tunnel;
 mod upstream;
+mod upstream_up;
 mod workers;
 
 // The whole public surface, everything else is `pub(crate)` and `unreachable_pub` keeps

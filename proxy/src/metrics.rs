@@ -41,6 +41,8 @@ pub struct Metrics {
     /// The CA certificates exported now (see [`crate::dependents`]), for `/certs` and so that
     /// the next set can remove the series of those no longer depended on.
     cas: Mutex<Vec<DependedCa>>,
+    /// Access-log lines dropped because the writer fell behind (the queue was full).
+    pub(crate) access_log_dropped: IntCounter,
 }
 
 fn unix(t: SystemTime) -> f64 {
@@ -136,6 +138,11 @@ impl Metrics {
                 &["role", "subject", "thumbprint"],
             ).expect("metric"),
             cas: Mutex::new(Vec::new()),
+            access_log_dropped: IntCounter::new(
+                "certfront_access_log_dropped_total",
+                "Access-log lines dropped because the log writer fell behind (its queue was full).",
+            )
+            .expect("metric"),
             registry,
         };
         m.config_reloads.with_label_values(&["success"]);
@@ -171,12 +178,20 @@ impl Metrics {
             Box::new(m.config_reload_failing.clone()),
             Box::new(m.config_last_reload_success.clone()),
             Box::new(m.ca_not_after.clone()),
+            Box::new(m.access_log_dropped.clone()),
             Box::new(build_info),
         ] {
             m.registry.register(c).expect("unique metric names");
         }
         m.acme.register(&m.registry).expect("unique metric names");
         m
+    }
+
+    /// Adds a collector that reads its values when `/metrics` is rendered.
+    pub(crate) fn register(&self, collector: Box<dyn prometheus::core::Collector>) {
+        self.registry
+            .register(collector)
+            .expect("unique metric names");
     }
 
     /// Exports `info` as what `host` serves, replacing the series of what it served before.

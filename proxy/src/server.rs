@@ -14,6 +14,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, error, info};
 
+use crate::access_log::AccessLogger;
 use crate::admission::{OpenGauge, Slot};
 use crate::app::App;
 use crate::conn;
@@ -57,6 +58,11 @@ impl Running {
             .collect()
     }
 
+    /// Reopens the access-log file (what SIGUSR1 does, after logrotate moved it away).
+    pub fn reopen_logs(&self) {
+        self.app.access_log.reopen();
+    }
+
     /// Re-reads the configuration (when it changed) and every host's files now (what
     /// SIGHUP does).
     pub fn reload_all(&self) {
@@ -74,9 +80,13 @@ impl Running {
         if live > 0 {
             info!("draining {live} connection(s), up to {}s", limit.as_secs());
         }
-        tokio::time::timeout(limit, self.app.tracker.wait_idle())
+        let drained = tokio::time::timeout(limit, self.app.tracker.wait_idle())
             .await
-            .is_ok()
+            .is_ok();
+        // The last requests' lines, before the process exits.
+        let app = self.app.clone();
+        let _ = tokio::task::spawn_blocking(move || app.access_log.finish()).await;
+        drained
     }
 }
 
@@ -99,6 +109,11 @@ pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running,
     let config = &config;
     let acme_state = Arc::new(crate::acme::AcmeState::new(config));
 
+    // Before any bind: a log file that cannot be opened refuses the start.
+    let access_log = AccessLogger::start(
+        config.server.access_log_file.as_deref(),
+        metrics.access_log_dropped.clone(),
+    )?;
     let mut tls_listeners = Vec::new();
     for addr in &config.server.listen {
         tls_listeners.push(bind(*addr).await?);
@@ -122,7 +137,9 @@ pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running,
         Tracker::default(),
         metrics.clone(),
         acme_state.clone(),
+        access_log,
     ));
+    metrics.register(Box::new(crate::upstream_up::UpstreamUp::new(&app)));
     crate::dependents::refresh_snapshot(&metrics, &app.ca_inputs, &app.snapshot());
     let reload_tx = start_reloader(&app, metrics.clone(), writers);
     // After every bind: the CA validates by connecting to the listeners.

@@ -385,3 +385,41 @@ async fn readyz_is_503_while_draining() {
     assert_eq!(slow.await.expect("slow").0, 200);
     assert!(drain.await.expect("drain"), "drained in time");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upstream_that_refuses_connections_shows_down() {
+    let s = setup();
+    let backend = Backend::start("iis").await;
+    let running = start(&toml(&backend.url()), s.dir.path()).await;
+    let (addr, admin) = (running.tls_addrs[0], running.admin_addr.expect("admin"));
+    let api = format!(
+        "certfront_upstream_up{{host=\"api.test\",upstream=\"{}\"}}",
+        backend.url()
+    );
+    let down = "certfront_upstream_up{host=\"down.test\",upstream=\"http://127.0.0.1:";
+
+    // Not tried yet: nothing says it is down.
+    let text = scrape(admin).await;
+    assert_eq!(value(&text, &api), Some(1.0), "{text}");
+    assert_eq!(value(&text, down), Some(1.0), "{text}");
+    // A respond host has no upstream and no series.
+    assert!(
+        !text.contains("certfront_upstream_up{host=\"app.test\""),
+        "{text}"
+    );
+
+    let (status, _) = client::fetch(
+        addr,
+        "down.test",
+        s.cfg.clone(),
+        get("down.test", "/", false),
+    )
+    .await;
+    assert_eq!(status, 502);
+    let (status, _) =
+        client::fetch(addr, "api.test", s.cfg.clone(), get("api.test", "/", false)).await;
+    assert_eq!(status, 200);
+    let text = scrape(admin).await;
+    assert_eq!(value(&text, down), Some(0.0), "{text}");
+    assert_eq!(value(&text, &api), Some(1.0), "{text}");
+}

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod access_log;
 mod acme;
 mod admin_listener;
 mod admin_metrics;
@@ -18,6 +19,7 @@ mod hardening;
 mod host_policy;
 mod hostile_files;
 mod iis;
+mod inventory_page;
 mod limits;
 mod loadtest_rotate;
 mod mtls;

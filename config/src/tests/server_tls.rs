@@ -7,7 +7,7 @@ use std::time::Duration;
 use certfront_certs::{ExtKeyUsage, HashAlg, KeyFileMode, KeyUsage, Policy};
 
 use super::{HOST, SERVER, expect, problems, valid, with_hosts};
-use crate::{Limits, TlsVersion, UnknownSni};
+use crate::{AccessLog, Limits, TlsVersion, UnknownSni};
 
 fn addr(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -27,7 +27,8 @@ fn defaults() {
     assert_eq!(c.server.state_dir, PathBuf::from("/etc/certfront/state"));
     assert_eq!(c.server.drain_seconds, 30);
     assert_eq!(c.server.rescan_seconds, 60);
-    assert!(c.server.access_log);
+    assert_eq!(c.server.access_log, AccessLog::Text);
+    assert_eq!(c.server.access_log_file, None);
     assert_eq!(c.tls.min_version, TlsVersion::V1_2);
     assert_eq!(c.tls.unknown_sni, UnknownSni::Reject);
     assert_eq!(c.tls.default_host, None);
@@ -83,7 +84,7 @@ fn every_value_can_be_set() {
             c.server.rescan_seconds,
             c.server.access_log
         ),
-        (0, 0, false)
+        (0, 0, AccessLog::Off)
     );
     assert_eq!(c.tls.min_version, TlsVersion::V1_3);
     assert_eq!(c.tls.unknown_sni, UnknownSni::Default);
@@ -483,5 +484,34 @@ fn admin_hosts() {
         &text,
         "server.admin_hosts[2]",
         "not a host name: \"x.example.org:9443\"",
+    );
+}
+
+#[test]
+fn access_log_takes_a_format_or_the_old_boolean() {
+    for (value, want) in [
+        ("true", AccessLog::Text),
+        ("false", AccessLog::Off),
+        ("\"off\"", AccessLog::Off),
+        ("\"text\"", AccessLog::Text),
+        ("\"json\"", AccessLog::Json),
+        ("\"w3c\"", AccessLog::W3c),
+    ] {
+        let c = valid(&config(
+            &format!(
+                "listen = \"127.0.0.1:8443\"\naccess_log = {value}\naccess_log_file = \"logs/access.log\""
+            ),
+            "",
+        ));
+        assert_eq!(c.server.access_log, want, "access_log = {value}");
+        assert_eq!(
+            c.server.access_log_file,
+            Some(PathBuf::from("/etc/certfront/logs/access.log"))
+        );
+    }
+    expect(
+        &config("listen = \"127.0.0.1:8443\"\naccess_log = \"iis\"", ""),
+        "server.access_log",
+        "unknown format \"iis\": expected \"off\", \"text\", \"json\", \"w3c\"",
     );
 }

@@ -15,8 +15,8 @@ use certfront_certs::Policy;
 use ipnet::IpNet;
 
 use crate::error::Problem;
-use crate::model::{Config, Server, Tls, TlsVersion, UnknownSni};
-use crate::raw::{OneOrMany, RawConfig, RawPolicy, RawServer, RawTls};
+use crate::model::{AccessLog, Config, Server, Tls, TlsVersion, UnknownSni};
+use crate::raw::{BoolOrString, OneOrMany, RawConfig, RawPolicy, RawServer, RawTls};
 
 impl RawConfig {
     /// Checks everything and builds the [`Config`], or returns every problem
@@ -128,7 +128,10 @@ impl Validator<'_> {
                 raw.rescan_seconds,
                 &limits::RESCAN,
             ),
-            access_log: raw.access_log.unwrap_or(true),
+            access_log: self.access_log(raw.access_log),
+            access_log_file: raw
+                .access_log_file
+                .map(|f| self.path("server.access_log_file", &f)),
             watch_config: raw.watch_config.unwrap_or(true),
             trusted_proxies: self.trusted_proxies(raw.trusted_proxies.unwrap_or_default()),
         }
@@ -154,6 +157,29 @@ impl Validator<'_> {
             }
         }
         names
+    }
+
+    /// `server.access_log`: a format name, or the boolean it was before formats existed.
+    fn access_log(&mut self, raw: Option<BoolOrString>) -> AccessLog {
+        match raw {
+            None | Some(BoolOrString::Bool(true)) => AccessLog::Text,
+            Some(BoolOrString::Bool(false)) => AccessLog::Off,
+            Some(BoolOrString::String(s)) => match s.as_str() {
+                "off" => AccessLog::Off,
+                "text" => AccessLog::Text,
+                "json" => AccessLog::Json,
+                "w3c" => AccessLog::W3c,
+                _ => {
+                    self.problem(
+                        "server.access_log",
+                        format!(
+                            "unknown format {s:?}: expected \"off\", \"text\", \"json\", \"w3c\", true or false"
+                        ),
+                    );
+                    AccessLog::Text
+                }
+            },
+        }
     }
 
     /// `server.trusted_proxies`: CIDRs (`10.0.0.0/8`, `fd00::/8`) or bare addresses

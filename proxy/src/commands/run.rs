@@ -105,6 +105,13 @@ async fn serve(prepared: crate::prepare::Prepared) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let mut usr1 = match signal(SignalKind::user_defined1()) {
+        Ok(u) => u,
+        Err(e) => {
+            error!("cannot install the SIGUSR1 handler: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
     let running = match start(prepared, metrics).await {
         Ok(r) => r,
@@ -122,6 +129,10 @@ async fn serve(prepared: crate::prepare::Prepared) -> ExitCode {
             _ = hup.recv() => {
                 info!("SIGHUP: re-reading every certificate");
                 running.reload_all();
+            }
+            _ = usr1.recv() => {
+                info!("SIGUSR1: reopening the access log");
+                running.reopen_logs();
             }
             _ = term.recv() => {
                 info!("SIGTERM: draining for up to {}s", drain.as_secs());

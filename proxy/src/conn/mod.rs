@@ -18,6 +18,7 @@ use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tracing::debug;
 
+use crate::access_log::ConnFacts;
 use crate::admission::Slot;
 use crate::app::App;
 use crate::context::{Activity, ConnCtx};
@@ -164,6 +165,14 @@ async fn establish(
     slot: Slot,
 ) -> Option<(TlsStream<TcpStream>, Arc<ConnCtx>)> {
     let rt = app.snapshot();
+    // Only for the access log: one system call per connection, none per request.
+    let local = rt
+        .config
+        .server
+        .access_log
+        .is_on()
+        .then(|| tcp.local_addr().ok())
+        .flatten();
     let cap = crate::admission::handshake_cap(rt.config.limits.max_connections);
     let (turn, dropped) = app.handshakes.start(cap);
     let handshake = tls::accept(
@@ -237,7 +246,25 @@ async fn establish(
         .trusted_proxies
         .iter()
         .any(|net| net.contains(&peer.ip()));
+    let log_facts = rt.config.server.access_log.is_on().then(|| {
+        let conn = accepted.stream.get_ref().1;
+        Arc::new(ConnFacts {
+            local,
+            sni: conn.server_name().map(Box::from),
+            tls_version: match accepted.version {
+                Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+                Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+                _ => "",
+            },
+            cipher: conn
+                .negotiated_cipher_suite()
+                .and_then(|s| s.suite().as_str())
+                .unwrap_or_default(),
+            client_thumbprint: client_cert.as_ref().map(|c| c.thumbprint.clone()),
+        })
+    });
     let ctx = Arc::new(ConnCtx {
+        log_facts,
         client_cert,
         peer_ip: HeaderValue::try_from(peer.ip().to_string()).expect("an IP is a header value"),
         trusted_peer,

@@ -5,7 +5,7 @@
 pub(crate) mod headers;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderValue};
@@ -14,8 +14,10 @@ use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use tracing::{info, warn};
 
+use crate::access_log::{Entry, Text, Texts};
 use crate::authority::{HostError, parse_host};
 use crate::context::ConnCtx;
+use crate::request_id::X_REQUEST_ID;
 use crate::respond::plain;
 use crate::sites::{Route, Site, SiteTable};
 use crate::upstream::{PooledBody, Timed, UpstreamError, Upstreams};
@@ -24,9 +26,16 @@ use crate::upstream::{PooledBody, Timed, UpstreamError, Upstreams};
 /// of ours.
 pub(crate) type Body = Either<Timed<PooledBody>, Full<Bytes>>;
 
-/// Builds a short plain-text response; error bodies never name an internal address.
-pub(crate) fn short(status: StatusCode, text: &'static str) -> Response<Body> {
-    plain(status, Bytes::from_static(text.as_bytes())).map(Either::Right)
+/// Builds a short plain-text error page naming the request id (so that a user's
+/// screenshot names the access-log line); error bodies never name an internal address.
+pub(crate) fn short(status: StatusCode, text: &'static str, id: &HeaderValue) -> Response<Body> {
+    const LABEL: &[u8] = b"request id: ";
+    let mut body = Vec::with_capacity(text.len() + LABEL.len() + id.len() + 1);
+    body.extend_from_slice(text.as_bytes());
+    body.extend_from_slice(LABEL);
+    body.extend_from_slice(id.as_bytes());
+    body.push(b'\n');
+    plain(status, Bytes::from(body)).map(Either::Right)
 }
 
 /// Why certfront answers a request itself instead of passing it to the host.
@@ -45,25 +54,33 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    fn response(self) -> Response<Body> {
+    fn response(self, id: &HeaderValue) -> Response<Body> {
         match self {
             Refusal::Method => {
-                let mut resp = short(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed\n");
+                let mut resp = short(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "405 Method Not Allowed\n",
+                    id,
+                );
                 resp.headers_mut().insert(
                     header::ALLOW,
                     HeaderValue::from_static("GET, HEAD, POST, PUT, DELETE, OPTIONS, PATCH"),
                 );
                 resp
             }
-            Refusal::NoHost => short(StatusCode::BAD_REQUEST, "400 Bad Request: no Host\n"),
-            Refusal::BadHost(_) => short(StatusCode::BAD_REQUEST, "400 Bad Request: bad Host\n"),
+            Refusal::NoHost => short(StatusCode::BAD_REQUEST, "400 Bad Request: no Host\n", id),
+            Refusal::BadHost(_) => {
+                short(StatusCode::BAD_REQUEST, "400 Bad Request: bad Host\n", id)
+            }
             Refusal::ConflictingHost => short(
                 StatusCode::BAD_REQUEST,
                 "400 Bad Request: conflicting Host\n",
+                id,
             ),
             Refusal::Misdirected => short(
                 StatusCode::MISDIRECTED_REQUEST,
                 "421 Misdirected Request: this connection does not serve that host\n",
+                id,
             ),
         }
     }
@@ -143,44 +160,71 @@ pub(crate) async fn handle(req: Request<Incoming>, ctx: Arc<ConnCtx>) -> Respons
             _ => HeaderValue::from_bytes(raw),
         }
     });
-    // Kept for the request log only; a `Uri` clone shares the parsed bytes, no copy.
-    let logged = ctx
-        .rt
-        .config
-        .server
-        .access_log
-        .then(|| (req.method().clone(), req.uri().clone()));
-    let (resp, upstream, host) = match admitted {
-        Err(refusal) => (refusal.response(), None, None),
-        Ok(Err(_)) => (Refusal::NoHost.response(), None, None),
+    let request_id = ctx
+        .app
+        .request_ids
+        .for_request(req.headers().get(&X_REQUEST_ID), ctx.trusted_peer);
+    // For the access log only: what it names of the request, copied in one allocation.
+    let logged = ctx.log_facts.as_ref().map(|facts| {
+        let h = req.headers();
+        let value = |name| h.get(name).map(HeaderValue::as_bytes).unwrap_or_default();
+        let (path, query) = (req.uri().path(), req.uri().query().unwrap_or_default());
+        let (agent, referer) = (value(header::USER_AGENT), value(header::REFERER));
+        let mut texts = Texts::with_capacity(
+            path.len() + query.len() + agent.len() + referer.len() + value(header::HOST).len() + 48,
+        );
+        texts.set(Text::Path, path.as_bytes());
+        texts.set(Text::Query, query.as_bytes());
+        texts.set(Text::UserAgent, agent);
+        texts.set(Text::Referer, referer);
+        (facts.clone(), req.method().clone(), texts)
+    });
+    let mut upstream = Forwarded::default();
+    let (mut resp, host) = match admitted {
+        Err(refusal) => (refusal.response(&request_id), None),
+        Ok(Err(_)) => (Refusal::NoHost.response(&request_id), None),
         Ok(Ok(host)) => match &site.route {
-            Route::Respond { status, body } => (
-                plain(*status, body.clone()).map(Either::Right),
-                None,
-                Some(host),
-            ),
+            Route::Respond { status, body } => {
+                (plain(*status, body.clone()).map(Either::Right), Some(host))
+            }
             Route::Upstream(ups) => {
-                let (resp, label) = forward(req, host.clone(), &ctx, ups).await;
-                (resp, label, Some(host))
+                let resp;
+                (resp, upstream) = forward(req, host.clone(), &request_id, &ctx, ups).await;
+                (resp, Some(host))
             }
         },
     };
+    let elapsed = started.elapsed();
     site.requests.inc(resp.status());
-    site.duration.observe(started.elapsed().as_secs_f64());
-    if let Some((method, uri)) = logged {
-        info!(
-            target: "certfront::access",
-            peer = %ctx.peer.ip(),
-            method = %method,
-            host = host.as_ref().and_then(|h| h.to_str().ok()).unwrap_or("-"),
-            path = uri.path(),
-            status = resp.status().as_u16(),
-            upstream = upstream.as_deref().unwrap_or("-"),
-            ms = started.elapsed().as_millis() as u64,
-            "request"
+    site.duration.observe(elapsed.as_secs_f64());
+    if let Some((conn, method, mut texts)) = logged {
+        texts.set(
+            Text::Host,
+            host.as_ref().map(HeaderValue::as_bytes).unwrap_or_default(),
         );
+        texts.set(Text::RequestId, request_id.as_bytes());
+        ctx.app.access_log.log(Entry {
+            format: ctx.rt.config.server.access_log,
+            at: SystemTime::now(),
+            conn,
+            peer: ctx.peer.ip(),
+            method,
+            texts,
+            status: resp.status().as_u16(),
+            time_taken_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+            upstream: upstream.label,
+            upstream_ms: upstream.took_ms,
+        });
     }
+    resp.headers_mut().insert(&X_REQUEST_ID, request_id);
     resp
+}
+
+/// What forwarding to an upstream adds to the access log.
+#[derive(Default)]
+struct Forwarded {
+    label: Option<Arc<str>>,
+    took_ms: Option<u64>,
 }
 
 /// Whether the client asks for a WebSocket (the only upgrade that passes; never h2c).
@@ -198,9 +242,10 @@ fn is_websocket(req: &Request<Incoming>) -> bool {
 async fn forward(
     mut req: Request<Incoming>,
     host: HeaderValue,
+    id: &HeaderValue,
     ctx: &Arc<ConnCtx>,
     ups: &Upstreams,
-) -> (Response<Body>, Option<Arc<str>>) {
+) -> (Response<Body>, Forwarded) {
     let websocket = is_websocket(&req);
     let client_upgrade = websocket.then(|| hyper::upgrade::on(&mut req));
     let sent_host = ctx
@@ -235,6 +280,7 @@ async fn forward(
     }
     headers::add_forwarded(headers, &ctx.peer_ip, &host, ctx.trusted_peer);
     headers.insert(header::HOST, sent_host);
+    headers.insert(&X_REQUEST_ID, id.clone());
     if websocket {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
@@ -246,6 +292,7 @@ async fn forward(
     // future at every step (into the connection, into a task per HTTP/2 stream), and
     // `send`'s nested futures are most of its size (memmove was ~10% of CPU per h2
     // request before).
+    let sent_at = Instant::now();
     let sent = tokio::time::timeout(
         limits.upstream_response_timeout,
         Box::pin(ups.send(req, websocket)),
@@ -254,20 +301,26 @@ async fn forward(
         Err(_) => {
             upstream_failed(ctx, "timeout");
             return (
-                short(StatusCode::GATEWAY_TIMEOUT, "504 Gateway Timeout\n"),
-                None,
+                short(StatusCode::GATEWAY_TIMEOUT, "504 Gateway Timeout\n", id),
+                Forwarded::default(),
             );
         }
-        Ok(Err(e)) => return (upstream_error(&e, ctx), None),
+        Ok(Err(e)) => return (upstream_error(&e, ctx, id), Forwarded::default()),
         Ok(Ok(done)) => done,
     };
-    let label = Some(upstreamed.label);
+    let label = Forwarded {
+        label: Some(upstreamed.label),
+        took_ms: Some(u64::try_from(sent_at.elapsed().as_millis()).unwrap_or(u64::MAX)),
+    };
     let mut resp = upstreamed.response;
 
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         let Some(client_upgrade) = client_upgrade else {
             // An upgrade the client did not ask for cannot be relayed.
-            return (short(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n"), label);
+            return (
+                short(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n", id),
+                label,
+            );
         };
         let upstream_upgrade = hyper::upgrade::on(&mut resp);
         crate::tunnel::spawn(ctx.clone(), client_upgrade, upstream_upgrade);
@@ -289,10 +342,10 @@ async fn forward(
 
 /// Maps a failed upstream exchange to 502/503/504 and logs the cause (with the address,
 /// which the client never sees).
-fn upstream_error(err: &UpstreamError, ctx: &ConnCtx) -> Response<Body> {
+fn upstream_error(err: &UpstreamError, ctx: &ConnCtx, id: &HeaderValue) -> Response<Body> {
     if let UpstreamError::ClientBody { .. } = err {
         info!(host = %ctx.site.fqdn, "request refused: {err}");
-        return short(StatusCode::BAD_REQUEST, "400 Bad Request\n");
+        return short(StatusCode::BAD_REQUEST, "400 Bad Request\n", id);
     }
     warn!(host = %ctx.site.fqdn, "upstream: {err}");
     upstream_failed(ctx, err.kind());
@@ -300,16 +353,20 @@ fn upstream_error(err: &UpstreamError, ctx: &ConnCtx) -> Response<Body> {
         UpstreamError::AllDown
         | UpstreamError::Local { .. }
         | UpstreamError::Busy { .. }
-        | UpstreamError::Throttled { .. } => {
-            short(StatusCode::SERVICE_UNAVAILABLE, "503 Service Unavailable\n")
-        }
+        | UpstreamError::Throttled { .. } => short(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "503 Service Unavailable\n",
+            id,
+        ),
         UpstreamError::Timeout { .. } => {
-            short(StatusCode::GATEWAY_TIMEOUT, "504 Gateway Timeout\n")
+            short(StatusCode::GATEWAY_TIMEOUT, "504 Gateway Timeout\n", id)
         }
         UpstreamError::Connect { .. }
         | UpstreamError::Tls { .. }
         | UpstreamError::Protocol { .. }
-        | UpstreamError::ClientBody { .. } => short(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n"),
+        | UpstreamError::ClientBody { .. } => {
+            short(StatusCode::BAD_GATEWAY, "502 Bad Gateway\n", id)
+        }
     }
 }
 

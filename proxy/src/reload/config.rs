@@ -68,6 +68,11 @@ pub(super) fn keep_listeners(running: &Config, new: &mut Config) -> Vec<String> 
         "server.http_redirect",
         restore(&mut new.server.http_redirect, &server.http_redirect),
     );
+    // The writer thread holds the file it opened at start (SIGUSR1 reopens that path).
+    keep(
+        "server.access_log_file",
+        restore(&mut new.server.access_log_file, &server.access_log_file),
+    );
     keep(
         "limits.max_connections",
         restore(&mut new.limits.max_connections, &limits.max_connections),

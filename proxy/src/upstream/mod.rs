@@ -152,6 +152,14 @@ impl Upstreams {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
+    /// Each upstream as configured, and whether it takes requests now (not cooling down).
+    pub(crate) fn states(&self) -> impl Iterator<Item = (&str, bool)> {
+        let now = self.now_ms();
+        self.targets
+            .iter()
+            .map(move |t| (&*t.label, !self.is_down(t, now)))
+    }
+
     fn is_down(&self, target: &Target, now: u64) -> bool {
         target.down_until.load(Ordering::Relaxed) > now
     }
