@@ -15,6 +15,7 @@ mod idle;
 mod mint;
 mod procfs;
 mod requests;
+mod reset;
 mod rotate;
 mod stalled;
 mod stats;
@@ -53,6 +54,8 @@ enum Command {
     Throughput(throughput::ThroughputArgs),
     /// Memory per idle TLS connection of a target process (RSS before and after).
     Idle(idle::IdleArgs),
+    /// A good client's latency alone, then while connections make the target reset streams (MadeYouReset).
+    MadeYouReset(reset::ResetArgs),
     /// Memory per client that stops reading a large body, and whether the target closes it.
     Stalled(stalled::StalledArgs),
     /// Rotation torture: N certificate rotations under load; failed requests and write-to-served delay.
@@ -94,6 +97,7 @@ where
             Command::Throughput(a) => throughput::run(a, json).await,
             Command::Idle(a) => idle::run(a, json).await,
             Command::Stalled(a) => stalled::run(a, json).await,
+            Command::MadeYouReset(a) => reset::run(a, json).await,
             Command::Rotate(a) => rotate::run(a, json).await,
             Command::Hosts(a) => hosts::run(a, json).await,
             Command::Chart(a) => chart::run(a),

@@ -59,6 +59,11 @@ impl Histogram {
         self.max = self.max.max(micros);
     }
 
+    /// How many values were recorded.
+    pub(crate) fn count(&self) -> u64 {
+        self.total
+    }
+
     /// The value at quantile `q` (0.0..=1.0), in µs; 0 when nothing was recorded.
     pub(crate) fn percentile(&self, q: f64) -> u64 {
         if self.total == 0 {

@@ -376,7 +376,7 @@ async fn observable(
         .map(str::to_owned)
         .collect();
     let admin = running.admin_addr.expect("admin");
-    let mut certs = body_json(crate::support::client::plain_get(admin, "x", "/certs").await).await;
+    let mut certs = body_json(crate::support::client::admin_get(admin, "/certs").await).await;
     let certs_map = certs.as_object_mut().expect("an object");
     certs_map.remove("config");
     for list in certs_map.values_mut() {

@@ -57,6 +57,9 @@ fn one_gigabyte(path: &Path) {
         .expect("set_len");
 }
 
+/// What is put in place of `app.pem`, how to make it, and what the refusal says.
+type Case = (&'static str, fn(&Path), &'static str);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_files_are_refused_without_delaying_another_hosts_rotation() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -85,7 +88,7 @@ async fn hostile_files_are_refused_without_delaying_another_hosts_rotation() {
         .deny_list_reload_failing
         .with_label_values(&["portal.test"]);
 
-    let cases: [(&str, fn(&Path), &str); 3] = [
+    let cases: [Case; 3] = [
         ("FIFO", fifo, "FIFO"),
         ("/dev/zero link", dev_zero, "character device"),
         ("1 GB file", one_gigabyte, "more than the 4194304 bytes"),

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::client::{body_bytes, body_json, plain_get};
+use crate::support::client::{admin_get, body_bytes, body_json};
 use crate::support::pki::TestCa;
 use crate::support::start;
 
@@ -91,7 +91,7 @@ async fn a_person_sees_hosts_a_refused_reload_an_expiring_certificate_and_no_mar
     running.reload_all();
     let mut seen = false;
     for _ in 0..200 {
-        let certs = body_json(plain_get(admin, "admin", "/certs").await).await;
+        let certs = body_json(admin_get(admin, "/certs").await).await;
         if certs["hosts"][0]["last_reload"]["result"] == "failure" {
             seen = true;
             break;
@@ -100,7 +100,7 @@ async fn a_person_sees_hosts_a_refused_reload_an_expiring_certificate_and_no_mar
     }
     assert!(seen, "the reload of app.test was not refused");
 
-    let resp = plain_get(admin, "admin", "/").await;
+    let resp = admin_get(admin, "/").await;
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/html; charset=utf-8");
     let html = String::from_utf8(body_bytes(resp).await.to_vec()).expect("utf-8");

@@ -10,7 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::support::backend::Backend;
 use crate::support::client::{client_config, client_config_with_cert, connect};
-use crate::support::h2raw::{GET_HEADERS, PREFACE, frame, goaway};
+use crate::support::h2raw::{GET_HEADERS, POST_EMPTY_HEADERS, PREFACE, frame, goaway};
 use crate::support::pki::{TestCa, thumbprint};
 use crate::support::start;
 
@@ -410,4 +410,76 @@ async fn http2_continuation_flood_ends_the_connection() {
     if let Ok(sent) = sent {
         panic!("the server read all {sent} bytes of an endless header block");
     }
+}
+
+/// MadeYouReset (CVE-2025-8671): valid requests, each followed by a frame that is an
+/// error on its stream (DATA beyond the `content-length: 0` it announced), so that the
+/// server resets them. After 32
+/// such resets the connection gets GOAWAY ENHANCE_YOUR_CALM: the limit that keeps a good
+/// client's latency within 2x while such connections run (`certfront-loadtest
+/// made-you-reset`, docs/configuration.md "HTTP/2 protections").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_made_you_reset_ends_the_connection_after_32_resets() {
+    let s = setup("", "", "").await;
+    let tls = connect(
+        s.running.tls_addrs[0],
+        "app.test",
+        client_config(&[&s.ca.der], &[b"h2"]),
+    )
+    .await
+    .expect("tls");
+    let mut burst = PREFACE.to_vec();
+    burst.extend(frame(4, 0, 0, &[]));
+    // In rounds of 10, within the 100 concurrent streams, so that only the resets count.
+    let (mut read, mut write) = tokio::io::split(tls);
+    let writer = tokio::spawn(async move {
+        let _ = write.write_all(&burst).await;
+        for round in 0..100u32 {
+            let mut batch = Vec::new();
+            for i in 0..10 {
+                let stream = 2 * (round * 10 + i) + 1;
+                // END_HEADERS only: the request is taken, then made an error.
+                batch.extend(frame(1, 0x4, stream, POST_EMPTY_HEADERS));
+                batch.extend(frame(0, 0, stream, b"x"));
+            }
+            if write.write_all(&batch).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        write
+    });
+    // Count the server's RST_STREAMs until its GOAWAY.
+    let mut resets = 0u32;
+    let code = tokio::time::timeout(Duration::from_secs(15), async {
+        let mut head = [0u8; 9];
+        loop {
+            read.read_exact(&mut head).await.ok()?;
+            let len =
+                (usize::from(head[0]) << 16) | (usize::from(head[1]) << 8) | usize::from(head[2]);
+            let mut payload = vec![0u8; len];
+            read.read_exact(&mut payload).await.ok()?;
+            match head[3] {
+                3 => resets += 1,
+                7 if payload.len() >= 8 => {
+                    return Some(u32::from_be_bytes([
+                        payload[4], payload[5], payload[6], payload[7],
+                    ]));
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("the server answered in time");
+    writer.abort();
+    assert_eq!(
+        code,
+        Some(0xb),
+        "GOAWAY ENHANCE_YOUR_CALM expected ({resets} resets)"
+    );
+    assert!(
+        (1..=40).contains(&resets),
+        "{resets} streams reset before the connection was closed (limit 32)"
+    );
 }

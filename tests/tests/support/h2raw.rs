@@ -18,6 +18,11 @@ pub(crate) const GET_HEADERS: &[u8] = &[
     0x82, 0x87, 0x84, 0x41, 8, b'a', b'p', b'p', b'.', b't', b'e', b's', b't',
 ];
 
+/// HPACK: :method POST, :scheme https, :path /, :authority app.test, content-length: 0.
+pub(crate) const POST_EMPTY_HEADERS: &[u8] = &[
+    0x83, 0x87, 0x84, 0x41, 8, b'a', b'p', b'p', b'.', b't', b'e', b's', b't', 0x5c, 1, b'0',
+];
+
 /// Reads frames until GOAWAY (returns its error code) or the connection ends (`None`).
 pub(crate) async fn goaway<S: AsyncRead + Unpin>(io: &mut S) -> Option<u32> {
     let mut head = [0u8; 9];
