@@ -246,12 +246,18 @@ async fn a_client_that_reads_slowly_but_steadily_is_not_cut_off() {
     let started = Instant::now();
     while total < size && started.elapsed() < Duration::from_secs(60) {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf))
-            .await
-            .expect("data in time")
-            .expect("read");
-        assert!(n > 0, "closed after {total} bytes");
-        total += n as u64;
+        // One read returns at most a TLS record (16 KiB): read the whole 256 KiB.
+        let want = buf.len().min(usize::try_from(size - total).unwrap_or(usize::MAX));
+        let mut got = 0;
+        while got < want {
+            let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf[got..want]))
+                .await
+                .expect("data in time")
+                .expect("read");
+            assert!(n > 0, "closed after {} bytes", total + got as u64);
+            got += n;
+        }
+        total += got as u64;
     }
     assert!(total >= size, "only {total} bytes");
     assert_eq!(send_timeouts(&s, "write"), 0);
