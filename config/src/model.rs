@@ -251,6 +251,30 @@ pub struct ClientAuth {
     pub mode: ClientAuthMode,
     pub ca: PathBuf,
     pub deny: Option<PathBuf>,
+    /// CRL files (PEM or DER); empty: no revocation check beyond the deny list.
+    pub crl: Vec<PathBuf>,
+    pub crl_scope: CrlScope,
+    pub crl_expired: CrlExpired,
+}
+
+/// `client_auth.crl_scope`: which certificates of a client chain are checked against CRLs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum CrlScope {
+    /// Only the client's own certificate (what its issuing CA's CRL covers).
+    #[default]
+    Leaf,
+    /// Every certificate of the chain but the root: each issuer needs a CRL.
+    Chain,
+}
+
+/// `client_auth.crl_expired`: what a CRL past its nextUpdate means at the handshake.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum CrlExpired {
+    /// Fail closed: certificates of that issuer are refused until a fresh CRL is loaded.
+    #[default]
+    Refuse,
+    /// Keep enforcing the stale list (and alert on it).
+    Accept,
 }
 
 /// `[limits]`; every value is within the range `docs/configuration.md` gives for it.

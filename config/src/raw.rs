@@ -124,6 +124,11 @@ pub struct RawClientAuth {
     pub mode: Option<String>,
     pub ca: Option<String>,
     pub deny: Option<String>,
+    /// CRL files (PEM or DER), each checked against `ca`.
+    #[serde(default)]
+    pub crl: Vec<String>,
+    pub crl_scope: Option<String>,
+    pub crl_expired: Option<String>,
 }
 
 /// `[acme]`.

@@ -343,7 +343,10 @@ fn client_auth_mode_and_ca() {
         Some(ClientAuth {
             mode: ClientAuthMode::Required,
             ca: "/etc/certfront/clients-ca.pem".into(),
-            deny: Some("/etc/deny.txt".into())
+            deny: Some("/etc/deny.txt".into()),
+            crl: Vec::new(),
+            crl_scope: certfront_config::CrlScope::Leaf,
+            crl_expired: certfront_config::CrlExpired::Refuse,
         })
     );
     let config = valid(&with_hosts(&[&format!(

@@ -5,7 +5,7 @@ use certfront_certs::{CertSource, PasswordSource, Policy};
 
 use super::Validator;
 use super::cross::Claimed;
-use crate::model::{Action, ClientAuth, ClientAuthMode, Host};
+use crate::model::{Action, ClientAuth, ClientAuthMode, CrlExpired, CrlScope, Host};
 use crate::names::{check_dns_name, normalize};
 use crate::raw::{RawClientAuth, RawHost, RawRespond, RawUpstream, RawUpstreams};
 use crate::upstream::{parse_authority, parse_upstream};
@@ -391,6 +391,39 @@ impl Validator<'_> {
             }
         };
         let deny = raw.deny.map(|d| self.path(&format!("{at}.deny"), &d));
-        ClientAuth { mode, ca, deny }
+        let crl = raw
+            .crl
+            .iter()
+            .enumerate()
+            .map(|(i, c)| self.path(&format!("{at}.crl[{i}]"), c))
+            .collect();
+        let crl_scope = match raw.crl_scope.as_deref() {
+            None | Some("leaf") => CrlScope::Leaf,
+            Some("chain") => CrlScope::Chain,
+            Some(other) => {
+                let message =
+                    format!("{other:?} is not a CRL scope: expected \"leaf\" or \"chain\"");
+                self.problem(format!("{at}.crl_scope"), message);
+                CrlScope::Leaf
+            }
+        };
+        let crl_expired = match raw.crl_expired.as_deref() {
+            None | Some("refuse") => CrlExpired::Refuse,
+            Some("accept") => CrlExpired::Accept,
+            Some(other) => {
+                let message =
+                    format!("{other:?} is not a choice: expected \"refuse\" or \"accept\"");
+                self.problem(format!("{at}.crl_expired"), message);
+                CrlExpired::Refuse
+            }
+        };
+        ClientAuth {
+            mode,
+            ca,
+            deny,
+            crl,
+            crl_scope,
+            crl_expired,
+        }
     }
 }

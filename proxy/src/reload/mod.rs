@@ -125,6 +125,7 @@ impl Reloader {
         for site in rt.table.sites() {
             if let Some(auth) = &site.client_auth {
                 reload_deny(auth, &self.metrics);
+                reload_crls(auth, &self.metrics);
             }
         }
         let fqdns = rt.table.sites().iter().map(|s| s.fqdn.clone()).collect();
@@ -144,6 +145,11 @@ impl Reloader {
                 WatchKey::DenyList(fqdn) => {
                     if let Some(auth) = rt.site(&fqdn).and_then(|s| s.client_auth.as_ref()) {
                         reload_deny(auth, &self.metrics);
+                    }
+                }
+                WatchKey::Crl(fqdn) => {
+                    if let Some(auth) = rt.site(&fqdn).and_then(|s| s.client_auth.as_ref()) {
+                        reload_crls(auth, &self.metrics);
                     }
                 }
                 WatchKey::Config => {}
@@ -366,6 +372,46 @@ fn reload_deny(state: &ClientAuthState, metrics: &Metrics) {
                     "client certificate deny list refused, the previous list stays in force: {e}"
                 ),
             }
+        }
+    }
+}
+
+/// Re-reads a host's CRL files; a refused set keeps the one in force, raises
+/// `certfront_crl_reload_failing` and says why. A new set closes the connections of the
+/// certificates it revokes (their tasks watch the state's change signal).
+fn reload_crls(state: &ClientAuthState, metrics: &Metrics) {
+    if state.crl_paths().is_empty() {
+        return;
+    }
+    let host = state.host.as_str();
+    let failing = metrics.crl_reload_failing.with_label_values(&[host]);
+    match state.reload_crls() {
+        Ok(changed) => {
+            if failing.get() != 0 {
+                info!(host, "client certificate CRLs accepted again");
+            }
+            failing.set(0);
+            if changed {
+                let crls = state.crls();
+                metrics.crls_in_force(host, &crls);
+                for crl in crls.iter() {
+                    info!(
+                        host,
+                        file = %crl.path.display(),
+                        issuer = %crl.issuer,
+                        number = crl.number.as_ref().map(|n| n.to_string()),
+                        revoked = crl.revoked,
+                        "client certificate CRL loaded"
+                    );
+                }
+            }
+        }
+        Err(e) => {
+            failing.set(1);
+            error!(
+                host,
+                "client certificate CRLs refused, the previous set stays in force: {e}"
+            );
         }
     }
 }
