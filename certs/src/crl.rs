@@ -236,19 +236,18 @@ fn check(
     verify_issuer(path, &crl, cas)?;
     // The same checks rustls will make when it builds the verifier (version 2, nextUpdate
     // present, known critical extensions), so `check` refuses what `run` could not use.
-    if let Err(source) = rustls::server::WebPkiClientVerifier::builder_with_provider(
-        one_root(cas),
-        std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
-    )
-    .with_crls([der.clone()])
-    .build()
+    if let Err(rustls::server::VerifierBuilderError::InvalidCrl(source)) =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(
+            one_root(cas),
+            std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+        )
+        .with_crls([der.clone()])
+        .build()
     {
-        if let rustls::server::VerifierBuilderError::InvalidCrl(source) = source {
-            return Err(CrlError::Unusable {
-                path: path.to_owned(),
-                source: rustls::Error::InvalidCertRevocationList(source),
-            });
-        }
+        return Err(CrlError::Unusable {
+            path: path.to_owned(),
+            source: rustls::Error::InvalidCertRevocationList(source),
+        });
     }
     Ok(Crl {
         path: path.to_owned(),

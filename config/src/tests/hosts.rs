@@ -345,8 +345,8 @@ fn client_auth_mode_and_ca() {
             ca: "/etc/certfront/clients-ca.pem".into(),
             deny: Some("/etc/deny.txt".into()),
             crl: Vec::new(),
-            crl_scope: certfront_config::CrlScope::Leaf,
-            crl_expired: certfront_config::CrlExpired::Refuse,
+            crl_scope: crate::CrlScope::Leaf,
+            crl_expired: crate::CrlExpired::Refuse,
         })
     );
     let config = valid(&with_hosts(&[&format!(
@@ -367,5 +367,51 @@ fn client_auth_mode_and_ca() {
         &with_hosts(&[&format!("{HOST}[host.client_auth]\nmode = \"required\"")]),
         "host[0].client_auth.ca",
         "missing",
+    );
+}
+
+#[test]
+fn client_auth_crls_scope_and_expiry() {
+    let config = valid(&with_hosts(&[&format!(
+        "{HOST}[host.client_auth]\nca = \"c.pem\"\ncrl = [\"a.crl\", \"/pki/b.crl\"]\n\
+         crl_scope = \"chain\"\ncrl_expired = \"accept\""
+    )]));
+    let auth = config.hosts[0].client_auth.as_ref().unwrap();
+    assert_eq!(
+        auth.crl,
+        vec![
+            std::path::PathBuf::from("/etc/certfront/a.crl"),
+            "/pki/b.crl".into()
+        ]
+    );
+    assert_eq!(auth.crl_scope, crate::CrlScope::Chain);
+    assert_eq!(auth.crl_expired, crate::CrlExpired::Accept);
+    let config = valid(&with_hosts(&[&format!(
+        "{HOST}[host.client_auth]\nca = \"c.pem\""
+    )]));
+    let auth = config.hosts[0].client_auth.as_ref().unwrap();
+    assert!(auth.crl.is_empty());
+    assert_eq!(auth.crl_scope, crate::CrlScope::Leaf);
+    assert_eq!(auth.crl_expired, crate::CrlExpired::Refuse);
+    expect(
+        &with_hosts(&[&format!(
+            "{HOST}[host.client_auth]\nca = \"c.pem\"\ncrl_scope = \"all\""
+        )]),
+        "host[0].client_auth.crl_scope",
+        "\"all\" is not a CRL scope: expected \"leaf\" or \"chain\"",
+    );
+    expect(
+        &with_hosts(&[&format!(
+            "{HOST}[host.client_auth]\nca = \"c.pem\"\ncrl_expired = \"ignore\""
+        )]),
+        "host[0].client_auth.crl_expired",
+        "\"ignore\" is not a choice: expected \"refuse\" or \"accept\"",
+    );
+    expect(
+        &with_hosts(&[&format!(
+            "{HOST}[host.client_auth]\nca = \"c.pem\"\ncrl = [\"\"]"
+        )]),
+        "host[0].client_auth.crl[0]",
+        "empty path",
     );
 }
