@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
 use base64::Engine;
-use certfront_certs::crl::{CrlError, CrlSet};
+use certfront_certs::crl::{CrlError, CrlSet, Revocation, Scope};
 use certfront_certs::store::ReloadResult;
 use certfront_certs::{TrustAnchors, sha1_hex};
 use certfront_config::{ClientAuth, ClientAuthMode, CrlExpired, CrlScope};
@@ -59,33 +59,14 @@ pub(crate) struct ClientAuthState {
     /// certificate.
     changed: watch::Sender<u64>,
     settings: ClientAuth,
-    anchors: TrustAnchors,
     /// `client_auth.ca`'s certificates: a reloaded CRL must be signed by one of them.
     ca_ders: Vec<CertificateDer<'static>>,
-    /// The WebPKI verifier and the CRLs it was built with, swapped together on a CRL reload;
-    /// a handshake loads it lock-free.
-    revocation: ArcSwap<Revocation>,
+    /// The CRLs in force; a handshake loads them lock-free, a CRL reload swaps them.
+    crls: ArcSwap<CrlSet>,
     /// Only the reloader writes it and only `/certs` reads it.
     crl_status: Mutex<CrlStatus>,
     /// Refusal log lines, limited per host.
     pub(crate) refusal_log: crate::refusals::RateLimit,
-    /// The CA names rustls sends as hints; the verifier's own are borrowed from a value a
-    /// CRL reload may replace, so the state keeps a copy.
-    hints: Vec<DistinguishedName>,
-}
-
-/// A verifier and the CRL set it enforces.
-struct Revocation {
-    verifier: Arc<dyn ClientCertVerifier>,
-    crls: CrlSet,
-}
-
-impl std::fmt::Debug for Revocation {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Revocation")
-            .field("crls", &self.crls.iter().count())
-            .finish()
-    }
 }
 
 /// What `/certs` shows about a host's CRLs.
@@ -103,23 +84,40 @@ impl ClientAuthState {
         self.deny.load().denies(leaf)
     }
 
-    /// Whether the CRLs in use revoke this certificate (the chain is checked again by the
-    /// verifier in use, which looks each serial up in its CRL's map).
+    /// The CRLs' verdict on a verified chain, as the rustls error a refusal is.
+    fn crl_check(
+        &self,
+        leaf: &[u8],
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<(), rustls::Error> {
+        let scope = match self.settings.crl_scope {
+            CrlScope::Leaf => Scope::Leaf,
+            CrlScope::Chain => Scope::Chain,
+        };
+        let accept_expired = self.settings.crl_expired == CrlExpired::Accept;
+        let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+        self.crls
+            .load()
+            .check(leaf, intermediates, scope, now, accept_expired)
+            .map_err(|r| {
+                rustls::Error::InvalidCertificate(match r {
+                    Revocation::Revoked => CertificateError::Revoked,
+                    Revocation::Expired => CertificateError::ExpiredRevocationList,
+                    Revocation::Unknown => CertificateError::UnknownRevocationStatus,
+                })
+            })
+    }
+
+    /// Whether the CRLs in force revoke this certificate (an open connection's, after a
+    /// CRL reload).
     pub(crate) fn crl_revokes(
         &self,
         leaf: &[u8],
         intermediates: &[CertificateDer<'static>],
     ) -> bool {
-        let revocation = self.revocation.load();
-        if revocation.crls.is_empty() {
-            return false;
-        }
         matches!(
-            revocation.verifier.verify_client_cert(
-                &CertificateDer::from(leaf),
-                intermediates,
-                UnixTime::now()
-            ),
+            self.crl_check(leaf, intermediates, UnixTime::now()),
             Err(rustls::Error::InvalidCertificate(CertificateError::Revoked))
         )
     }
@@ -131,7 +129,7 @@ impl ClientAuthState {
 
     /// The CRLs in use.
     pub(crate) fn crls(&self) -> CrlSet {
-        self.revocation.load().crls.clone()
+        CrlSet::clone(&self.crls.load())
     }
 
     pub(crate) fn crl_status(&self) -> CrlStatus {
@@ -143,23 +141,18 @@ impl ClientAuthState {
 
     /// Re-reads the CRL files: `Ok(true)` when the set changed. A refused set keeps the
     /// one in use (and the status says why).
-    pub(crate) fn reload_crls(&self) -> Result<bool, ReloadCrlError> {
+    pub(crate) fn reload_crls(&self) -> Result<bool, CrlError> {
         if self.settings.crl.is_empty() {
             return Ok(false);
         }
         let now = SystemTime::now();
-        let current = self.revocation.load_full();
-        let result =
-            certfront_certs::crl::load(&self.settings.crl, &self.ca_ders, Some(&current.crls))
-                .map_err(ReloadCrlError::Crl)
-                .and_then(|crls| {
-                    if crls.same_as(&current.crls) {
-                        return Ok(None);
-                    }
-                    let verifier = verifier(&self.anchors, &self.settings, &crls)
-                        .map_err(ReloadCrlError::Verifier)?;
-                    Ok(Some(Revocation { verifier, crls }))
-                });
+        let current = self.crls.load_full();
+        let result = certfront_certs::crl::read_all(&self.settings.crl).and_then(|read| {
+            if current.same_as(&read) {
+                return Ok(None);
+            }
+            certfront_certs::crl::check_all(read, &self.ca_ders, Some(&current)).map(Some)
+        });
         let mut status = self.crl_status.lock().unwrap_or_else(|e| e.into_inner());
         status.last_attempt = Some(now);
         match result {
@@ -173,7 +166,7 @@ impl ClientAuthState {
                 status.last_error = None;
                 let Some(new) = new else { return Ok(false) };
                 status.loaded_at = Some(now);
-                self.revocation.store(Arc::new(new));
+                self.crls.store(Arc::new(new));
                 self.changed.send_modify(|g| *g += 1);
                 Ok(true)
             }
@@ -241,15 +234,6 @@ impl ClientAuthState {
     }
 }
 
-/// Why a CRL reload was refused.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum ReloadCrlError {
-    #[error(transparent)]
-    Crl(CrlError),
-    #[error("client_auth.crl: {0}")]
-    Verifier(#[source] rustls::server::VerifierBuilderError),
-}
-
 /// `[host.client_auth]`'s files as `prepare` read them: the CA (as anchors and as
 /// certificates, which CRLs are checked against), the deny list (empty without one) and
 /// the CRLs (empty without any).
@@ -260,31 +244,22 @@ pub(crate) struct ClientAuthFiles {
     pub crls: CrlSet,
 }
 
-/// rustls' WebPKI client verifier for these settings and CRLs. A certificate whose issuer
-/// has no CRL in the set is refused when the host names CRLs (fail closed: its status is
-/// unknown); `crl_scope = "leaf"` asks this of the client's certificate only.
+/// rustls' WebPKI client verifier: the chain to `client_auth.ca`. CRLs are not given to
+/// it: it would verify a CRL's signature again on every handshake (a hash over the whole
+/// list); `CrlSet::check` looks the chain up after it instead.
 fn verifier(
     anchors: &TrustAnchors,
     auth: &ClientAuth,
-    crls: &CrlSet,
 ) -> Result<Arc<dyn ClientCertVerifier>, rustls::server::VerifierBuilderError> {
-    let mut builder = WebPkiClientVerifier::builder_with_provider(
+    let builder = WebPkiClientVerifier::builder_with_provider(
         anchors.roots(),
         Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
     );
-    if auth.mode == ClientAuthMode::Optional {
-        builder = builder.allow_unauthenticated();
+    match auth.mode {
+        ClientAuthMode::Required => builder,
+        ClientAuthMode::Optional => builder.allow_unauthenticated(),
     }
-    if !crls.is_empty() {
-        builder = builder.with_crls(crls.ders());
-        if auth.crl_scope == CrlScope::Leaf {
-            builder = builder.only_check_end_entity_revocation();
-        }
-        if auth.crl_expired == CrlExpired::Refuse {
-            builder = builder.enforce_revocation_expiration();
-        }
-    }
-    builder.build()
+    .build()
 }
 
 /// Builds a host's verifier and state from its `[host.client_auth]` and the CA and deny
@@ -301,7 +276,7 @@ pub(crate) fn build(
         deny,
         crls,
     } = files;
-    let inner = verifier(&anchors, auth, &crls).map_err(ClientAuthError::Verifier)?;
+    let inner = verifier(&anchors, auth).map_err(ClientAuthError::Verifier)?;
     // Its gauge is exported when the site is put in force (`Built::apply`).
     let status = auth.deny.as_ref().map(|path| DenyStatus {
         path: path.clone(),
@@ -318,28 +293,25 @@ pub(crate) fn build(
         status: Mutex::new(status),
         changed: watch::channel(0).0,
         settings: auth.clone(),
-        anchors,
         ca_ders,
-        revocation: ArcSwap::from_pointee(Revocation {
-            verifier: inner.clone(),
-            crls,
-        }),
+        crls: ArcSwap::from_pointee(crls),
         crl_status: Mutex::new(CrlStatus {
             loaded_at: Some(SystemTime::now()),
             ..CrlStatus::default()
         }),
         refusal_log: crate::refusals::RateLimit::default(),
-        hints: inner.root_hint_subjects().to_vec(),
     });
     let verifier = Arc::new(DenyingVerifier {
+        inner,
         state: state.clone(),
         metrics,
     });
     Ok((verifier, state))
 }
 
-/// The CA and CRL check of rustls' WebPKI verifier (the one in use), then the deny list.
+/// The CA check of rustls' WebPKI verifier, then the CRLs, then the deny list.
 struct DenyingVerifier {
+    inner: Arc<dyn ClientCertVerifier>,
     state: Arc<ClientAuthState>,
     metrics: Arc<Metrics>,
 }
@@ -360,10 +332,6 @@ impl DenyingVerifier {
             .inc();
         crate::refusals::note(end_entity, reason);
     }
-
-    fn inner(&self) -> arc_swap::Guard<Arc<Revocation>> {
-        self.state.revocation.load()
-    }
 }
 
 /// The `reason` label of `certfront_client_cert_rejections_total` for a verifier error.
@@ -383,17 +351,15 @@ fn reason(e: &rustls::Error) -> &'static str {
 
 impl ClientCertVerifier for DenyingVerifier {
     fn offer_client_auth(&self) -> bool {
-        true
+        self.inner.offer_client_auth()
     }
 
     fn client_auth_mandatory(&self) -> bool {
-        self.state.settings.mode == ClientAuthMode::Required
+        self.inner.client_auth_mandatory()
     }
 
     fn root_hint_subjects(&self) -> &[DistinguishedName] {
-        // The verifier may be swapped (a CRL reload) while rustls holds this borrow, so
-        // the hints are the state's own copy, which never changes.
-        &self.state.hints
+        self.inner.root_hint_subjects()
     }
 
     fn verify_client_cert(
@@ -402,11 +368,11 @@ impl ClientCertVerifier for DenyingVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        if let Err(e) = self
-            .inner()
-            .verifier
+        let verified = self
+            .inner
             .verify_client_cert(end_entity, intermediates, now)
-        {
+            .and_then(|_| self.state.crl_check(end_entity, intermediates, now));
+        if let Err(e) = verified {
             self.reject(end_entity, reason(&e));
             return Err(e);
         }
@@ -423,9 +389,7 @@ impl ClientCertVerifier for DenyingVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner()
-            .verifier
-            .verify_tls12_signature(message, cert, dss)
+        self.inner.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -434,13 +398,11 @@ impl ClientCertVerifier for DenyingVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner()
-            .verifier
-            .verify_tls13_signature(message, cert, dss)
+        self.inner.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner().verifier.supported_verify_schemes()
+        self.inner.supported_verify_schemes()
     }
 }
 

@@ -1,7 +1,7 @@
 //! Client-certificate CRLs made by a real CA tool (`openssl ca -gencrl`): a revoked
 //! certificate is refused at the next handshake and its open connections (HTTP/1.1
 //! keep-alive, HTTP/2, WebSocket tunnel) are closed; a CRL that is signed by another CA,
-//! truncated or older is refused whole with the last good set kept; an expired CRL under
+//! truncated, a delta CRL or older is refused whole with the last good set kept; an expired CRL under
 //! `crl_expired = "refuse"` and `"accept"`; the refusal log line names the certificate.
 
 use std::path::{Path, PathBuf};
@@ -36,7 +36,8 @@ impl OpensslCa {
             format!(
                 "[ca]\ndefault_ca = cfca\n[cfca]\ndir = {}\ndatabase = $dir/index.txt\n\
                  crlnumber = $dir/crlnumber\ncertificate = $dir/ca.pem\nprivate_key = $dir/ca-key.pem\n\
-                 default_md = sha256\ndefault_crl_days = 7\n",
+                 default_md = sha256\ndefault_crl_days = 7\n\
+                 [delta_ext]\n2.5.29.27 = critical, DER:02:02:0F:FF\n",
                 dir.display()
             ),
         )
@@ -464,4 +465,66 @@ fn a_refused_certificate_is_logged_by_certificate() {
     ] {
         assert!(line.contains(&part), "{part} in {line}");
     }
+}
+
+/// `certs inspect` shows where a certificate's CA publishes its CRL and its own
+/// certificate (an AD CS certificate carries both), so the admin can copy them.
+#[test]
+fn inspect_shows_crl_distribution_points_and_authority_info_access() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let out = Command::new("/usr/bin/openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "device-key.pem",
+            "-out",
+            "device.pem",
+            "-subj",
+            "/CN=TAB-0042",
+            "-days",
+            "30",
+            "-addext",
+            "crlDistributionPoints=URI:http://pki.example.org/CertEnroll/Example%20Issuing%20CA.crl",
+            "-addext",
+            "authorityInfoAccess=caIssuers;URI:http://pki.example.org/CertEnroll/issuing.crt,OCSP;URI:http://ocsp.example.org/ocsp",
+        ])
+        .current_dir(d)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, stdout, stderr) = crate::support::run_cli(&["certs", "inspect", "device.pem"], d);
+    assert_eq!(code, 0, "{stderr}");
+    for line in [
+        "CRL distribution:    http://pki.example.org/CertEnroll/Example%20Issuing%20CA.crl",
+        "authority info:      CA issuers: http://pki.example.org/CertEnroll/issuing.crt",
+        "authority info:      OCSP: http://ocsp.example.org/ocsp",
+    ] {
+        assert!(stdout.contains(line), "{line:?} in\n{stdout}");
+    }
+    let (code, stdout, _) =
+        crate::support::run_cli(&["certs", "inspect", "device.pem", "--json"], d);
+    assert_eq!(code, 0);
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("json");
+    let cert = &json[0];
+    assert_eq!(
+        cert["crl_distribution_points"][0],
+        "http://pki.example.org/CertEnroll/Example%20Issuing%20CA.crl",
+        "{cert}"
+    );
+    assert_eq!(
+        cert["authority_info_access"].as_array().unwrap().len(),
+        2,
+        "{cert}"
+    );
 }
