@@ -92,13 +92,15 @@ impl CrlSet {
 
     /// Looks up a verified client chain (`leaf`, then what the client sent after it):
     /// the leaf, and with [`Scope::Chain`] each CA certificate that issued the one before
-    /// it, up to a self-issued one (a root: trust anchors are not revoked by CRL).
+    /// it (found among `intermediates`, else among the client CAs `cas`: an issuing CA
+    /// listed in `client_auth.ca` is checked too), up to a self-issued one (a root).
     /// `now`: Unix seconds; `accept_expired`: a stale CRL still counts. A handful of
     /// hash lookups per handshake, whatever the CRLs' size.
     pub fn check(
         &self,
         leaf: &[u8],
         intermediates: &[CertificateDer<'_>],
+        cas: &[CertificateDer<'_>],
         scope: Scope,
         now: i64,
         accept_expired: bool,
@@ -111,7 +113,7 @@ impl CrlSet {
             // A chain rustls verified parses; never refuse on our own parser's account.
             return Ok(());
         };
-        for _ in 0..=intermediates.len() {
+        for _ in 0..=intermediates.len() + cas.len() {
             let issuer = cert.issuer().as_raw();
             let Some(entry) = self.index.get(issuer) else {
                 return Err(Revocation::Unknown);
@@ -125,7 +127,7 @@ impl CrlSet {
             if scope == Scope::Leaf {
                 return Ok(());
             }
-            let next = intermediates.iter().find_map(|der| {
+            let next = intermediates.iter().chain(cas).find_map(|der| {
                 let (_, ca) = parser.clone().parse(der.as_ref()).ok()?;
                 (ca.subject().as_raw() == issuer).then_some(ca)
             });

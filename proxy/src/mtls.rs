@@ -99,7 +99,14 @@ impl ClientAuthState {
         let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
         self.crls
             .load()
-            .check(leaf, intermediates, scope, now, accept_expired)
+            .check(
+                leaf,
+                intermediates,
+                &self.ca_ders,
+                scope,
+                now,
+                accept_expired,
+            )
             .map_err(|r| {
                 rustls::Error::InvalidCertificate(match r {
                     Revocation::Revoked => CertificateError::Revoked,

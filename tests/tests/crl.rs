@@ -2,7 +2,8 @@
 //! certificate is refused at the next handshake and its open connections (HTTP/1.1
 //! keep-alive, HTTP/2, WebSocket tunnel) are closed; a CRL that is signed by another CA,
 //! truncated, a delta CRL or older is refused whole with the last good set kept; an expired CRL under
-//! `crl_expired = "refuse"` and `"accept"`; the refusal log line names the certificate.
+//! `crl_expired = "refuse"` and `"accept"`; `crl_scope` on a two-tier PKI; the refusal log
+//! line names the certificate; `certs inspect` shows where a CA publishes its CRL.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -527,4 +528,91 @@ fn inspect_shows_crl_distribution_points_and_authority_info_access() {
         2,
         "{cert}"
     );
+}
+
+/// A two-tier PKI (root, issuing CA) as AD CS sets it up: `crl_scope = "chain"` also
+/// looks the issuing CA up in the root's CRL; `"leaf"` looks at the client's certificate
+/// only; a certificate whose issuer has no CRL is refused (status unknown).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chain_scope_checks_the_issuing_ca_and_an_issuer_without_crl_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let server = TestCa::new("server root");
+    std::fs::write(d.join("root.pem"), &server.pem).expect("root");
+    server.leaf(&["portal.test"]).write(d, "portal");
+    let root = TestCa::new("Example Root CA");
+    let issuing = root.intermediate("Example Issuing CA", |_| {});
+    // Both CAs in client_auth.ca: each CRL must be signed by one of them.
+    std::fs::write(
+        d.join("clients-ca.pem"),
+        format!("{}{}", root.pem, issuing.pem),
+    )
+    .expect("clients ca");
+    let device = issuing.client("TAB-0042");
+    let root_ca = OpensslCa::new(&d.join("root-ca"), &root);
+    let issuing_ca = OpensslCa::new(&d.join("issuing-ca"), &issuing);
+    // The root revokes the issuing CA (compromised); the issuing CA revokes nobody.
+    let issuing_leaf = Leaf {
+        cert_pem: issuing.pem.clone(),
+        key_pem: String::new(),
+        der: issuing.der.clone(),
+    };
+    root_ca.revoke(&issuing_leaf);
+    std::fs::write(d.join("root.crl"), root_ca.crl_pem(&[])).expect("root crl");
+    std::fs::write(d.join("issuing.crl"), issuing_ca.crl_der(&[])).expect("issuing crl");
+
+    // The device sends its chain (leaf, issuing CA).
+    let cfg = {
+        use rustls_pki_types::PrivateKeyDer;
+        use rustls_pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(server.der.clone()).expect("root");
+        let mut config = ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::aws_lc_rs::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("versions")
+        .with_root_certificates(roots)
+        .with_client_auth_cert(
+            vec![device.der.clone(), issuing.der.clone()],
+            PrivateKeyDer::from_pem_slice(device.key_pem.as_bytes()).expect("key"),
+        )
+        .expect("client cert");
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Arc::new(config)
+    };
+    let backend = Backend::start("portal").await;
+    let toml = |crls: &str, scope: &str| {
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nadmin = \"127.0.0.1:0\"\n[tls]\ntrust = [\"root.pem\"]\n\
+             [[host]]\nfqdn = \"portal.test\"\ncert = \"portal.pem\"\nkey = \"portal-key.pem\"\nupstream = \"{}\"\n\
+             [host.client_auth]\nca = \"clients-ca.pem\"\ncrl = [{crls}]\ncrl_scope = \"{scope}\"\n",
+            backend.url()
+        )
+    };
+    for (crls, scope, refused, reason) in [
+        (
+            "\"root.crl\", \"issuing.crl\"",
+            "chain",
+            true,
+            Some("revoked"),
+        ),
+        ("\"root.crl\", \"issuing.crl\"", "leaf", false, None),
+        ("\"root.crl\"", "leaf", true, Some("revocation_unknown")),
+    ] {
+        let running = start(&toml(crls, scope), d).await;
+        assert_eq!(
+            kept_out(running.tls_addrs[0], cfg.clone()).await,
+            refused,
+            "crl = [{crls}], crl_scope = {scope:?}"
+        );
+        if let Some(reason) = reason {
+            let metrics = admin_text(running.admin_addr.expect("admin"), "/metrics").await;
+            let line = format!(
+                "certfront_client_cert_rejections_total{{host=\"portal.test\",reason=\"{reason}\"}} 1"
+            );
+            assert!(metrics.contains(&line), "{line} in {metrics}");
+        }
+        running.drain(Duration::from_secs(5)).await;
+    }
 }
