@@ -379,10 +379,7 @@ fn client_auth_crls_scope_and_expiry() {
     let auth = config.hosts[0].client_auth.as_ref().unwrap();
     assert_eq!(
         auth.crl,
-        vec![
-            std::path::PathBuf::from("/etc/certfront/a.crl"),
-            "/pki/b.crl".into()
-        ]
+        vec![PathBuf::from("/etc/certfront/a.crl"), "/pki/b.crl".into()]
     );
     assert_eq!(auth.crl_scope, crate::CrlScope::Chain);
     assert_eq!(auth.crl_expired, crate::CrlExpired::Accept);
