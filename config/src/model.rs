@@ -253,6 +253,11 @@ pub struct ClientAuth {
     pub deny: Option<PathBuf>,
     /// CRL files (PEM or DER); empty: no revocation check beyond the deny list.
     pub crl: Vec<PathBuf>,
+    /// CRLs downloaded over HTTP or HTTPS at start and before their nextUpdate; the last
+    /// good copy of each is cached in `state_dir/crl` and loaded like a `crl` file.
+    pub crl_url: Vec<String>,
+    /// Longest time between two downloads of a `crl_url` (default 3600).
+    pub crl_refresh_seconds: u64,
     pub crl_scope: CrlScope,
     pub crl_expired: CrlExpired,
 }

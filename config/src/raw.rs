@@ -127,6 +127,10 @@ pub struct RawClientAuth {
     /// CRL files (PEM or DER), each checked against `ca`.
     #[serde(default)]
     pub crl: Vec<String>,
+    /// CRLs downloaded over HTTP or HTTPS, cached in `state_dir/crl`.
+    #[serde(default)]
+    pub crl_url: Vec<String>,
+    pub crl_refresh_seconds: Option<u64>,
     pub crl_scope: Option<String>,
     pub crl_expired: Option<String>,
 }

@@ -345,6 +345,8 @@ fn client_auth_mode_and_ca() {
             ca: "/etc/certfront/clients-ca.pem".into(),
             deny: Some("/etc/deny.txt".into()),
             crl: Vec::new(),
+            crl_url: Vec::new(),
+            crl_refresh_seconds: 3600,
             crl_scope: crate::CrlScope::Leaf,
             crl_expired: crate::CrlExpired::Refuse,
         })
@@ -410,5 +412,38 @@ fn client_auth_crls_scope_and_expiry() {
         )]),
         "host[0].client_auth.crl[0]",
         "empty path",
+    );
+}
+
+#[test]
+fn client_auth_crl_urls() {
+    let config = valid(&with_hosts(&[&format!(
+        "{HOST}[host.client_auth]\nca = \"c.pem\"\n\
+         crl_url = [\"http://pki.example.org/CertEnroll/Example%20CA.crl\", \"https://pki.example.org/b.crl\"]\n\
+         crl_refresh_seconds = 900"
+    )]));
+    let auth = config.hosts[0].client_auth.as_ref().unwrap();
+    assert_eq!(
+        auth.crl_url,
+        vec![
+            "http://pki.example.org/CertEnroll/Example%20CA.crl".to_owned(),
+            "https://pki.example.org/b.crl".to_owned()
+        ]
+    );
+    assert_eq!(auth.crl_refresh_seconds, 900);
+    expect(
+        &with_hosts(&[&format!(
+            "{HOST}[host.client_auth]\nca = \"c.pem\"\n\
+             crl_url = [\"http://a/x.crl\", \"ldap:///CN=Example%20CA,CN=pki,CN=CDP?certificateRevocationList\"]"
+        )]),
+        "host[0].client_auth.crl_url[1]",
+        "is not an HTTP or HTTPS URL",
+    );
+    expect(
+        &with_hosts(&[&format!(
+            "{HOST}[host.client_auth]\nca = \"c.pem\"\ncrl_refresh_seconds = 5"
+        )]),
+        "host[0].client_auth.crl_refresh_seconds",
+        "5 is too short: expected at least 60 seconds",
     );
 }

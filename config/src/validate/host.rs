@@ -397,6 +397,33 @@ impl Validator<'_> {
             .enumerate()
             .map(|(i, c)| self.path(&format!("{at}.crl[{i}]"), c))
             .collect();
+        let crl_url = raw
+            .crl_url
+            .into_iter()
+            .enumerate()
+            .filter(|(i, url)| {
+                let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+                let ok = matches!(scheme.as_deref(), Some("http" | "https"))
+                    && url.split_once("://").is_some_and(|(_, rest)| !rest.is_empty());
+                if !ok {
+                    let message = format!(
+                        "{url:?} is not an HTTP or HTTPS URL: expected \"http://...\" or \"https://...\" (LDAP and file URLs are not fetched; copy an LDAP-published CRL to a file and name it in client_auth.crl)"
+                    );
+                    self.problem(format!("{at}.crl_url[{i}]"), message);
+                }
+                ok
+            })
+            .map(|(_, url)| url)
+            .collect();
+        let crl_refresh_seconds = match raw.crl_refresh_seconds {
+            None => 3600,
+            Some(s) if s >= 60 => s,
+            Some(other) => {
+                let message = format!("{other} is too short: expected at least 60 seconds");
+                self.problem(format!("{at}.crl_refresh_seconds"), message);
+                3600
+            }
+        };
         let crl_scope = match raw.crl_scope.as_deref() {
             None | Some("leaf") => CrlScope::Leaf,
             Some("chain") => CrlScope::Chain,
@@ -422,6 +449,8 @@ impl Validator<'_> {
             ca,
             deny,
             crl,
+            crl_url,
+            crl_refresh_seconds,
             crl_scope,
             crl_expired,
         }
