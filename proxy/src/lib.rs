@@ -29,6 +29,7 @@ mod clock;
 mod commands;
 mod conn;
 mod context;
+mod crlfetch;
 mod dependents;
 mod error;
 mod forward;

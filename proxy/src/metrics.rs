@@ -32,6 +32,7 @@ pub struct Metrics {
     crl_this_update: IntGaugeVec,
     crl_revoked: IntGaugeVec,
     pub(crate) crl_reload_failing: IntGaugeVec,
+    pub(crate) crl_fetches: IntCounterVec,
     /// The CRL issuers exported per host, so a new set can remove the series of the old.
     crl_series: Mutex<HashMap<String, Vec<String>>>,
     pub config_reloads: IntCounterVec,
@@ -123,6 +124,11 @@ impl Metrics {
                 Opts::new("certfront_crl_reload_failing", "1 while a host's CRL files on disk are refused (corrupt, wrong signer, delta or older) and the previous set is still applied."),
                 &["host"],
             ).expect("metric"),
+            crl_fetches: IntCounterVec::new(
+                Opts::new("certfront_crl_fetches_total", "Downloads of client_auth.crl_url by the refresher, by host and result: success (a new CRL cached and applied), unchanged, failure (no answer, HTTP error, too large, timeout) or refused (not a CRL of a client CA, a delta, or older)."),
+                &["host", "result"],
+            )
+            .expect("valid metric"),
             crl_series: Mutex::new(HashMap::new()),
             acme: certfront_acme::AcmeMetrics::new(),
             cert_series: Mutex::new(HashMap::new()),
@@ -182,6 +188,7 @@ impl Metrics {
             Box::new(m.crl_this_update.clone()),
             Box::new(m.crl_revoked.clone()),
             Box::new(m.crl_reload_failing.clone()),
+            Box::new(m.crl_fetches.clone()),
             Box::new(m.config_reloads.clone()),
             Box::new(m.config_reload_failing.clone()),
             Box::new(m.config_last_reload_success.clone()),

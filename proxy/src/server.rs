@@ -217,6 +217,8 @@ pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running,
         tokio::spawn(admin_loop(listener, app));
     }
 
+    tokio::spawn(crate::crlfetch::refresh(app.clone()));
+
     Ok(Running {
         tls_addrs,
         admin_addr,

@@ -616,3 +616,159 @@ async fn chain_scope_checks_the_issuing_ca_and_an_issuer_without_crl_is_refused(
         running.drain(Duration::from_secs(5)).await;
     }
 }
+
+/// A CA web server on loopback serving one CRL at every path: a raw `TcpListener` that
+/// answers each request with `body` until it is stopped (then its port refuses).
+struct CrlServer {
+    port: u16,
+    served: Arc<std::sync::atomic::AtomicUsize>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CrlServer {
+    fn start(body: Vec<u8>) -> CrlServer {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let served = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (count, stopped) = (served.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            // Bounded: stopped by `stop` (and a wake-up connection), at most 1000 requests.
+            for stream in listener.incoming().take(1000) {
+                if stopped.load(Ordering::SeqCst) {
+                    return;
+                }
+                let Ok(mut stream) = stream else { continue };
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                if !request.starts_with(b"GET /CertEnroll/Example%20Issuing%20CA.crl HTTP/1.1\r\n")
+                {
+                    let _ = stream.write_all(
+                        b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                    );
+                    continue;
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/pkix-crl\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes());
+                let _ = stream.write_all(&body);
+                count.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        CrlServer {
+            port,
+            served,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!(
+            "http://127.0.0.1:{}/CertEnroll/Example%20Issuing%20CA.crl",
+            self.port
+        )
+    }
+
+    fn served(&self) -> usize {
+        self.served.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Stops serving; the port refuses connections after this returns.
+    fn stop(mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(("127.0.0.1", self.port));
+        if let Some(t) = self.thread.take() {
+            t.join().expect("CRL server thread");
+        }
+    }
+}
+
+/// `crl_url`: the CRL is downloaded before serving (a revoked certificate is refused from
+/// the first handshake) and cached in `state_dir/crl`; with the CA's web server down, a
+/// restart enforces the cached copy; with neither a download nor a cached copy certfront
+/// refuses to start, naming the URL.
+#[test]
+fn fetched_crl_is_enforced_and_its_cached_copy_survives_a_restart_while_the_server_is_down() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let p = pki(d);
+    p.ca.revoke(&p.bob);
+    // DER, as AD CS publishes at its CDP URL.
+    let server = CrlServer::start(p.ca.crl_der(&[]));
+    let url = server.url();
+    let config = |state: &str| {
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\nadmin = \"127.0.0.1:0\"\nstate_dir = \"{state}\"\n\
+             [tls]\ntrust = [\"root.pem\"]\n\
+             [[host]]\nfqdn = \"portal.test\"\ncert = \"portal.pem\"\nkey = \"portal-key.pem\"\n\
+             respond = {{ status = 200, body = \"ok\" }}\n\
+             [host.client_auth]\nca = \"clients-ca.pem\"\ncrl_url = [\"{url}\"]\n"
+        )
+    };
+    std::fs::write(d.join("certfront.toml"), config("state")).expect("config");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let bob = client(&p.server.der, &p.bob, b"http/1.1");
+    let alice = client(&p.server.der, &p.alice, b"http/1.1");
+
+    let process = crate::support::Process::spawn(&d.join("certfront.toml"), d);
+    assert_eq!(server.served(), 1, "downloaded once, before serving");
+    assert!(
+        rt.block_on(kept_out(process.addr, bob.clone())),
+        "bob is revoked"
+    );
+    assert!(
+        !rt.block_on(kept_out(process.addr, alice.clone())),
+        "alice gets in"
+    );
+    let cached: Vec<_> = std::fs::read_dir(d.join("state/crl"))
+        .expect("state_dir/crl")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    assert_eq!(cached[0].extension().and_then(|e| e.to_str()), Some("crl"));
+    let admin = process.admin.expect("admin");
+    let certs: serde_json::Value =
+        serde_json::from_str(&rt.block_on(admin_text(admin, "/certs"))).expect("json");
+    assert_eq!(
+        certs["hosts"][0]["crl"]["in_force"][0]["revoked"], 1,
+        "{certs}"
+    );
+    drop(process);
+
+    // The CA's web server goes down; certfront restarts with the same state_dir.
+    server.stop();
+    let process = crate::support::Process::spawn(&d.join("certfront.toml"), d);
+    assert!(
+        rt.block_on(kept_out(process.addr, bob.clone())),
+        "the cached copy still revokes bob"
+    );
+    assert!(!rt.block_on(kept_out(process.addr, alice)), "alice gets in");
+    let log = process.log.lock().unwrap().clone();
+    assert!(
+        log.contains(&url) && log.contains("cannot connect"),
+        "the failed download is logged with its URL:\n{log}"
+    );
+    drop(process);
+
+    // No server and no cached copy (a fresh state_dir): refused, naming the URL.
+    std::fs::write(d.join("fresh.toml"), config("fresh-state")).expect("config");
+    let (code, _, stderr) = crate::support::run_cli(&["run", "-c", "fresh.toml"], d);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains(&url) && stderr.contains("no download and no cached copy"),
+        "{stderr}"
+    );
+}
