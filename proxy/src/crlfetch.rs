@@ -258,7 +258,7 @@ fn store(url: &str, ca: &Path, cache: &Path, body: &[u8]) -> Result<bool, FetchE
     // The cached copy is the set in use for this URL: a download older by CRL number
     // would un-revoke certificates.
     let previous = certfront_certs::crl::load(&[cache.to_owned()], &cas, None).ok();
-    let checked = certfront_certs::crl::load(&[tmp.clone()], &cas, previous.as_ref());
+    let checked = certfront_certs::crl::load(std::slice::from_ref(&tmp), &cas, previous.as_ref());
     if let Err(source) = checked {
         let _ = std::fs::remove_file(&tmp);
         return Err(FetchError::Crl {

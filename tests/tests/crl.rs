@@ -752,7 +752,7 @@ fn fetched_crl_is_enforced_and_its_cached_copy_survives_a_restart_while_the_serv
     server.stop();
     let process = crate::support::Process::spawn(&d.join("certfront.toml"), d);
     assert!(
-        rt.block_on(kept_out(process.addr, bob.clone())),
+        rt.block_on(kept_out(process.addr, bob)),
         "the cached copy still revokes bob"
     );
     assert!(!rt.block_on(kept_out(process.addr, alice)), "alice gets in");
