@@ -276,7 +276,12 @@ async fn download(url: &str, roots: Arc<RootCertStore>) -> Result<Bytes, FetchEr
         url: url.to_owned(),
         reason,
     };
-    let uri: http::Uri = url.parse().map_err(|_| bad("does not parse"))?;
+    // AD CS names CRLs after the CA ("Example Issuing CA.crl"): a pasted URL with spaces
+    // is sent as its percent-encoded form.
+    let uri: http::Uri = url
+        .replace(' ', "%20")
+        .parse()
+        .map_err(|_| bad("does not parse"))?;
     let https = match uri.scheme_str() {
         Some("https") => true,
         Some("http") => false,
