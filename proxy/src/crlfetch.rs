@@ -472,3 +472,100 @@ fn chain(e: &dyn std::error::Error) -> String {
     }
     line
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, IsCa, Issuer,
+        KeyIdMethod, KeyPair, KeyUsagePurpose, SerialNumber,
+    };
+    use time::OffsetDateTime;
+
+    /// A client CA written to `dir/ca.pem`, and its issuer for CRLs.
+    fn ca(dir: &Path, name: &str) -> Issuer<'static, KeyPair> {
+        let key = KeyPair::generate().expect("key");
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let cert = params.self_signed(&key).expect("ca");
+        std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).expect("ca.pem");
+        Issuer::new(params, key)
+    }
+
+    fn crl(issuer: &Issuer<'static, KeyPair>, number: u64, valid: time::Duration) -> Vec<u8> {
+        let now = OffsetDateTime::now_utc() - time::Duration::seconds(10);
+        CertificateRevocationListParams {
+            this_update: now,
+            next_update: now + valid,
+            crl_number: SerialNumber::from(number),
+            issuing_distribution_point: None,
+            revoked_certs: Vec::new(),
+            key_identifier_method: KeyIdMethod::Sha256,
+        }
+        .signed_by(issuer)
+        .expect("crl")
+        .der()
+        .to_vec()
+    }
+
+    #[test]
+    fn a_download_replaces_the_cache_only_when_it_passes_the_crl_checks() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let issuer = ca(d, "clients");
+        let other = ca(d, "other");
+        let ca_file = d.join("clients.pem");
+        let cache = cache_path(&d.join("state"), "http://pki.test/a.crl");
+        let url = "http://pki.test/a.crl";
+        let day = time::Duration::days(1);
+        let second = crl(&issuer, 2, day);
+        assert!(store(url, &ca_file, &cache, &second).expect("stored"));
+        assert!(!store(url, &ca_file, &cache, &second).expect("same bytes"));
+        for (what, body) in [
+            ("older CRL number", crl(&issuer, 1, day)),
+            ("another CA's", crl(&other, 3, day)),
+            ("truncated", second[..second.len() / 2].to_vec()),
+        ] {
+            let err = store(url, &ca_file, &cache, &body).expect_err(what);
+            assert!(
+                matches!(err, FetchError::Crl { .. }) && err.result() == "refused",
+                "{what}: {err:?}"
+            );
+            assert_eq!(std::fs::read(&cache).expect("cache"), second, "{what}");
+        }
+        assert!(store(url, &ca_file, &cache, &crl(&issuer, 3, day)).expect("newer"));
+        assert!(!cache.with_extension("crl.new").exists());
+    }
+
+    #[test]
+    fn due_at_four_fifths_of_the_validity_or_after_the_refresh_period() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let issuer = ca(dir.path(), "clients");
+        let cache = dir.path().join("a.crl");
+        std::fs::write(&cache, crl(&issuer, 1, time::Duration::hours(10))).expect("crl");
+        let hour = Duration::from_secs(3600);
+        let wait = |refresh| next_due(&cache, refresh).saturating_duration_since(Instant::now());
+        // 80% of 10 h is 8 h (less the 10 s the CRL is old).
+        let eight_hours = wait(hour * 100);
+        assert!(
+            eight_hours > hour * 8 - Duration::from_secs(60) && eight_hours <= hour * 8,
+            "{eight_hours:?}"
+        );
+        assert!(wait(hour) <= hour && wait(hour) > hour - Duration::from_secs(60));
+        // Never sooner than a minute, even past nextUpdate or without a cached copy.
+        std::fs::write(&cache, crl(&issuer, 2, time::Duration::seconds(5))).expect("crl");
+        assert!(wait(hour) > Duration::from_secs(50));
+        assert!(next_due(&dir.path().join("none.crl"), hour) > Instant::now() + hour / 2);
+    }
+
+    #[test]
+    fn the_cache_name_is_a_hash_of_the_url() {
+        let a = cache_path(Path::new("/var/lib/certfront"), "http://pki/a.crl");
+        let b = cache_path(Path::new("/var/lib/certfront"), "http://pki/b.crl");
+        assert_ne!(a, b);
+        assert!(a.starts_with("/var/lib/certfront/crl"));
+        assert_eq!(a.file_name().unwrap().len(), 32 + ".crl".len());
+    }
+}
