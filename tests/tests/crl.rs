@@ -3,7 +3,9 @@
 //! keep-alive, HTTP/2, WebSocket tunnel) are closed; a CRL that is signed by another CA,
 //! truncated, a delta CRL or older is refused whole with the last good set kept; an expired CRL under
 //! `crl_expired = "refuse"` and `"accept"`; `crl_scope` on a two-tier PKI; the refusal log
-//! line names the certificate; `certs inspect` shows where a CA publishes its CRL.
+//! line names the certificate; `certs inspect` shows where a CA publishes its CRL; a
+//! `crl_url` served by a loopback HTTP server is enforced, and its cached copy after a
+//! restart with the server down.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -771,4 +773,56 @@ fn fetched_crl_is_enforced_and_its_cached_copy_survives_a_restart_while_the_serv
         stderr.contains(&url) && stderr.contains("no download and no cached copy"),
         "{stderr}"
     );
+}
+
+/// A `crl_url` added by a configuration reload is downloaded then (the reload waits for
+/// it), and the host enforces it from the reload on.
+#[test]
+fn a_crl_url_added_by_a_reload_is_downloaded_and_enforced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let p = pki(d);
+    p.ca.revoke(&p.bob);
+    let server = CrlServer::start(p.ca.crl_pem(&[]));
+    let config = |extra: &str| {
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\n\
+             [tls]\ntrust = [\"root.pem\"]\n\
+             [[host]]\nfqdn = \"portal.test\"\ncert = \"portal.pem\"\nkey = \"portal-key.pem\"\n\
+             respond = {{ status = 200, body = \"ok\" }}\n\
+             [host.client_auth]\nca = \"clients-ca.pem\"\n{extra}"
+        )
+    };
+    std::fs::write(d.join("certfront.toml"), config("")).expect("config");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let bob = client(&p.server.der, &p.bob, b"http/1.1");
+    let process = crate::support::Process::spawn(&d.join("certfront.toml"), d);
+    assert!(
+        !rt.block_on(kept_out(process.addr, bob.clone())),
+        "no CRL yet"
+    );
+    assert_eq!(server.served(), 0);
+
+    crate::support::replace_file(
+        &d.join("certfront.toml"),
+        &config(&format!("crl_url = [\"{}\"]\n", server.url())),
+    );
+    let mut refused = false;
+    for _ in 0..100 {
+        if rt.block_on(kept_out(process.addr, bob.clone())) {
+            refused = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        refused,
+        "bob refused after the reload:\n{}",
+        process.log.lock().unwrap()
+    );
+    assert_eq!(server.served(), 1, "downloaded once, by the reload");
+    let alice = client(&p.server.der, &p.alice, b"http/1.1");
+    assert!(!rt.block_on(kept_out(process.addr, alice)), "alice gets in");
+    drop(process);
+    server.stop();
 }
