@@ -63,7 +63,9 @@ pub(crate) enum FetchError {
         url: String,
         status: http::StatusCode,
     },
-    #[error("{url}: the response body failed or is larger than {MAX_CRL_BYTES} bytes")]
+    #[error("{url}: the CRL is larger than {MAX_CRL_BYTES} bytes")]
+    TooLarge { url: String },
+    #[error("{url}: the response body failed")]
     Body {
         url: String,
         #[source]
@@ -358,9 +360,17 @@ where
             .collect()
             .await
             .map(|b| b.to_bytes())
-            .map_err(|source| FetchError::Body {
-                url: url.to_owned(),
-                source,
+            .map_err(|source| {
+                if source.is::<http_body_util::LengthLimitError>() {
+                    FetchError::TooLarge {
+                        url: url.to_owned(),
+                    }
+                } else {
+                    FetchError::Body {
+                        url: url.to_owned(),
+                        source,
+                    }
+                }
             })
     }
     .await;
@@ -558,6 +568,58 @@ mod tests {
         std::fs::write(&cache, crl(&issuer, 2, time::Duration::seconds(5))).expect("crl");
         assert!(wait(hour) > Duration::from_secs(50));
         assert!(next_due(&dir.path().join("none.crl"), hour) > Instant::now() + hour / 2);
+    }
+
+    /// A loopback server that answers one request with `head` and then `body_len` zeros.
+    async fn serve_once(head: String, body_len: usize) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            let Ok((mut tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let mut buf = [0u8; 1024];
+            let _ = tcp.read(&mut buf).await;
+            let _ = tcp.write_all(head.as_bytes()).await;
+            let chunk = vec![0u8; 64 * 1024];
+            let mut left = body_len;
+            while left > 0 {
+                let n = left.min(chunk.len());
+                if tcp.write_all(&chunk[..n]).await.is_err() {
+                    return;
+                }
+                left -= n;
+            }
+        });
+        format!("http://127.0.0.1:{port}/CertEnroll/Example Issuing CA.crl")
+    }
+
+    #[tokio::test]
+    async fn a_download_is_refused_when_too_large_or_not_200() {
+        let roots = Arc::new(RootCertStore::empty());
+        let len = MAX_CRL_BYTES + 1;
+        let url = serve_once(
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n"),
+            len,
+        )
+        .await;
+        let err = download(&url, roots.clone()).await.expect_err("too large");
+        assert!(matches!(err, FetchError::TooLarge { .. }), "{err:?}");
+        let url = serve_once(
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_owned(),
+            0,
+        )
+        .await;
+        let err = download(&url, roots.clone()).await.expect_err("404");
+        assert!(
+            matches!(err, FetchError::Status { status, .. } if status == 404),
+            "{err:?}"
+        );
+        let url = serve_once("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n".to_owned(), 3).await;
+        assert_eq!(download(&url, roots).await.expect("small").len(), 3);
     }
 
     #[test]
