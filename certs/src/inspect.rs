@@ -84,6 +84,11 @@ pub struct CertInfo {
     /// Upper-case hex of the SHA-1 of the DER, no spaces: what Windows calls the thumbprint.
     pub sha1_thumbprint: String,
     pub sha256_fingerprint: String,
+    /// URLs of the CRL distribution points (where the issuing CA publishes its CRL), so
+    /// an administrator can copy them into `client_auth.crl` tooling.
+    pub crl_distribution_points: Vec<String>,
+    /// Authority information access: `CA issuers: URL` and `OCSP: URL` entries.
+    pub authority_info_access: Vec<String>,
 }
 
 // The policy enums are Deserialize only (config reads them); the inventory writes them
@@ -164,7 +169,49 @@ pub(crate) fn info_of(cert: &X509Certificate<'_>, der: &[u8]) -> CertInfo {
         is_ca: cert.is_ca(),
         sha1_thumbprint: sha1_hex(der),
         sha256_fingerprint: sha256_hex(der),
+        crl_distribution_points: crl_distribution_points(cert),
+        authority_info_access: authority_info_access(cert),
     }
+}
+
+fn general_name(name: &GeneralName<'_>) -> String {
+    match name {
+        GeneralName::URI(uri) => (*uri).to_owned(),
+        other => other.to_string(),
+    }
+}
+
+fn crl_distribution_points(cert: &X509Certificate<'_>) -> Vec<String> {
+    use x509_parser::extensions::{DistributionPointName, ParsedExtension};
+    let mut urls = Vec::new();
+    for ext in cert.extensions() {
+        if let ParsedExtension::CRLDistributionPoints(points) = ext.parsed_extension() {
+            for point in points.iter() {
+                if let Some(DistributionPointName::FullName(names)) = &point.distribution_point {
+                    urls.extend(names.iter().map(general_name));
+                }
+            }
+        }
+    }
+    urls
+}
+
+fn authority_info_access(cert: &X509Certificate<'_>) -> Vec<String> {
+    use x509_parser::extensions::ParsedExtension;
+    let mut entries = Vec::new();
+    for ext in cert.extensions() {
+        if let ParsedExtension::AuthorityInfoAccess(aia) = ext.parsed_extension() {
+            for desc in &aia.accessdescs {
+                let method = match desc.access_method.to_id_string().as_str() {
+                    "1.3.6.1.5.5.7.48.2" => "CA issuers".to_owned(),
+                    "1.3.6.1.5.5.7.48.1" => "OCSP".to_owned(),
+                    other => other.to_owned(),
+                };
+                entries.push(format!("{method}: {}", general_name(&desc.access_location)));
+            }
+        }
+    }
+    entries
 }
 
 fn sans(cert: &X509Certificate<'_>) -> Vec<String> {

@@ -6,6 +6,7 @@
 
 pub mod ca;
 pub mod check;
+pub mod crl;
 pub mod csr;
 pub mod deny;
 pub mod dependents;

@@ -262,5 +262,7 @@ pub(crate) fn leaf_info_stub() -> CertInfo {
         is_ca: false,
         sha1_thumbprint: String::new(),
         sha256_fingerprint: String::new(),
+        crl_distribution_points: Vec::new(),
+        authority_info_access: Vec::new(),
     }
 }

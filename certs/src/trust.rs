@@ -1,6 +1,6 @@
 //! The trust anchors a chain must reach: the OS store, `tls.trust` files and the internal CA.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::RootCertStore;
@@ -48,6 +48,26 @@ impl TrustAnchors {
                 .add(der.clone())
                 .map_err(|source| CertError::BadTrustAnchor {
                     path: PathBuf::from("(internal CA root)"),
+                    source,
+                })?;
+        }
+        Ok(TrustAnchors {
+            roots: Arc::new(roots),
+        })
+    }
+
+    /// Anchors from certificates already read from `path` (a client CA file, read once
+    /// and also used to check CRL signatures).
+    pub fn from_file_ders(
+        path: &Path,
+        ders: &[CertificateDer<'static>],
+    ) -> Result<Self, CertError> {
+        let mut roots = RootCertStore::empty();
+        for der in ders {
+            roots
+                .add(der.clone())
+                .map_err(|source| CertError::BadTrustAnchor {
+                    path: path.to_owned(),
                     source,
                 })?;
         }

@@ -35,8 +35,8 @@ pub use error::{ConfigError, Problem};
 /// The network type of `server.trusted_proxies`, so users need no own `ipnet` dependency.
 pub use ipnet::IpNet;
 pub use model::{
-    AccessLog, Acme, AcmeChallenge, AcmeEab, Action, ClientAuth, ClientAuthMode, Config, Host,
-    Limits, Server, Tls, TlsVersion, UnknownSni, Upstream,
+    AccessLog, Acme, AcmeChallenge, AcmeEab, Action, ClientAuth, ClientAuthMode, Config,
+    CrlExpired, CrlScope, Host, Limits, Server, Tls, TlsVersion, UnknownSni, Upstream,
 };
 pub use raw::{
     BoolOrString, OneOrMany, RawAcme, RawCcs, RawClientAuth, RawConfig, RawHost, RawLimits,

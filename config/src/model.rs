@@ -282,6 +282,35 @@ pub struct ClientAuth {
     /// `arr_client_cert = true`: the verified client certificate also goes upstream as
     /// `X-ARR-ClientCert` (base64 DER), the header applications written for IIS ARR read.
     pub arr_client_cert: bool,
+    /// CRL files (PEM or DER); empty: no revocation check beyond the deny list.
+    pub crl: Vec<PathBuf>,
+    /// CRLs downloaded over HTTP or HTTPS at start and before their nextUpdate; the last
+    /// good copy of each is cached in `state_dir/crl` and loaded like a `crl` file.
+    pub crl_url: Vec<String>,
+    /// Longest time between two downloads of a `crl_url` (default 3600).
+    pub crl_refresh_seconds: u64,
+    pub crl_scope: CrlScope,
+    pub crl_expired: CrlExpired,
+}
+
+/// `client_auth.crl_scope`: which certificates of a client chain are checked against CRLs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum CrlScope {
+    /// Only the client's own certificate (what its issuing CA's CRL covers).
+    #[default]
+    Leaf,
+    /// Every certificate of the chain but the root: each issuer needs a CRL.
+    Chain,
+}
+
+/// `client_auth.crl_expired`: what a CRL past its nextUpdate means at the handshake.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum CrlExpired {
+    /// Fail closed: certificates of that issuer are refused until a fresh CRL is loaded.
+    #[default]
+    Refuse,
+    /// Keep enforcing the stale list (and alert on it).
+    Accept,
 }
 
 /// `[limits]`; every value is within the range `docs/configuration.md` gives for it.

@@ -140,6 +140,15 @@ pub struct RawClientAuth {
     pub mode: Option<String>,
     pub ca: Option<String>,
     pub deny: Option<String>,
+    /// CRL files (PEM or DER), each checked against `ca`.
+    #[serde(default)]
+    pub crl: Vec<String>,
+    /// CRLs downloaded over HTTP or HTTPS, cached in `state_dir/crl`.
+    #[serde(default)]
+    pub crl_url: Vec<String>,
+    pub crl_refresh_seconds: Option<u64>,
+    pub crl_scope: Option<String>,
+    pub crl_expired: Option<String>,
     /// Also send the client certificate as `X-ARR-ClientCert` (IIS ARR's header).
     pub arr_client_cert: Option<bool>,
 }

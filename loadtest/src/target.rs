@@ -57,6 +57,12 @@ pub struct TargetArgs {
     /// Connect timeout and per-request timeout, seconds.
     #[arg(long, default_value_t = 10)]
     pub timeout: u64,
+    /// PEM client certificate to present (a mutual-TLS host); with --client-key.
+    #[arg(long, requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of --client-cert.
+    #[arg(long, requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
 }
 
 /// Application protocol offered by ALPN.
@@ -93,9 +99,21 @@ impl Target {
             TlsVersion::V12 => &[&rustls::version::TLS12],
             TlsVersion::V13 => &[&rustls::version::TLS13],
         };
-        let mut config = ClientConfig::builder_with_protocol_versions(versions)
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let builder =
+            ClientConfig::builder_with_protocol_versions(versions).with_root_certificates(roots);
+        let mut config = match (&args.client_cert, &args.client_key) {
+            (Some(cert), Some(key)) => {
+                let chain = CertificateDer::pem_file_iter(cert)
+                    .and_then(|c| c.collect::<Result<Vec<_>, _>>())
+                    .with_context(|| format!("--client-cert {}", cert.display()))?;
+                let key = rustls_pki_types::PrivateKeyDer::from_pem_file(key)
+                    .with_context(|| format!("--client-key {}", key.display()))?;
+                builder
+                    .with_client_auth_cert(chain, key)
+                    .context("--client-cert and --client-key")?
+            }
+            _ => builder.with_no_client_auth(),
+        };
         config.resumption = Resumption::disabled();
         config.alpn_protocols = vec![match proto {
             Proto::H1 => b"http/1.1".to_vec(),

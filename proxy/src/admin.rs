@@ -166,6 +166,30 @@ fn inventory(app: &App) -> Value {
                             "error": deny.last_error,
                         },
                     })),
+                "crl": site
+                    .client_auth
+                    .as_ref()
+                    .filter(|auth| !auth.crl_paths().is_empty())
+                    .map(|auth| {
+                        let status = auth.crl_status();
+                        json!({
+                            "files": auth.crl_paths().iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+                            "in_force": auth.crls().iter().map(|c| json!({
+                                "path": c.path.display().to_string(),
+                                "issuer": c.issuer,
+                                "number": c.number.as_ref().map(|n| n.to_string()),
+                                "this_update": fmt_time(c.this_update),
+                                "next_update": c.next_update.map(fmt_time),
+                                "revoked": c.revoked,
+                            })).collect::<Vec<_>>(),
+                            "loaded_at": status.loaded_at.map(|t| fmt_time(unix(t))),
+                            "last_reload": {
+                                "result": status.last_result.map(result_name),
+                                "at": status.last_attempt.map(|t| fmt_time(unix(t))),
+                                "error": status.last_error,
+                            },
+                        })
+                    }),
             });
             // An empty slot (a host waiting for ACME) has no certificate facts to show.
             if let (Some(served), Value::Object(map)) = (served, &mut entry) {

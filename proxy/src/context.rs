@@ -74,10 +74,10 @@ pub(crate) struct ConnCtx {
 }
 
 impl ConnCtx {
-    /// Resolves when a reloaded deny list names this connection's client certificate.
+    /// Resolves when a reloaded deny list or CRL names this connection's client certificate.
     pub(crate) async fn revoked(&self) {
         match (&self.site.client_auth, &self.client_cert) {
-            (Some(auth), Some(cert)) => auth.revoked(&cert.leaf).await,
+            (Some(auth), Some(cert)) => auth.revoked(cert).await,
             _ => std::future::pending().await,
         }
     }

@@ -48,6 +48,8 @@ pub enum ClientAuthError {
     Verifier(#[source] rustls::server::VerifierBuilderError),
     #[error("client_auth.deny: {0}")]
     DenyList(#[source] DenyFileError),
+    #[error("client_auth.crl: {0}")]
+    Crl(#[source] certfront_certs::crl::CrlError),
 }
 
 /// One reason certfront refuses a configuration (at start, in `check`, on reload).

@@ -8,13 +8,15 @@
 //! - serving: `server` binds and accepts, `conn` takes one connection through the TLS
 //!   handshake (`tls` picks a site by SNI, [`SiteTable`]) and serves HTTP/1.1 or HTTP/2,
 //!   `forward` checks the Host ([`admit`]) and forwards, `tunnel` carries upgrades;
-//! - control, beside serving: `reload` (certificate files, the config file, deny lists),
+//! - control, beside serving: `reload` (certificate files, the config file, deny lists,
+//!   CRLs),
 //!   `acme`, `admin`, `redirect`;
 //! - runtime state both sides read: `app` (process-wide), `context` (per connection),
 //!   `snapshot` (the configuration in force: sites, TLS, trust), `prepare` (what a start
 //!   or reload has read and checked), `dependents`, `sites`, `mtls`;
 //! - the upstream client: `upstream` (pools, connect, TLS to upstreams);
-//! - leaves: `metrics`, `error`, `respond`, `clock`, `workers`, `gated`, `tracker`.
+//! - leaves: `metrics`, `error`, `respond`, `clock`, `workers`, `gated`, `tracker`,
+//!   `refusals` (the log line of a refused client certificate).
 #![forbid(unsafe_code)]
 
 mod access_log;
@@ -29,6 +31,7 @@ mod clock;
 mod commands;
 mod conn;
 mod context;
+mod crlfetch;
 mod dependents;
 mod error;
 mod forward;
@@ -43,6 +46,7 @@ mod metrics;
 mod mtls;
 mod prepare;
 mod redirect;
+mod refusals;
 mod reload;
 mod request_id;
 mod respond;

@@ -30,6 +30,13 @@ pub struct Metrics {
     pub send_timeouts: IntCounterVec,
     pub(crate) client_cert_rejections: IntCounterVec,
     pub deny_list_reload_failing: IntGaugeVec,
+    crl_next_update: IntGaugeVec,
+    crl_this_update: IntGaugeVec,
+    crl_revoked: IntGaugeVec,
+    pub(crate) crl_reload_failing: IntGaugeVec,
+    pub(crate) crl_fetches: IntCounterVec,
+    /// The CRL issuers exported per host, so a new set can remove the series of the old.
+    crl_series: Mutex<HashMap<String, Vec<String>>>,
     pub config_reloads: IntCounterVec,
     pub config_reload_failing: prometheus::IntGauge,
     pub(crate) config_last_reload_success: prometheus::Gauge,
@@ -113,6 +120,28 @@ impl Metrics {
                 Opts::new("certfront_deny_list_reload_failing", "1 while a host's client-certificate deny list on disk is refused (a bad line) and the previous list is still applied."),
                 &["host"],
             ).expect("metric"),
+            crl_next_update: IntGaugeVec::new(
+                Opts::new("certfront_crl_next_update_timestamp_seconds", "nextUpdate of each client-certificate CRL in force (Unix time), by host and issuer: past it, a fresh CRL is due."),
+                &["host", "issuer"],
+            ).expect("metric"),
+            crl_this_update: IntGaugeVec::new(
+                Opts::new("certfront_crl_this_update_timestamp_seconds", "thisUpdate of each client-certificate CRL in force (Unix time), by host and issuer."),
+                &["host", "issuer"],
+            ).expect("metric"),
+            crl_revoked: IntGaugeVec::new(
+                Opts::new("certfront_crl_revoked_certificates", "Certificates listed on each client-certificate CRL in force, by host and issuer."),
+                &["host", "issuer"],
+            ).expect("metric"),
+            crl_reload_failing: IntGaugeVec::new(
+                Opts::new("certfront_crl_reload_failing", "1 while a host's CRL files on disk are refused (corrupt, wrong signer, delta or older) and the previous set is still applied."),
+                &["host"],
+            ).expect("metric"),
+            crl_fetches: IntCounterVec::new(
+                Opts::new("certfront_crl_fetches_total", "Downloads of client_auth.crl_url by the refresher, by host and result: success (a new CRL cached and applied), unchanged, failure (no answer, HTTP error, too large, timeout) or refused (not a CRL of a client CA, a delta, or older)."),
+                &["host", "result"],
+            )
+            .expect("valid metric"),
+            crl_series: Mutex::new(HashMap::new()),
             acme: certfront_acme::AcmeMetrics::new(),
             cert_series: Mutex::new(HashMap::new()),
             config_reloads: IntCounterVec::new(
@@ -174,6 +203,11 @@ impl Metrics {
             Box::new(m.send_timeouts.clone()),
             Box::new(m.client_cert_rejections.clone()),
             Box::new(m.deny_list_reload_failing.clone()),
+            Box::new(m.crl_next_update.clone()),
+            Box::new(m.crl_this_update.clone()),
+            Box::new(m.crl_revoked.clone()),
+            Box::new(m.crl_reload_failing.clone()),
+            Box::new(m.crl_fetches.clone()),
             Box::new(m.config_reloads.clone()),
             Box::new(m.config_reload_failing.clone()),
             Box::new(m.config_last_reload_success.clone()),
@@ -290,6 +324,45 @@ impl Metrics {
         let _ = self.cert_reload_failing.remove_label_values(&[host]);
         let _ = self.cert_last_reload_success.remove_label_values(&[host]);
         let _ = self.deny_list_reload_failing.remove_label_values(&[host]);
+        let _ = self.crl_reload_failing.remove_label_values(&[host]);
+        self.remove_crl_series(host);
+    }
+
+    fn remove_crl_series(&self, host: &str) {
+        let old = self
+            .crl_series
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(host);
+        for issuer in old.into_iter().flatten() {
+            let labels = [host, issuer.as_str()];
+            let _ = self.crl_next_update.remove_label_values(&labels);
+            let _ = self.crl_this_update.remove_label_values(&labels);
+            let _ = self.crl_revoked.remove_label_values(&labels);
+        }
+    }
+
+    /// Exports the CRLs a host enforces now (replacing the series of the set before).
+    pub(crate) fn crls_in_force(&self, host: &str, crls: &certfront_certs::crl::CrlSet) {
+        self.remove_crl_series(host);
+        let mut issuers = Vec::new();
+        for crl in crls.iter() {
+            let labels = [host, crl.issuer.as_str()];
+            self.crl_this_update
+                .with_label_values(&labels)
+                .set(crl.this_update);
+            if let Some(next) = crl.next_update {
+                self.crl_next_update.with_label_values(&labels).set(next);
+            }
+            self.crl_revoked
+                .with_label_values(&labels)
+                .set(crl.revoked as i64);
+            issuers.push(crl.issuer.clone());
+        }
+        self.crl_series
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(host.to_owned(), issuers);
     }
 
     /// The text exposition format that Prometheus scrapes.

@@ -209,7 +209,8 @@ pub(crate) fn verdicts(
             if h.acme {
                 await_acme(&mut verdict);
             }
-            verdict.client_auth = client_auth_files(h, &mut verdict.violations);
+            verdict.client_auth =
+                client_auth_files(h, &mut verdict.violations, &mut verdict.warnings);
             verdict.upstream_ca = upstream_ca(h, &mut verdict.violations);
             verdict
         })
@@ -233,11 +234,12 @@ fn await_acme(verdict: &mut HostVerdict) {
     ));
 }
 
-/// The files of `[host.client_auth]`: a CA that loads, and a deny list that parses;
-/// `None` (and the problems pushed) when either does not.
+/// The files of `[host.client_auth]`: a CA that loads, a deny list that parses and CRLs
+/// signed by that CA; `None` (and the problems pushed) when any does not.
 fn client_auth_files(
     host: &certfront_config::Host,
     problems: &mut Vec<Problem>,
+    warnings: &mut Vec<String>,
 ) -> Option<ClientAuthFiles> {
     let auth = host.client_auth.as_ref()?;
     let mut problem = |source| {
@@ -246,14 +248,17 @@ fn client_auth_files(
             source,
         })
     };
-    let ca = match TrustAnchors::new(false, std::slice::from_ref(&auth.ca), &[]) {
-        Ok(anchors) if anchors.is_empty() => {
+    // Read once: the anchors and the certificates CRL signatures are checked against.
+    let ca = match certfront_certs::read_certificates(&auth.ca, None)
+        .and_then(|ders| Ok((TrustAnchors::from_file_ders(&auth.ca, &ders)?, ders)))
+    {
+        Ok((anchors, _)) if anchors.is_empty() => {
             problem(ClientAuthError::NoCa {
                 path: auth.ca.clone(),
             });
             None
         }
-        Ok(anchors) => Some(anchors),
+        Ok(ca) => Some(ca),
         Err(e) => {
             problem(ClientAuthError::Ca(e));
             None
@@ -269,10 +274,54 @@ fn client_auth_files(
         },
         None => Some(DenyList::default()),
     };
+    let (ca, ca_ders) = ca?;
+    let crls = match certfront_certs::crl::load(&auth.crl, &ca_ders, None) {
+        Ok(crls) => Some(crls),
+        Err(e) => {
+            problem(ClientAuthError::Crl(e));
+            None
+        }
+    };
+    let crls = crls?;
+    stale_crl_warnings(host, auth, &crls, warnings);
     Some(ClientAuthFiles {
-        ca: ca?,
+        ca,
+        ca_ders,
         deny: deny?,
+        crls,
     })
+}
+
+/// A CRL past its nextUpdate is loaded (it is the newest the CA published) but said
+/// loudly: with `crl_expired = "refuse"` its issuer's certificates are refused until a
+/// fresh one is loaded.
+fn stale_crl_warnings(
+    host: &certfront_config::Host,
+    auth: &certfront_config::ClientAuth,
+    crls: &certfront_certs::crl::CrlSet,
+    warnings: &mut Vec<String>,
+) {
+    let now = crate::clock::unix(SystemTime::now());
+    for crl in crls.iter() {
+        let Some(next) = crl.next_update.filter(|n| *n < now) else {
+            continue;
+        };
+        let effect = match auth.crl_expired {
+            certfront_config::CrlExpired::Refuse => {
+                "every client certificate it covers is refused (crl_expired = \"refuse\") until a fresh CRL is loaded"
+            }
+            certfront_config::CrlExpired::Accept => {
+                "its list is still enforced (crl_expired = \"accept\")"
+            }
+        };
+        warnings.push(format!(
+            "host {:?}: client_auth.crl {}: CRL of {:?} is past its nextUpdate ({}): {effect}",
+            host.fqdn,
+            crl.path.display(),
+            crl.issuer,
+            crate::clock::fmt_time(next),
+        ));
+    }
 }
 
 /// `upstream_ca`, read once: the extra roots an https upstream is verified against.

@@ -238,6 +238,8 @@ pub async fn start(prepared: Prepared, metrics: Arc<Metrics>) -> Result<Running,
         None => None,
     };
 
+    tokio::spawn(crate::crlfetch::refresh(app.clone()));
+
     Ok(Running {
         tls_addrs,
         admin_addr,

@@ -140,6 +140,14 @@ impl Built {
             if let Some(served) = site.cert.load() {
                 metrics.cert_served(fqdn, &served.info, served.loaded_at);
             }
+            if let Some(auth) = site
+                .client_auth
+                .as_ref()
+                .filter(|a| !a.crl_paths().is_empty())
+            {
+                metrics.crls_in_force(fqdn, &auth.crls());
+                metrics.crl_reload_failing.with_label_values(&[fqdn]).set(0);
+            }
             if site
                 .client_auth
                 .as_ref()

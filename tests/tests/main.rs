@@ -13,6 +13,7 @@ mod cert_tools;
 mod check_and_run;
 mod cli;
 mod config_reload;
+mod crl;
 mod deploy;
 mod forward_http;
 mod hardening;

@@ -247,7 +247,9 @@ async fn a_client_that_reads_slowly_but_steadily_is_not_cut_off() {
     while total < size && started.elapsed() < Duration::from_secs(60) {
         tokio::time::sleep(Duration::from_millis(300)).await;
         // One read returns at most a TLS record (16 KiB): read the whole 256 KiB.
-        let want = buf.len().min(usize::try_from(size - total).unwrap_or(usize::MAX));
+        let want = buf
+            .len()
+            .min(usize::try_from(size - total).unwrap_or(usize::MAX));
         let mut got = 0;
         while got < want {
             let n = tokio::time::timeout(Duration::from_secs(5), tls.read(&mut buf[got..want]))

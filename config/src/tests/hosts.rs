@@ -345,6 +345,11 @@ fn client_auth_mode_and_ca() {
             ca: "/etc/certfront/clients-ca.pem".into(),
             deny: Some("/etc/deny.txt".into()),
             arr_client_cert: false,
+            crl: Vec::new(),
+            crl_url: Vec::new(),
+            crl_refresh_seconds: 3600,
+            crl_scope: crate::CrlScope::Leaf,
+            crl_expired: crate::CrlExpired::Refuse,
         })
     );
     let config = valid(&with_hosts(&[&format!(
@@ -364,5 +369,81 @@ fn client_auth_mode_and_ca() {
         &with_hosts(&[&format!("{HOST}[host.client_auth]\nmode = \"required\"")]),
         "host[0].client_auth.ca",
         "missing",
+    );
+}
+
+#[test]
+fn client_auth_crls_scope_and_expiry() {
+    let config = valid(&with_hosts(&[&format!(
+        "{HOST}[host.client_auth]\nca = \"c.pem\"\ncrl = [\"a.crl\", \"/pki/b.crl\"]\n\
+         crl_scope = \"chain\"\ncrl_expired = \"accept\""
+    )]));
+    let auth = config.hosts[0].client_auth.as_ref().unwrap();
+    assert_eq!(
+        auth.crl,
+        vec![PathBuf::from("/etc/certfront/a.crl"), "/pki/b.crl".into()]
+    );
+    assert_eq!(auth.crl_scope, crate::CrlScope::Chain);
+    assert_eq!(auth.crl_expired, crate::CrlExpired::Accept);
+    let config = valid(&with_hosts(&[&format!(
+        "{HOST}[host.client_auth]\nca = \"c.pem\""
+    )]));
+    let auth = config.hosts[0].client_auth.as_ref().unwrap();
+    assert!(auth.crl.is_empty());
+    assert_eq!(auth.crl_scope, crate::CrlScope::Leaf);
+    assert_eq!(auth.crl_expired, crate::CrlExpired::Refuse);
+    expect(
+        &with_hosts(&[&format!(
+            "{HOST}[host.client_auth]\nca = \"c.pem\"\ncrl_scope = \"all\""
+        )]),
+        "host[0].client_auth.crl_scope",
+        "\"all\" is not a CRL scope: expected \"leaf\" or \"chain\"",
+    );
+    expect(
+        &with_hosts(&[&format!(
+            "{HOST}[host.client_auth]\nca = \"c.pem\"\ncrl_expired = \"ignore\""
+        )]),
+        "host[0].client_auth.crl_expired",
+        "\"ignore\" is not a choice: expected \"refuse\" or \"accept\"",
+    );
+    expect(
+        &with_hosts(&[&format!(
+            "{HOST}[host.client_auth]\nca = \"c.pem\"\ncrl = [\"\"]"
+        )]),
+        "host[0].client_auth.crl[0]",
+        "empty path",
+    );
+}
+
+#[test]
+fn client_auth_crl_urls() {
+    let config = valid(&with_hosts(&[&format!(
+        "{HOST}[host.client_auth]\nca = \"c.pem\"\n\
+         crl_url = [\"http://pki.example.org/CertEnroll/Example%20CA.crl\", \"https://pki.example.org/b.crl\"]\n\
+         crl_refresh_seconds = 900"
+    )]));
+    let auth = config.hosts[0].client_auth.as_ref().unwrap();
+    assert_eq!(
+        auth.crl_url,
+        vec![
+            "http://pki.example.org/CertEnroll/Example%20CA.crl".to_owned(),
+            "https://pki.example.org/b.crl".to_owned()
+        ]
+    );
+    assert_eq!(auth.crl_refresh_seconds, 900);
+    expect(
+        &with_hosts(&[&format!(
+            "{HOST}[host.client_auth]\nca = \"c.pem\"\n\
+             crl_url = [\"http://a/x.crl\", \"ldap:///CN=Example%20CA,CN=pki,CN=CDP?certificateRevocationList\"]"
+        )]),
+        "host[0].client_auth.crl_url[1]",
+        "is not an HTTP or HTTPS URL",
+    );
+    expect(
+        &with_hosts(&[&format!(
+            "{HOST}[host.client_auth]\nca = \"c.pem\"\ncrl_refresh_seconds = 5"
+        )]),
+        "host[0].client_auth.crl_refresh_seconds",
+        "5 is too short: expected at least 60 seconds",
     );
 }

@@ -5,7 +5,7 @@ use certfront_certs::{CertSource, PasswordSource, Policy};
 
 use super::Validator;
 use super::cross::Claimed;
-use crate::model::{Action, ClientAuth, ClientAuthMode, Host};
+use crate::model::{Action, ClientAuth, ClientAuthMode, CrlExpired, CrlScope, Host};
 use crate::names::{check_dns_name, normalize};
 use crate::raw::{RawClientAuth, RawHost, RawRespond, RawUpstream, RawUpstreams};
 use crate::upstream::{parse_authority, parse_upstream};
@@ -400,11 +400,69 @@ impl Validator<'_> {
             }
         };
         let deny = raw.deny.map(|d| self.path(&format!("{at}.deny"), &d));
+        let crl = raw
+            .crl
+            .iter()
+            .enumerate()
+            .map(|(i, c)| self.path(&format!("{at}.crl[{i}]"), c))
+            .collect();
+        let crl_url = raw
+            .crl_url
+            .into_iter()
+            .enumerate()
+            .filter(|(i, url)| {
+                let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+                let ok = matches!(scheme.as_deref(), Some("http" | "https"))
+                    && url.split_once("://").is_some_and(|(_, rest)| !rest.is_empty());
+                if !ok {
+                    let message = format!(
+                        "{url:?} is not an HTTP or HTTPS URL: expected \"http://...\" or \"https://...\" (LDAP and file URLs are not fetched; copy an LDAP-published CRL to a file and name it in client_auth.crl)"
+                    );
+                    self.problem(format!("{at}.crl_url[{i}]"), message);
+                }
+                ok
+            })
+            .map(|(_, url)| url)
+            .collect();
+        let crl_refresh_seconds = match raw.crl_refresh_seconds {
+            None => 3600,
+            Some(s) if s >= 60 => s,
+            Some(other) => {
+                let message = format!("{other} is too short: expected at least 60 seconds");
+                self.problem(format!("{at}.crl_refresh_seconds"), message);
+                3600
+            }
+        };
+        let crl_scope = match raw.crl_scope.as_deref() {
+            None | Some("leaf") => CrlScope::Leaf,
+            Some("chain") => CrlScope::Chain,
+            Some(other) => {
+                let message =
+                    format!("{other:?} is not a CRL scope: expected \"leaf\" or \"chain\"");
+                self.problem(format!("{at}.crl_scope"), message);
+                CrlScope::Leaf
+            }
+        };
+        let crl_expired = match raw.crl_expired.as_deref() {
+            None | Some("refuse") => CrlExpired::Refuse,
+            Some("accept") => CrlExpired::Accept,
+            Some(other) => {
+                let message =
+                    format!("{other:?} is not a choice: expected \"refuse\" or \"accept\"");
+                self.problem(format!("{at}.crl_expired"), message);
+                CrlExpired::Refuse
+            }
+        };
         ClientAuth {
             mode,
             ca,
             deny,
             arr_client_cert: raw.arr_client_cert.unwrap_or(false),
+            crl,
+            crl_url,
+            crl_refresh_seconds,
+            crl_scope,
+            crl_expired,
         }
     }
 }

@@ -159,6 +159,8 @@ async fn measure(args: &HostsArgs, kind: Kind, bin: &Path, dir: &Path) -> Result
                 ca: ca_path.clone(),
                 tls: TlsVersion::V13,
                 timeout: 10,
+                client_cert: None,
+                client_key: None,
             },
             Proto::H1,
         )

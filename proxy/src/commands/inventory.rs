@@ -60,6 +60,13 @@ pub(crate) fn print_info(info: &CertInfo, now: SystemTime) {
     );
     println!("  thumbprint (SHA-1):  {}", info.sha1_thumbprint);
     println!("  SHA-256:             {}", info.sha256_fingerprint);
+    // Only when present, so certificates without them print as before.
+    for url in &info.crl_distribution_points {
+        println!("  CRL distribution:    {url}");
+    }
+    for entry in &info.authority_info_access {
+        println!("  authority info:      {entry}");
+    }
 }
 
 fn describe_source(source: &CertSource) -> String {

@@ -76,6 +76,12 @@ pub(crate) fn check(path: &Path) -> ExitCode {
     for w in &config.warnings {
         eprintln!("warning: {}: {w}", config.source.display());
     }
+    // No download here (`check` writes nothing): the cached copies are checked.
+    let mut config = config;
+    let primed = crate::crlfetch::prime(&mut config, crate::crlfetch::When::Check);
+    for w in primed.unwrap_or_else(|w| w) {
+        eprintln!("warning: {w}");
+    }
     let now = SystemTime::now();
     // The same pass as `run`'s: same problems, same words, same order.
     let inspection = prepare::inspect(config);

@@ -26,6 +26,25 @@ pub(crate) fn run(path: &Path) -> ExitCode {
     for w in &config.warnings {
         warn!("{}: {w}", config.source.display());
     }
+    // CRL URLs are downloaded before anything is served, so their hosts enforce them
+    // from the first handshake.
+    let mut config = config;
+    match crate::crlfetch::prime(&mut config, crate::crlfetch::When::Start) {
+        Ok(warnings) => {
+            for w in warnings {
+                warn!("{w}");
+            }
+        }
+        Err(problems) => {
+            for problem in &problems {
+                eprintln!("error: {problem}");
+            }
+            eprintln!(
+                "certfront refuses to start: a CRL URL has neither a download nor a cached copy"
+            );
+            return ExitCode::from(REFUSED);
+        }
+    }
     let prepared = match prepare(config) {
         Ok(p) => p,
         Err(refused) => {

@@ -175,14 +175,14 @@ async fn establish(
         .flatten();
     let cap = crate::admission::handshake_cap(rt.config.limits.max_connections);
     let (turn, dropped) = app.handshakes.start(cap);
-    let handshake = tls::accept(
+    let handshake = crate::refusals::watch(tls::accept(
         tcp,
         &rt.table,
         &app.acme.challenges,
         rt.config.limits.handshake_timeout,
-    );
-    let accepted = tokio::select! {
-        accepted = handshake => accepted,
+    ));
+    let (accepted, refused) = tokio::select! {
+        out = handshake => out,
         _ = dropped => {
             debug!(%peer, "TLS handshake dropped: the oldest of {cap} unfinished (limits.max_connections / 4)");
             app.metrics
@@ -198,11 +198,20 @@ async fn establish(
         Err((site, e)) => {
             let host = site.as_ref().map(|s| s.fqdn.as_str()).unwrap_or("unknown");
             debug!(%peer, host, "TLS handshake failed: {e}");
-            if let (Some(site), true) = (&site, e.no_client_cert()) {
-                app.metrics
-                    .client_cert_rejections
-                    .with_label_values(&[site.fqdn.as_str(), "missing"])
-                    .inc();
+            let refused = match (&site, e.no_client_cert()) {
+                (Some(site), true) => {
+                    app.metrics
+                        .client_cert_rejections
+                        .with_label_values(&[site.fqdn.as_str(), "missing"])
+                        .inc();
+                    Some(crate::refusals::Refused::missing())
+                }
+                _ => refused,
+            };
+            if let (Some(site), Some(refused)) = (&site, &refused)
+                && let Some(auth) = &site.client_auth
+            {
+                crate::refusals::log(&site.fqdn, peer, &auth.refusal_log, refused);
             }
             app.metrics
                 .tls_handshakes
@@ -225,20 +234,29 @@ async fn establish(
             .get_ref()
             .1
             .peer_certificates()
-            .and_then(|c| c.first())
-            .map(ClientCert::from_leaf),
+            .and_then(ClientCert::from_chain),
         None => None,
     };
-    // A resumed session skips certificate verification, so the deny list is checked here too.
-    if let (Some(auth), Some(cert)) = (&accepted.site.client_auth, &client_cert)
-        && auth.is_denied(&cert.leaf)
-    {
-        debug!(%peer, host = %accepted.site.fqdn, "resumed session of a denied client certificate refused");
-        app.metrics
-            .client_cert_rejections
-            .with_label_values(&[accepted.site.fqdn.as_str(), "denied"])
-            .inc();
-        return None;
+    // A resumed session skips certificate verification, so the deny list and the CRLs are
+    // checked here too (the CRLs only then: a full handshake has just checked them).
+    if let (Some(auth), Some(cert)) = (&accepted.site.client_auth, &client_cert) {
+        let resumed =
+            accepted.stream.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+        let reason = if auth.is_denied(&cert.leaf) {
+            Some("denied")
+        } else if resumed && auth.crl_revokes(&cert.leaf, &cert.intermediates) {
+            Some("revoked")
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            debug!(%peer, host = %accepted.site.fqdn, reason, "resumed session of a refused client certificate");
+            app.metrics
+                .client_cert_rejections
+                .with_label_values(&[accepted.site.fqdn.as_str(), reason])
+                .inc();
+            return None;
+        }
     }
     let trusted_peer = rt
         .config

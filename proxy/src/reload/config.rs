@@ -34,8 +34,17 @@ pub(super) fn candidate(
             .collect::<Vec<_>>()
     })?;
     let restart_needed = keep_listeners(&current.config, &mut config);
+    // A URL new to this configuration is downloaded now; the others have a cached copy.
+    let fetch_warnings = crate::crlfetch::prime(&mut config, crate::crlfetch::When::Reload)
+        .map_err(|problems| {
+            problems
+                .into_iter()
+                .map(Problem::Config)
+                .collect::<Vec<_>>()
+        })?;
     let prepared = crate::prepare::prepare(config).map_err(|refused| refused.0)?;
-    let warnings = prepared.warnings.clone();
+    let mut warnings = prepared.warnings.clone();
+    warnings.extend(fetch_warnings);
     let built =
         Snapshot::build(prepared, Some(current), metrics).map_err(|e| vec![Problem::Build(e)])?;
     Ok(Candidate {

@@ -125,6 +125,7 @@ impl Reloader {
         for site in rt.table.sites() {
             if let Some(auth) = &site.client_auth {
                 self.deny(auth).await;
+                self.crls(auth).await;
             }
         }
         let fqdns = rt.table.sites().iter().map(|s| s.fqdn.clone()).collect();
@@ -146,6 +147,11 @@ impl Reloader {
                         self.deny(auth).await;
                     }
                 }
+                WatchKey::Crl(fqdn) => {
+                    if let Some(auth) = rt.site(&fqdn).and_then(|s| s.client_auth.as_ref()) {
+                        self.crls(auth).await;
+                    }
+                }
                 WatchKey::Config => {}
             }
         }
@@ -155,9 +161,23 @@ impl Reloader {
     /// A deny-list reload, off the async workers: this runtime also accepts connections,
     /// and a file read may take up to `certfront_certs::read::TIME_LIMIT`.
     async fn deny(&self, auth: &Arc<ClientAuthState>) {
+        self.off_thread(auth, "deny list", reload_deny).await;
+    }
+
+    /// A CRL reload, off the async workers like [`Self::deny`].
+    async fn crls(&self, auth: &Arc<ClientAuthState>) {
+        self.off_thread(auth, "CRL", reload_crls).await;
+    }
+
+    async fn off_thread(
+        &self,
+        auth: &Arc<ClientAuthState>,
+        what: &str,
+        reload: fn(&ClientAuthState, &Metrics),
+    ) {
         let (auth, metrics) = (auth.clone(), self.metrics.clone());
-        if let Err(e) = tokio::task::spawn_blocking(move || reload_deny(&auth, &metrics)).await {
-            warn!("deny list reload task failed: {e}");
+        if let Err(e) = tokio::task::spawn_blocking(move || reload(&auth, &metrics)).await {
+            warn!("{what} reload task failed: {e}");
         }
     }
 
@@ -375,6 +395,46 @@ fn reload_deny(state: &ClientAuthState, metrics: &Metrics) {
                     "client certificate deny list refused, the previous list stays in force: {e}"
                 ),
             }
+        }
+    }
+}
+
+/// Re-reads a host's CRL files; a refused set keeps the one in force, raises
+/// `certfront_crl_reload_failing` and says why. A new set closes the connections of the
+/// certificates it revokes (their tasks watch the state's change signal).
+fn reload_crls(state: &ClientAuthState, metrics: &Metrics) {
+    if state.crl_paths().is_empty() {
+        return;
+    }
+    let host = state.host.as_str();
+    let failing = metrics.crl_reload_failing.with_label_values(&[host]);
+    match state.reload_crls() {
+        Ok(changed) => {
+            if failing.get() != 0 {
+                info!(host, "client certificate CRLs accepted again");
+            }
+            failing.set(0);
+            if changed {
+                let crls = state.crls();
+                metrics.crls_in_force(host, &crls);
+                for crl in crls.iter() {
+                    info!(
+                        host,
+                        file = %crl.path.display(),
+                        issuer = %crl.issuer,
+                        number = crl.number.as_ref().map(|n| n.to_string()),
+                        revoked = crl.revoked,
+                        "client certificate CRL loaded"
+                    );
+                }
+            }
+        }
+        Err(e) => {
+            failing.set(1);
+            error!(
+                host,
+                "client certificate CRLs refused, the previous set stays in force: {e}"
+            );
         }
     }
 }

@@ -23,6 +23,8 @@ pub(crate) enum WatchKey {
     HostCert(Arc<str>),
     /// A host's client-certificate deny list (by fqdn).
     DenyList(Arc<str>),
+    /// A host's CRL files (by fqdn).
+    Crl(Arc<str>),
     /// The configuration file, or a trust file it names (`tls.trust`, `client_auth.ca`,
     /// `upstream_ca`): a change means a new snapshot.
     Config,
@@ -74,6 +76,9 @@ pub(crate) fn watched_files(rt: &Snapshot) -> Vec<(WatchKey, PathBuf)> {
         }
         if let Some(path) = site.client_auth.as_ref().and_then(|a| a.deny_path.clone()) {
             files.push((WatchKey::DenyList(fqdn.clone()), path));
+        }
+        for path in site.client_auth.iter().flat_map(|a| a.crl_paths()) {
+            files.push((WatchKey::Crl(fqdn.clone()), path.clone()));
         }
     }
     let config = &rt.config;
