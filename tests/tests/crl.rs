@@ -17,7 +17,7 @@ use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::backend::Backend;
-use crate::support::client::{Sender, body_bytes, connect, get, plain_get};
+use crate::support::client::{Sender, admin_get, body_bytes, connect, get};
 use crate::support::pki::{Leaf, TestCa, thumbprint};
 use crate::support::start;
 
@@ -112,7 +112,7 @@ async fn kept_out(addr: std::net::SocketAddr, cfg: Arc<ClientConfig>) -> bool {
 }
 
 async fn admin_text(admin: std::net::SocketAddr, path: &str) -> String {
-    let resp = plain_get(admin, "admin", path).await;
+    let resp = admin_get(admin, path).await;
     String::from_utf8(body_bytes(resp).await.to_vec()).expect("utf-8")
 }
 
