@@ -98,6 +98,23 @@ fn verdict(app: &App, site: &Site, now: SystemTime) -> Verdict {
             }
         }
     }
+    if let Some(auth) = &site.client_auth {
+        if auth.crl_status().last_result == Some(ReloadResult::Failure) {
+            raise(&mut v, Level::Act, "CRL reload refused".into());
+        }
+        let now = unix(now);
+        for crl in auth.crl_set().iter() {
+            match crl.next_update {
+                Some(next) if next <= now => {
+                    raise(&mut v, Level::Act, "CRL past its next update".into());
+                }
+                Some(next) if next - now < 86_400 => {
+                    raise(&mut v, Level::Warn, "CRL due within a day".into());
+                }
+                _ => {}
+            }
+        }
+    }
     if let Route::Upstream(ups) = &site.route {
         let down = ups.states().filter(|(_, up)| !up).count();
         if down > 0 {
@@ -297,7 +314,21 @@ fn host_row(out: &mut String, app: &App, site: &Site, v: &Verdict) {
                     let _ = write!(out, "<div class=\"err\">{}</div>", Esc(e));
                 }
             }
-            // CRLs and their next update go here once client authentication checks them.
+            if let Some(state) = &site.client_auth {
+                for crl in state.crl_set().iter() {
+                    let next = crl.next_update.map_or_else(|| "none".to_owned(), fmt_time);
+                    let _ = write!(
+                        out,
+                        "<div>CRL {}: {} revoked, next update {}</div>",
+                        Esc(&crl.issuer),
+                        crl.revoked,
+                        Esc(&next)
+                    );
+                }
+                if let Some(e) = &state.crl_status().last_error {
+                    let _ = write!(out, "<div class=\"err\">CRL refused: {}</div>", Esc(e));
+                }
+            }
         }
     }
     out.push_str("</td><td>");

@@ -139,6 +139,11 @@ impl ClientAuthState {
         CrlSet::clone(&self.crls.load())
     }
 
+    /// The CRLs in force, shared (no copy of the lists).
+    pub(crate) fn crl_set(&self) -> Arc<CrlSet> {
+        self.crls.load_full()
+    }
+
     pub(crate) fn crl_status(&self) -> CrlStatus {
         self.crl_status
             .lock()

@@ -295,6 +295,12 @@ async fn revoked_by_a_new_crl_refused_and_open_connections_closed() {
     // openssl keeps the next CRL number in hex: 1000 is 4096, the second CRL is 4097.
     assert_eq!(crl["in_force"][0]["number"], "4097", "{crl}");
     assert_eq!(crl["in_force"][0]["revoked"], 1, "{crl}");
+    // The inventory page shows the CRL in force beside the host's client authentication.
+    let page = admin_text(admin, "/").await;
+    assert!(
+        page.contains("CRL CN=Example Issuing CA: 1 revoked, next update "),
+        "{page}"
+    );
     running.drain(Duration::from_secs(5)).await;
 }
 
