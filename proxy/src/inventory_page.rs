@@ -337,13 +337,22 @@ fn host_row(out: &mut String, app: &App, site: &Site, v: &Verdict) {
             let _ = write!(out, "answers {} itself", status.as_u16());
         }
         Route::Upstream(ups) => {
-            for (label, up) in ups.states() {
+            for ((label, up), last) in ups.states().zip(ups.last_errors()) {
                 let _ = write!(
                     out,
-                    "<div>{} <b>{}</b></div>",
+                    "<div>{} <b>{}</b>",
                     Esc(label),
                     if up { "up" } else { "cooling down" }
                 );
+                if let Some((at, e)) = last {
+                    let _ = write!(
+                        out,
+                        "<div class=\"small\">last error {}: {}</div>",
+                        fmt_time(unix(at)),
+                        Esc(&e)
+                    );
+                }
+                out.push_str("</div>");
             }
         }
     }

@@ -422,4 +422,12 @@ async fn an_upstream_that_refuses_connections_shows_down() {
     let text = scrape(admin).await;
     assert_eq!(value(&text, down), Some(0.0), "{text}");
     assert_eq!(value(&text, &api), Some(1.0), "{text}");
+    // The inventory page says which one cools down, and why.
+    let page = admin_get(admin, "/").await;
+    let page = String::from_utf8(body_bytes(page).await.to_vec()).expect("utf-8");
+    assert!(
+        page.contains("<b>cooling down</b><div class=\"small\">last error "),
+        "{page}"
+    );
+    assert_eq!(page.matches("last error ").count(), 1, "{page}");
 }

@@ -3,9 +3,9 @@
 //! keep-alive connections per configured upstream, and HTTP/2 when a TLS upstream offers
 //! it by ALPN.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
 
 use certfront_config::Upstream;
 use http::{Request, Response};
@@ -57,6 +57,9 @@ pub(crate) struct Target {
     server_name: ServerName<'static>,
     /// Milliseconds since `Upstreams::epoch` until which this upstream is skipped.
     down_until: AtomicU64,
+    /// When and why it was last marked down (written on that failure path only, read by
+    /// the inventory page).
+    last_error: Mutex<Option<(SystemTime, String)>>,
     pool: Arc<Pool>,
     /// New connections per second (see `rate`).
     rate: rate::ConnectRate,
@@ -117,6 +120,7 @@ impl Upstreams {
                     label: Arc::from(u.original.as_str()),
                     upstream: u.clone(),
                     down_until: AtomicU64::new(0),
+                    last_error: Mutex::new(None),
                     pool: Arc::new(Pool::new(
                         limits.max_connections,
                         limits.max_idle,
@@ -158,6 +162,17 @@ impl Upstreams {
         self.targets
             .iter()
             .map(move |t| (&*t.label, !self.is_down(t, now)))
+    }
+
+    /// Each upstream's last failure that marked it down (time and error), in the order
+    /// of [`Self::states`].
+    pub(crate) fn last_errors(&self) -> impl Iterator<Item = Option<(SystemTime, String)>> {
+        self.targets.iter().map(|t| {
+            t.last_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+        })
     }
 
     fn is_down(&self, target: &Target, now: u64) -> bool {
@@ -281,6 +296,8 @@ impl Upstreams {
             warn!(upstream = %target.label, "upstream marked down for {}s: {e}", COOL_DOWN.as_secs());
             let until = self.now_ms().saturating_add(COOL_DOWN.as_millis() as u64);
             target.down_until.store(until, Ordering::Relaxed);
+            *target.last_error.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some((SystemTime::now(), e.to_string()));
         }
     }
 
