@@ -1,7 +1,7 @@
 //! The inventory page at `/` on the admin listener, as a person sees it: loaded in headless
 //! Chromium (Debian's `chromium`, installed by .ci/chromium.sh), checked on the DOM it
-//! renders. `CERTFRONT_SCREENSHOT=/abs/path.png` also saves a screenshot of this test's page
-//! (docs/inventory-page.png is the quick start's, see docs/operations.md).
+//! renders. `CERTFRONT_SCREENSHOT=/abs/path.png` also saves a screenshot of the quick
+//! start's page there (how docs/inventory-page.png is made, see docs/operations.md).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -151,21 +151,39 @@ async fn a_person_sees_hosts_a_refused_reload_an_expiring_certificate_and_no_mar
     assert!(!dom.contains("<script>"), "{dom}");
 
     if let Ok(path) = std::env::var("CERTFRONT_SCREENSHOT") {
-        let path = std::path::absolute(&path).expect("path");
-        let d = d.to_path_buf();
-        tokio::task::spawn_blocking(move || {
-            chromium(
-                &[
-                    &format!("--screenshot={}", path.display()),
-                    "--window-size=1400,900",
-                    "--hide-scrollbars",
-                ],
-                &url,
-                &d,
-            );
-            assert!(path.exists(), "no screenshot at {}", path.display());
-        })
-        .await
-        .expect("screenshot");
+        screenshot_quick_start(&std::path::absolute(&path).expect("path"), d).await;
     }
+}
+
+/// `CERTFRONT_SCREENSHOT=/abs/docs/inventory-page.png`: the quick start's page
+/// (`config/certfront.toml` as shipped, on port 0 with its CA in a temporary state
+/// directory), as docs/operations.md shows it.
+async fn screenshot_quick_start(path: &Path, d: &Path) {
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/certfront.toml");
+    let toml = std::fs::read_to_string(&shipped)
+        .expect("config/certfront.toml")
+        .replace("127.0.0.1:8443", "127.0.0.1:0")
+        .replace("127.0.0.1:9443", "127.0.0.1:0")
+        .replace(
+            "state_dir = \"../state\"",
+            "state_dir = \"quick-start-state\"",
+        );
+    let running = start(&toml, d).await;
+    let url = format!("http://{}/", running.admin_addr.expect("admin"));
+    let (path, d) = (path.to_path_buf(), d.to_path_buf());
+    tokio::task::spawn_blocking(move || {
+        chromium(
+            &[
+                &format!("--screenshot={}", path.display()),
+                "--window-size=1400,900",
+                "--hide-scrollbars",
+            ],
+            &url,
+            &d,
+        );
+        assert!(path.exists(), "no screenshot at {}", path.display());
+    })
+    .await
+    .expect("screenshot");
+    running.drain(Duration::from_secs(5)).await;
 }
