@@ -369,6 +369,19 @@ async fn observable(
         .expect("handshake");
     let leaf = crate::support::client::peer_leaf(&tls).as_ref().to_vec();
     drop(tls);
+    // The server notices the close a moment later: wait until no connection is counted
+    // open, so the gauge compares the same state before and after.
+    let all_closed = || {
+        String::from_utf8(running.app.metrics.render())
+            .expect("utf-8")
+            .lines()
+            .filter(|l| l.starts_with("certfront_connections_open{"))
+            .all(|l| l.ends_with(" 0"))
+    };
+    assert!(
+        eventually(Duration::from_secs(5), all_closed).await,
+        "the probe connection is still counted open"
+    );
     let metrics: Vec<String> = String::from_utf8(running.app.metrics.render())
         .expect("utf-8")
         .lines()
