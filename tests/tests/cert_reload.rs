@@ -11,27 +11,11 @@ use rustls::ClientConfig;
 use rustls_pki_types::CertificateDer;
 use tempfile::TempDir;
 
-use crate::support::client::{self, Sender, client_config, connect, get, peer_leaf};
+use crate::support::client::{self, Sender, client_config, connect, get, peer_leaf, served};
 use crate::support::pki::{Leaf, TestCa, write_secret};
 use crate::support::{Process, start};
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// The leaf a fresh handshake for `sni` gets, or `None` when the handshake fails.
-/// Full handshakes only: a resumed TLS 1.3 session reports the certificate of the session
-/// it resumes, not what a new handshake would get.
-async fn served(
-    addr: SocketAddr,
-    sni: &str,
-    cfg: &Arc<ClientConfig>,
-) -> Option<CertificateDer<'static>> {
-    let mut full = (**cfg).clone();
-    full.resumption = rustls::client::Resumption::disabled();
-    connect(addr, sni, Arc::new(full))
-        .await
-        .ok()
-        .map(|tls| peer_leaf(&tls))
-}
 
 /// Waits until new handshakes get `want`; panics with what was served instead.
 async fn wait_served(

@@ -4,30 +4,11 @@
 //! a rotation of another host, the handshakes or `/healthz`.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::ClientConfig;
-use rustls_pki_types::CertificateDer;
-
-use crate::support::client::{client_config, connect, peer_leaf, plain_get};
+use crate::support::client::{client_config, plain_get, served};
 use crate::support::pki::TestCa;
 use crate::support::start;
-
-/// What a new full handshake for `sni` gets.
-async fn served(
-    addr: std::net::SocketAddr,
-    sni: &str,
-    cfg: &Arc<ClientConfig>,
-) -> Option<CertificateDer<'static>> {
-    let mut full = (**cfg).clone();
-    full.resumption = rustls::client::Resumption::disabled();
-    let tls = tokio::time::timeout(Duration::from_secs(5), connect(addr, sni, Arc::new(full)))
-        .await
-        .ok()?
-        .ok()?;
-    Some(peer_leaf(&tls))
-}
 
 /// Replaces `path` with what `make` creates beside it (rename: one event, atomic).
 fn replace_with(path: &Path, make: impl FnOnce(&Path)) {

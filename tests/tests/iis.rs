@@ -2,13 +2,9 @@
 //! in place, the Central Certificate Store (`[ccs]`, `ccs = true`) and its re-scan.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::ClientConfig;
-use rustls_pki_types::CertificateDer;
-
-use crate::support::client::{client_config, connect, peer_leaf};
+use crate::support::client::{client_config, connect, served};
 use crate::support::pki::{TestCa, write_secret};
 use crate::support::{run_cli, start};
 
@@ -90,20 +86,6 @@ fn imported_iis_config_passes_check_once_the_files_are_in_place() {
         err.contains(&format!("{}: cannot read", missing.display())),
         "the refusal names the file looked for:\n{err}"
     );
-}
-
-/// The leaf a fresh (not resumed) handshake for `sni` gets.
-async fn served(
-    addr: std::net::SocketAddr,
-    sni: &str,
-    cfg: &Arc<ClientConfig>,
-) -> Option<CertificateDer<'static>> {
-    let mut full = (**cfg).clone();
-    full.resumption = rustls::client::Resumption::disabled();
-    connect(addr, sni, Arc::new(full))
-        .await
-        .ok()
-        .map(|tls| peer_leaf(&tls))
 }
 
 /// A CIFS mount sends no inotify event for a change made on the Windows side. Stand-in: the

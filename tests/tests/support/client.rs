@@ -88,6 +88,26 @@ pub(crate) async fn open(
     Sender::over(tls).await
 }
 
+/// The leaf a fresh handshake for `sni` gets, or `None` when the handshake fails or takes
+/// over 5 s. Full handshakes only: a resumed TLS 1.3 session reports the certificate of the
+/// session it resumes, not what a new handshake would get.
+pub(crate) async fn served(
+    addr: SocketAddr,
+    sni: &str,
+    cfg: &Arc<ClientConfig>,
+) -> Option<CertificateDer<'static>> {
+    let mut full = (**cfg).clone();
+    full.resumption = rustls::client::Resumption::disabled();
+    let tls = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        connect(addr, sni, Arc::new(full)),
+    )
+    .await
+    .ok()?
+    .ok()?;
+    Some(peer_leaf(&tls))
+}
+
 /// The leaf certificate the server presented.
 pub(crate) fn peer_leaf(tls: &TlsStream<TcpStream>) -> CertificateDer<'static> {
     tls.get_ref().1.peer_certificates().expect("peer certs")[0].clone()
