@@ -261,22 +261,8 @@ async fn bad_files_keep_the_last_good_certificate_until_good_ones_arrive() {
 async fn pfx_with_a_wrong_password_keeps_the_old_certificate() {
     let s = site();
     let tls = s.dir.path().join("tls");
-    let make_pfx = |leaf: &Leaf, password: &str| -> Vec<u8> {
-        use rustls_pki_types::pem::PemObject;
-        let key = rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(leaf.key_pem.as_bytes())
-            .expect("pkcs8");
-        let cert = p12_keystore::Certificate::from_der(leaf.der.as_ref()).expect("cert");
-        let chain = p12_keystore::PrivateKeyChain::new(
-            vec![1u8],
-            p12_keystore::PrivateKey::from_der(key.secret_pkcs8_der()).expect("key"),
-            vec![cert],
-        );
-        let mut store = p12_keystore::KeyStore::new();
-        store.add_entry("app", p12_keystore::KeyStoreEntry::PrivateKeyChain(chain));
-        store.writer(password).write().expect("pfx")
-    };
     let first = s.ca.leaf(&["app.test"]);
-    write_secret(&tls.join("app.pfx"), &make_pfx(&first, "s3cret"));
+    write_secret(&tls.join("app.pfx"), &first.pfx("s3cret"));
     write_secret(&tls.join("pw"), b"s3cret\n");
     let toml = "[server]\nlisten = [\"127.0.0.1:0\"]\n[tls]\ntrust = [\"root.pem\"]\n\
          [[host]]\nfqdn = \"app.test\"\npfx = \"tls/app.pfx\"\npfx_password_file = \"tls/pw\"\nrespond = { body = \"ok\" }\n";
@@ -286,7 +272,7 @@ async fn pfx_with_a_wrong_password_keeps_the_old_certificate() {
     wait_served(addr, "app.test", &s.cfg, &first.der).await;
 
     let second = s.ca.leaf(&["app.test"]);
-    rename_into_place(&tls.join("app.pfx"), &make_pfx(&second, "other password"));
+    rename_into_place(&tls.join("app.pfx"), &second.pfx("other password"));
     assert!(crate::support::eventually(WAIT, || slot.status().last_error.is_some()).await);
     still_served(addr, "app.test", &s.cfg, &first.der).await;
     rename_into_place(&tls.join("pw"), b"other password\n");

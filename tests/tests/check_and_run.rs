@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 
-use crate::support::pki::{Leaf, TestCa, write_secret};
+use crate::support::pki::{TestCa, write_secret};
 use crate::support::{Process, bin, run_cli};
 
 /// What a command said about a config: refused or not, and its `error:` lines.
@@ -102,24 +102,6 @@ fn ticket_keys() -> Vec<u8> {
     .into_bytes()
 }
 
-fn pfx(leaf: &Leaf, password: &str) -> Vec<u8> {
-    use rustls_pki_types::pem::PemObject;
-    let key = rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(leaf.key_pem.as_bytes())
-        .expect("pkcs8");
-    let cert = p12_keystore::Certificate::from_der(leaf.der.as_ref()).expect("cert");
-    let chain = p12_keystore::PrivateKeyChain::new(
-        vec![1u8],
-        p12_keystore::PrivateKey::from_der(key.secret_pkcs8_der()).expect("key"),
-        vec![cert],
-    );
-    let mut store = p12_keystore::KeyStore::new();
-    store.add_entry(
-        "tablet",
-        p12_keystore::KeyStoreEntry::PrivateKeyChain(chain),
-    );
-    store.writer(password).write().expect("pfx")
-}
-
 /// A config in which every kind of file appears once and all of them are good.
 fn good(dir: &Path) -> std::path::PathBuf {
     let ca = TestCa::new("check-run root");
@@ -133,7 +115,7 @@ fn good(dir: &Path) -> std::path::PathBuf {
     }
     write_secret(
         &dir.join("tablet.pfx"),
-        &pfx(&ca.leaf(&["tablet.test"]), "s3cret"),
+        &ca.leaf(&["tablet.test"]).pfx("s3cret"),
     );
     write_secret(&dir.join("pfx-password"), b"s3cret\n");
     let config = dir.join("certfront.toml");

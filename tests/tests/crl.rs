@@ -17,7 +17,7 @@ use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::backend::Backend;
-use crate::support::client::{Sender, admin_get, body_bytes, connect, get};
+use crate::support::client::{Sender, admin_text, admin_until, connect, get};
 use crate::support::pki::{Leaf, TestCa, thumbprint};
 use crate::support::start;
 
@@ -109,28 +109,6 @@ async fn kept_out(addr: std::net::SocketAddr, cfg: Arc<ClientConfig>) -> bool {
             .await
             .is_err(),
     }
-}
-
-async fn admin_text(admin: std::net::SocketAddr, path: &str) -> String {
-    let resp = admin_get(admin, path).await;
-    String::from_utf8(body_bytes(resp).await.to_vec()).expect("utf-8")
-}
-
-/// Polls the admin `path` (every 50 ms, at most 10 s) until `cond` holds.
-async fn admin_until(
-    admin: std::net::SocketAddr,
-    path: &str,
-    cond: impl Fn(&str) -> bool,
-) -> Result<String, String> {
-    let mut text = String::new();
-    for _ in 0..200 {
-        text = admin_text(admin, path).await;
-        if cond(&text) {
-            return Ok(text);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Err(text)
 }
 
 /// Test PKI: a server root with a `portal.test` leaf, a clients CA run by openssl, and

@@ -79,12 +79,11 @@ async fn drains_to_close<S: AsyncRead + Unpin>(io: &mut S, limit: u64) -> bool {
     .unwrap_or(false)
 }
 
-/// 64 MiB is far more than every buffer between the backend and the client can hold.
-const BIG: u64 = 64 << 20;
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_http1_client_that_stops_reading_is_closed_and_its_upstream_released() {
-    let s = setup().await;
+/// An HTTP/1.1 connection to app.test that has asked for a body of `bytes`.
+async fn request_big(
+    s: &Setup,
+    bytes: u64,
+) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let mut tls = connect(
         s.running.tls_addrs[0],
         "app.test",
@@ -92,9 +91,19 @@ async fn an_http1_client_that_stops_reading_is_closed_and_its_upstream_released(
     )
     .await
     .expect("tls");
-    tls.write_all(format!("GET /big?bytes={BIG} HTTP/1.1\r\nHost: app.test\r\n\r\n").as_bytes())
+    tls.write_all(format!("GET /big?bytes={bytes} HTTP/1.1\r\nHost: app.test\r\n\r\n").as_bytes())
         .await
         .expect("request");
+    tls
+}
+
+/// 64 MiB is far more than every buffer between the backend and the client can hold.
+const BIG: u64 = 64 << 20;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http1_client_that_stops_reading_is_closed_and_its_upstream_released() {
+    let s = setup().await;
+    let mut tls = request_big(&s, BIG).await;
     let started = Instant::now();
     // Read nothing: the buffers fill, certfront's write blocks, the send timeout runs.
     assert!(
@@ -229,17 +238,8 @@ async fn an_http2_client_that_never_opens_its_window_is_closed_whatever_pings_it
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_reads_slowly_but_steadily_is_not_cut_off() {
     let s = setup().await;
-    let mut tls = connect(
-        s.running.tls_addrs[0],
-        "app.test",
-        client_config(&[&s.ca.der], &[b"http/1.1"]),
-    )
-    .await
-    .expect("tls");
     let size: u64 = 4 << 20;
-    tls.write_all(format!("GET /big?bytes={size} HTTP/1.1\r\nHost: app.test\r\n\r\n").as_bytes())
-        .await
-        .expect("request");
+    let mut tls = request_big(&s, size).await;
     // 256 KiB every 300 ms: slow, but never a second without progress.
     let mut buf = vec![0u8; 256 * 1024];
     let mut total = 0u64;

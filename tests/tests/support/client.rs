@@ -216,3 +216,27 @@ pub(crate) async fn admin_get(addr: SocketAddr, path: &str) -> Response<Incoming
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     plain_get(addr, "localhost", path).await
 }
+
+/// The body of an [`admin_get`] as text.
+pub(crate) async fn admin_text(addr: SocketAddr, path: &str) -> String {
+    let resp = admin_get(addr, path).await;
+    String::from_utf8(body_bytes(resp).await.to_vec()).expect("utf-8")
+}
+
+/// Polls the admin `path` (at most 200 times, 50 ms apart beside [`admin_get`]'s wait) until
+/// `cond` holds: `Ok` with that text, else `Err` with the last one.
+pub(crate) async fn admin_until(
+    addr: SocketAddr,
+    path: &str,
+    cond: impl Fn(&str) -> bool,
+) -> Result<String, String> {
+    let mut text = String::new();
+    for _ in 0..200 {
+        text = admin_text(addr, path).await;
+        if cond(&text) {
+            return Ok(text);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Err(text)
+}
