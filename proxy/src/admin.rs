@@ -25,11 +25,12 @@ use crate::respond::text;
 /// client asking in a loop costs at most a few renders a second, not one per request.
 const RENDER_EVERY: Duration = Duration::from_millis(250);
 
-/// The last rendering of `/metrics` and of `/certs`.
+/// The last rendering of `/metrics`, of `/certs` and of the inventory page's first page.
 #[derive(Default)]
 pub(crate) struct Renders {
     metrics: Mutex<Option<(Instant, Bytes)>>,
     certs: Mutex<Option<(Instant, Bytes)>>,
+    page: Mutex<Option<(Instant, Bytes)>>,
 }
 
 /// The copy in `cell` while it is younger than [`RENDER_EVERY`], else a new rendering.
@@ -57,7 +58,13 @@ pub(crate) async fn handle(
         return Ok(text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"));
     }
     let resp = match req.uri().path() {
-        "/" => crate::inventory_page::response(&app, req.uri().query()),
+        "/" => crate::inventory_page::response(match req.uri().query() {
+            // What a browser opens and reloads: rendered at most every RENDER_EVERY.
+            None => rendered(&renders.page, || {
+                Bytes::from(crate::inventory_page::render(&app, None))
+            }),
+            query => Bytes::from(crate::inventory_page::render(&app, query)),
+        }),
         "/healthz" => text(StatusCode::OK, "ok\n"),
         "/readyz" => {
             let waiting = waiting(&app);
@@ -174,7 +181,7 @@ fn inventory(app: &App) -> Value {
                         let status = auth.crl_status();
                         json!({
                             "files": auth.crl_paths().iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
-                            "in_force": auth.crls().iter().map(|c| json!({
+                            "in_force": auth.crl_set().iter().map(|c| json!({
                                 "path": c.path.display().to_string(),
                                 "issuer": c.issuer,
                                 "number": c.number.as_ref().map(|n| n.to_string()),

@@ -141,9 +141,9 @@ th{background:#eee}tr.act td.v{background:#f8d0d0}tr.warn td.v{background:#fbe7b
 tr.ok td.v{background:#d6efd6}.mono{font-family:ui-monospace,monospace;font-size:12px;\
 word-break:break-all}.err{color:#a00}.small{font-size:12px;color:#555}";
 
-/// The page as an admin-listener response.
-pub(crate) fn response(app: &Arc<App>, query: Option<&str>) -> http::Response<Full<Bytes>> {
-    let mut resp = http::Response::new(Full::new(Bytes::from(render(app, query))));
+/// A rendered page (see [`render`]) as an admin-listener response.
+pub(crate) fn response(body: Bytes) -> http::Response<Full<Bytes>> {
+    let mut resp = http::Response::new(Full::new(body));
     resp.headers_mut().insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("text/html; charset=utf-8"),

@@ -135,10 +135,6 @@ impl ClientAuthState {
     }
 
     /// The CRLs in use.
-    pub(crate) fn crls(&self) -> CrlSet {
-        CrlSet::clone(&self.crls.load())
-    }
-
     /// The CRLs in force, shared (no copy of the lists).
     pub(crate) fn crl_set(&self) -> Arc<CrlSet> {
         self.crls.load_full()

@@ -145,7 +145,7 @@ impl Built {
                 .as_ref()
                 .filter(|a| !a.crl_paths().is_empty())
             {
-                metrics.crls_in_force(fqdn, &auth.crls());
+                metrics.crls_in_force(fqdn, &auth.crl_set());
                 metrics.crl_reload_failing.with_label_values(&[fqdn]).set(0);
             }
             if site

@@ -415,7 +415,7 @@ fn reload_crls(state: &ClientAuthState, metrics: &Metrics) {
             }
             failing.set(0);
             if changed {
-                let crls = state.crls();
+                let crls = state.crl_set();
                 metrics.crls_in_force(host, &crls);
                 for crl in crls.iter() {
                     info!(
