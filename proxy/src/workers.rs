@@ -58,8 +58,13 @@ pub(crate) struct Workers {
 }
 
 impl Workers {
-    /// Starts [`count`] worker threads, each with its own current-thread runtime.
+    /// Starts [`count`] worker threads, each with its own current-thread runtime (or,
+    /// with `CERTFRONT_WORK_STEALING=1` in the environment, one work-stealing runtime
+    /// with that many threads: a measuring switch for loadtest/, see its README).
     pub(crate) fn start() -> io::Result<Self> {
+        if std::env::var_os("CERTFRONT_WORK_STEALING").is_some_and(|v| v == "1") {
+            return Self::start_stealing();
+        }
         let n = count();
         let mut handles = Vec::with_capacity(n);
         let mut stops = Vec::with_capacity(n);
@@ -83,6 +88,35 @@ impl Workers {
             handles: handles.into(),
             open: (0..n).map(|_| AtomicUsize::new(0)).collect(),
             _stop: stops.into(),
+        })
+    }
+
+    /// One tokio work-stealing runtime of [`count`] threads: a connection's tasks may run
+    /// on any of them. Each thread still gets its own index, so upstream pools stay
+    /// sharded per thread (a connection is then reused by whichever thread checks it out).
+    fn start_stealing() -> io::Result<Self> {
+        let next = Arc::new(AtomicUsize::new(0));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(count())
+            .thread_name("certfront-w")
+            .on_thread_start(move || {
+                let index = next.fetch_add(1, Ordering::Relaxed);
+                INDEX.with(|i| i.set(index));
+            })
+            .enable_all()
+            .build()?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        std::thread::Builder::new()
+            .name("certfront-ws".into())
+            .spawn(move || {
+                let _ = runtime.block_on(stopped);
+                runtime.shutdown_background();
+            })?;
+        Ok(Workers {
+            handles: Box::new([handle]),
+            open: Arc::new([AtomicUsize::new(0)]),
+            _stop: Box::new([stop]),
         })
     }
 
@@ -201,6 +235,33 @@ mod tests {
             assert_eq!(name.as_deref(), Some("certfront-w0"));
             assert_eq!(index, 0);
             assert!(connected, "the stream still works on the worker's reactor");
+            drop(client);
+        });
+    }
+
+    #[test]
+    fn the_work_stealing_mode_serves_on_its_own_threads() {
+        let workers = Workers::start_stealing().expect("workers");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let client = tokio::spawn(TcpStream::connect(addr));
+            let (tcp, _) = listener.accept().await.unwrap();
+            let (tx, rx) = oneshot::channel();
+            workers.spawn(tcp, move |tcp| async move {
+                let name = std::thread::current().name().map(str::to_owned);
+                let _ = tx.send((name, tcp.peer_addr().is_ok()));
+            });
+            let (name, connected) = tokio::time::timeout(std::time::Duration::from_secs(10), rx)
+                .await
+                .expect("served within 10 s")
+                .expect("sent");
+            assert_eq!(name.as_deref(), Some("certfront-w"));
+            assert!(connected);
             drop(client);
         });
     }

@@ -260,7 +260,11 @@ impl Pool {
 
     /// The calling worker's shard.
     fn shard(&self) -> &Shard {
-        &self.shards[crate::workers::current() % self.shards.len()]
+        &self.shards[self.index()]
+    }
+
+    fn index(&self) -> usize {
+        crate::workers::current() % self.shards.len()
     }
 
     fn idle_removed(&self, n: usize) {
@@ -318,7 +322,11 @@ impl Pool {
             return;
         }
         let now = Instant::now();
-        let mut idle = self.shard().idle.lock().unwrap_or_else(|p| p.into_inner());
+        let index = self.index();
+        let mut idle = self.shards[index]
+            .idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         self.prune(&mut idle, now);
         if let Some(count) = &self.idle_count
             && count.load(Ordering::Relaxed) >= self.max_idle
@@ -334,7 +342,7 @@ impl Pool {
         }
         idle.conns.push_back(Idle { h1, since: now });
         if !idle.sweeping {
-            idle.sweeping = self.start_sweeper();
+            idle.sweeping = self.start_sweeper(index);
         }
     }
 
@@ -356,7 +364,7 @@ impl Pool {
     /// checkin starts another). Without it, connections a burst left behind would stay
     /// open, holding sockets on both sides, until the next request or the upstream's own
     /// keep-alive timeout. False outside a runtime (nothing to run it on).
-    fn start_sweeper(&self) -> bool {
+    fn start_sweeper(&self, index: usize) -> bool {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return false;
         };
@@ -367,7 +375,7 @@ impl Pool {
             loop {
                 tokio::time::sleep(period).await;
                 match pool.upgrade() {
-                    Some(pool) if pool.sweep() => {}
+                    Some(pool) if pool.sweep(index) => {}
                     _ => return,
                 }
             }
@@ -375,10 +383,14 @@ impl Pool {
         true
     }
 
-    /// The sweeper's round on this worker's shard: false (and it stops) once the shard
-    /// holds no idle connection.
-    fn sweep(&self) -> bool {
-        let mut idle = self.shard().idle.lock().unwrap_or_else(|p| p.into_inner());
+    /// The sweeper's round on worker `index`'s shard (its own, except under the
+    /// work-stealing measuring mode of `crate::workers`): false (and it stops) once the
+    /// shard holds no idle connection.
+    fn sweep(&self, index: usize) -> bool {
+        let mut idle = self.shards[index]
+            .idle
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         self.prune(&mut idle, Instant::now());
         idle.sweeping = !idle.conns.is_empty();
         idle.sweeping
