@@ -335,7 +335,8 @@ pub struct Limits {
     pub redirect_max_connections: usize,
     /// Connections open at once to each configured upstream.
     pub upstream_max_connections: usize,
-    /// Idle pooled connections kept per configured upstream.
+    /// Idle pooled connections kept per configured upstream (absent from the file:
+    /// `upstream_max_connections`).
     pub upstream_max_idle_connections: usize,
     /// Inactivity timeout on request and response bodies.
     pub body_timeout: Duration,
@@ -361,7 +362,7 @@ impl Default for Limits {
             max_connections_per_ip: 256,
             redirect_max_connections: 1024,
             upstream_max_connections: 1024,
-            upstream_max_idle_connections: 32,
+            upstream_max_idle_connections: 1024,
             body_timeout: Duration::from_secs(60),
             send_timeout: Duration::from_secs(60),
         }

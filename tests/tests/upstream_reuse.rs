@@ -383,3 +383,99 @@ async fn reset_streams_do_not_storm_the_backend() {
         "backend saw {conns} TCP connections for {hits} requests"
     );
 }
+
+/// With the default pool, 1,000 requests in flight at once (100 HTTP/2 connections x 10
+/// streams, each answered after 50 ms so they overlap) settle on the upstream connections
+/// they need: rounds of that load are repeated until three in a row open almost none, no
+/// upstream connection is ever closed on the way (no churn), and it settles within 40
+/// rounds. (New connections are held to 256/s per upstream after a burst of 64, so the
+/// pool grows over a few rounds; a fixed 32-connection pool opened and closed one per
+/// request beyond 32, issue 18.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_pool_keeps_what_the_load_needs() {
+    use crate::support::backend::Backend;
+    use crate::support::client::Sender;
+
+    const CLIENTS: usize = 100;
+    const STREAMS: usize = 10;
+    const MAX_ROUNDS: usize = 40;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ca = TestCa::new("pool root");
+    std::fs::write(dir.path().join("root.pem"), &ca.pem).expect("root");
+    ca.leaf(&["app.test"]).write(dir.path(), "app");
+    let backend = Backend::start("iis").await;
+    // No [limits]: the defaults users run.
+    let toml = format!(
+        "[server]\nlisten = [\"127.0.0.1:0\"]\n[tls]\ntrust = [\"root.pem\"]\n\
+         [[host]]\nfqdn = \"app.test\"\ncert = \"app.pem\"\nkey = \"app-key.pem\"\nupstream = \"{}\"\n",
+        backend.url()
+    );
+    let running = start(&toml, dir.path()).await;
+    let addr = running.tls_addrs[0];
+    let mut senders = Vec::new();
+    for _ in 0..CLIENTS {
+        let tls = connect(addr, "app.test", client_config(&[&ca.der], &[b"h2"]))
+            .await
+            .expect("tls");
+        let Sender::H2(send) = Sender::over(tls).await else {
+            panic!("h2 not negotiated")
+        };
+        senders.push(send);
+    }
+    let mut opened: Vec<usize> = Vec::new();
+    // Settled: the last three rounds opened at most 5 connections per 1,000 requests.
+    let settled = |opened: &[usize]| {
+        opened.len() >= 4 && opened[opened.len() - 3..].iter().sum::<usize>() <= 15
+    };
+    while opened.len() < MAX_ROUNDS && !settled(&opened) {
+        let round = opened.len();
+        let before = backend.conns.load(Ordering::SeqCst);
+        let mut requests = tokio::task::JoinSet::new();
+        for send in &senders {
+            for _ in 0..STREAMS {
+                let mut send = send.clone();
+                requests.spawn(async move {
+                    send.ready().await?;
+                    let resp = send
+                        .send_request(get("app.test", "/slow?ms=50", true))
+                        .await?;
+                    let status = resp.status();
+                    body_bytes(resp).await;
+                    Ok::<_, hyper::Error>(status)
+                });
+            }
+        }
+        let answered = tokio::time::timeout(Duration::from_secs(60), async {
+            let mut ok = 0;
+            while let Some(done) = requests.join_next().await {
+                let status = done.expect("join").expect("response");
+                assert_eq!(status, 200, "round {round}");
+                ok += 1;
+            }
+            ok
+        })
+        .await
+        .expect("a round of 1,000 requests finishes");
+        assert_eq!(answered, CLIENTS * STREAMS);
+        opened.push(backend.conns.load(Ordering::SeqCst) - before);
+        assert_eq!(
+            backend.ended.load(Ordering::SeqCst),
+            0,
+            "an upstream connection was closed under steady load (churn); opened per round: {opened:?}"
+        );
+    }
+    let total: usize = opened.iter().sum();
+    eprintln!(
+        "default pool, 1,000 concurrent requests: upstream connections opened per round {opened:?} \
+         ({total} in all, none closed); the last 3 rounds: {:.1} per 1,000 requests",
+        opened[opened.len() - 3..].iter().sum::<usize>() as f64 / 3.0
+    );
+    assert!(
+        settled(&opened),
+        "still opening connections after {MAX_ROUNDS} rounds: {opened:?}"
+    );
+    assert!(
+        total <= 1024,
+        "{total} opened; upstream_max_connections is 1024"
+    );
+}

@@ -49,7 +49,7 @@ fn defaults() {
     assert_eq!(c.limits.max_connections_per_ip, 256);
     assert_eq!(c.limits.redirect_max_connections, 1024);
     assert_eq!(c.limits.upstream_max_connections, 1024);
-    assert_eq!(c.limits.upstream_max_idle_connections, 32);
+    assert_eq!(c.limits.upstream_max_idle_connections, 1024);
     assert_eq!(c.limits.body_timeout, Duration::from_secs(60));
     assert_eq!(c.limits.send_timeout, Duration::from_secs(60));
     assert!(c.server.trusted_proxies.is_empty());
@@ -416,6 +416,14 @@ fn limits_are_compared() {
         "[limits]\nupstream_max_idle_connections = 0",
     ));
     assert_eq!(c.limits.upstream_max_idle_connections, 0);
+    // Absent, the idle pool may hold every connection the upstream limit allows.
+    let c = valid(&config(
+        listen,
+        "[limits]\nupstream_max_connections = 50000",
+    ));
+    assert_eq!(c.limits.upstream_max_idle_connections, 50000);
+    let c = valid(&config(listen, "[limits]\nupstream_max_connections = 10"));
+    assert_eq!(c.limits.upstream_max_idle_connections, 10);
 }
 
 #[test]

@@ -68,10 +68,13 @@ const MAX_AGE: Range = seconds(1, 30 * DAY, 0);
 const PER_IP: Range = count(1, MANY, 256);
 const REDIRECT_CONNECTIONS: Range = count(1, MANY, 1_024);
 const UPSTREAM_CONNECTIONS: Range = count(1, MANY, 1_024);
-/// 0 keeps no idle connection (a new one per request).
+/// 0 keeps no idle connection (a new one per request). Absent, it is
+/// `upstream_max_connections` (whose default this default is): keep what the load needed,
+/// which the idle timeout then prunes, as HAProxy and Envoy do. A fixed small pool made
+/// every request beyond it open and close a backend connection (issue 18).
 const UPSTREAM_IDLE: Range = Range {
     zero_means: Some("0 keeps none"),
-    ..count(0, 10_000, 32)
+    ..count(0, MANY, 1_024)
 };
 const BODY: Range = seconds(1, DAY, 60);
 /// nginx's `send_timeout` default.
@@ -164,11 +167,10 @@ impl Validator<'_> {
             raw.upstream_max_connections,
             &UPSTREAM_CONNECTIONS,
         );
-        let upstream_max_idle_connections = self.size(
-            "upstream_max_idle_connections",
-            raw.upstream_max_idle_connections,
-            &UPSTREAM_IDLE,
-        );
+        let upstream_max_idle_connections = match raw.upstream_max_idle_connections {
+            None => upstream_max_connections,
+            given => self.size("upstream_max_idle_connections", given, &UPSTREAM_IDLE),
+        };
         if raw.upstream_max_idle_connections.is_some()
             && upstream_max_idle_connections > upstream_max_connections
         {

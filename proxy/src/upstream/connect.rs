@@ -68,12 +68,22 @@ impl Dial {
     ) -> Result<Sender, UpstreamError> {
         let label = &target.label;
         let up = &target.upstream;
-        let acquire = target.pool.permits.clone().acquire_owned();
-        let Ok(Ok(permit)) = tokio::time::timeout(self.connect_timeout, acquire).await else {
-            return Err(UpstreamError::Busy {
-                upstream: label.clone(),
-                limit: self.max_connections,
-            });
+        let permits = &target.pool.permits;
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                // At the cap: idle connections another worker holds give way.
+                target.pool.evict_idle();
+                let acquire = permits.clone().acquire_owned();
+                let Ok(Ok(permit)) = tokio::time::timeout(self.connect_timeout, acquire).await
+                else {
+                    return Err(UpstreamError::Busy {
+                        upstream: label.clone(),
+                        limit: self.max_connections,
+                    });
+                };
+                permit
+            }
         };
         let tcp = tokio::time::timeout(
             self.connect_timeout,

@@ -121,13 +121,13 @@ impl Upstreams {
                     upstream: u.clone(),
                     down_until: AtomicU64::new(0),
                     last_error: Mutex::new(None),
-                    pool: Arc::new(Pool::new(
+                    pool: Pool::new(
                         limits.max_connections,
                         limits.max_idle,
                         IDLE_TIMEOUT,
                         crate::workers::count(),
                         discards.clone(),
-                    )),
+                    ),
                     rate: rate::ConnectRate::new(rate::CONNECT_BURST, rate::CONNECTS_PER_SECOND),
                 })
             })

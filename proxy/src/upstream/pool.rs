@@ -19,12 +19,21 @@
 //! Idle connections and the HTTP/2 sender are kept per worker thread (`crate::workers`):
 //! a connection is registered with the reactor of the worker that opened it and is only
 //! used there, so its I/O never wakes another thread. The connection cap is shared.
+//!
+//! How many stay idle: by default as many as the load needed, bounded by the connection
+//! cap (HAProxy's and Envoy's way), so a busy proxy never opens a backend connection per
+//! request; those unused for the idle timeout are closed by a sweeper each worker runs
+//! while it holds any. Reuse is last-in first-out, so a connection the load no longer
+//! needs sinks to the front and ages out. When the cap is reached and a worker needs a
+//! connection while another worker holds idle ones, the oldest idle one is closed for it
+//! ([`Pool::evict_idle`]).
 
 use std::collections::VecDeque;
 use std::future::{Future, poll_fn};
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
@@ -192,11 +201,22 @@ struct Idle {
     since: Instant,
 }
 
-/// One worker's connections to the upstream. Its locks are only ever taken by that
-/// worker, so they are never contended.
+/// One worker's idle connections, oldest first.
 #[derive(Default)]
+struct IdleList {
+    conns: VecDeque<Idle>,
+    /// This worker runs a sweeper for them ([`Pool::sweep`]).
+    sweeping: bool,
+}
+
+/// One worker's connections to the upstream. Its locks are taken by that worker, and by
+/// another only when the connection cap is reached ([`Pool::evict_idle`]), so they are
+/// not contended. Aligned to its own cache lines: the workers' shards sit side by side,
+/// and one worker's lock must not bounce the line another worker's lock is on.
+#[derive(Default)]
+#[repr(align(128))]
 struct Shard {
-    idle: Mutex<VecDeque<Idle>>,
+    idle: Mutex<IdleList>,
     h2: Mutex<Option<http2::SendRequest<ReqBody>>>,
 }
 
@@ -206,33 +226,47 @@ pub(crate) struct Pool {
     /// One permit per open connection (`limits.upstream_max_connections`).
     pub(crate) permits: Arc<Semaphore>,
     pub(crate) discards: Discards,
-    /// Idle connections kept per worker.
+    /// Idle connections kept in all, over every worker.
     max_idle: usize,
+    /// Idle connections in all shards. Kept only when `max_idle` is below the connection
+    /// cap (otherwise the cap bounds them): the default pays no shared counter.
+    idle_count: Option<AtomicUsize>,
     idle_timeout: Duration,
+    /// Handed to the sweepers, which must not keep a replaced pool alive.
+    me: Weak<Pool>,
 }
 
 impl Pool {
-    /// `max_idle` is for the whole pool: each of the `workers` keeps its share, rounded up.
+    /// `max_idle` is for the whole pool, whichever workers hold them.
     pub(crate) fn new(
         max_connections: usize,
         max_idle: usize,
         idle_timeout: Duration,
         workers: usize,
         discards: Discards,
-    ) -> Self {
+    ) -> Arc<Self> {
         let workers = workers.max(1);
-        Pool {
+        let max_connections = max_connections.min(Semaphore::MAX_PERMITS);
+        Arc::new_cyclic(|me| Pool {
             shards: (0..workers).map(|_| Shard::default()).collect(),
-            permits: Arc::new(Semaphore::new(max_connections.min(Semaphore::MAX_PERMITS))),
+            permits: Arc::new(Semaphore::new(max_connections)),
             discards,
-            max_idle: max_idle.div_ceil(workers),
+            max_idle,
+            idle_count: (max_idle < max_connections).then(|| AtomicUsize::new(0)),
             idle_timeout,
-        }
+            me: me.clone(),
+        })
     }
 
     /// The calling worker's shard.
     fn shard(&self) -> &Shard {
         &self.shards[crate::workers::current() % self.shards.len()]
+    }
+
+    fn idle_removed(&self, n: usize) {
+        if let Some(count) = &self.idle_count {
+            count.fetch_sub(n, Ordering::Relaxed);
+        }
     }
 
     /// This worker's HTTP/2 connection, while it is open.
@@ -258,7 +292,8 @@ impl Pool {
     /// it, which also finds bytes already buffered above the socket.
     pub(crate) fn checkout(&self) -> Option<H1> {
         let mut idle = self.shard().idle.lock().unwrap_or_else(|p| p.into_inner());
-        while let Some(mut conn) = idle.pop_back() {
+        while let Some(mut conn) = idle.conns.pop_back() {
+            self.idle_removed(1);
             if !conn.h1.is_open() || conn.since.elapsed() >= self.idle_timeout {
                 continue;
             }
@@ -284,16 +319,87 @@ impl Pool {
         }
         let now = Instant::now();
         let mut idle = self.shard().idle.lock().unwrap_or_else(|p| p.into_inner());
+        self.prune(&mut idle, now);
+        if let Some(count) = &self.idle_count
+            && count.load(Ordering::Relaxed) >= self.max_idle
+        {
+            // Full: this worker's oldest makes room, or, holding none, it keeps none.
+            if idle.conns.pop_front().is_none() {
+                return;
+            }
+            count.fetch_sub(1, Ordering::Relaxed);
+        }
+        if let Some(count) = &self.idle_count {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+        idle.conns.push_back(Idle { h1, since: now });
+        if !idle.sweeping {
+            idle.sweeping = self.start_sweeper();
+        }
+    }
+
+    /// Closes the connections at the front (the oldest) that are past the idle timeout
+    /// or were closed.
+    fn prune(&self, idle: &mut IdleList, now: Instant) {
         while idle
+            .conns
             .front()
             .is_some_and(|c| now.duration_since(c.since) >= self.idle_timeout || !c.h1.is_open())
         {
-            idle.pop_front();
+            idle.conns.pop_front();
+            self.idle_removed(1);
         }
-        if idle.len() >= self.max_idle {
-            idle.pop_front();
+    }
+
+    /// Starts this worker's sweeper: a task on this worker that closes its connections
+    /// once they have been idle for the timeout, and stops when none is left (the next
+    /// checkin starts another). Without it, connections a burst left behind would stay
+    /// open, holding sockets on both sides, until the next request or the upstream's own
+    /// keep-alive timeout. False outside a runtime (nothing to run it on).
+    fn start_sweeper(&self) -> bool {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        let pool = self.me.clone();
+        // A connection is closed at most a quarter of the timeout late.
+        let period = (self.idle_timeout / 4).max(Duration::from_millis(10));
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                match pool.upgrade() {
+                    Some(pool) if pool.sweep() => {}
+                    _ => return,
+                }
+            }
+        });
+        true
+    }
+
+    /// The sweeper's round on this worker's shard: false (and it stops) once the shard
+    /// holds no idle connection.
+    fn sweep(&self) -> bool {
+        let mut idle = self.shard().idle.lock().unwrap_or_else(|p| p.into_inner());
+        self.prune(&mut idle, Instant::now());
+        idle.sweeping = !idle.conns.is_empty();
+        idle.sweeping
+    }
+
+    /// Closes one idle connection, the oldest of the first worker holding any, so that a
+    /// new one fits under the connection cap: called only when every permit is taken.
+    /// Takes other workers' locks, which only this does, and only at the cap. False when
+    /// no worker holds an idle connection.
+    pub(crate) fn evict_idle(&self) -> bool {
+        let mut evicted = None;
+        for shard in self.shards.iter() {
+            let mut idle = shard.idle.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(conn) = idle.conns.pop_front() {
+                self.idle_removed(1);
+                evicted = Some(conn);
+                break;
+            }
         }
-        idle.push_back(Idle { h1, since: now });
+        // Closed outside the lock; its permit returns to the semaphore.
+        evicted.is_some()
     }
 }
 
