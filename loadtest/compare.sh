@@ -405,6 +405,13 @@ start_proxies "$BACKEND"
 for p in "${PROXIES[@]}"; do
     t=$(target "$p")
     request_runs "$p" ""
+    # Backend connections the proxy opens per 1,000 requests once warm, 1,000 requests in flight.
+    # shellcheck disable=SC2086
+    out=$("$LT" --json --threads 2 churn $t --backend "$BACKEND" --duration "$EXTRA_DURATION") || true
+    R[$p,churn]=$(round "$(jnum backend_connections_per_1000_requests "$out")" 2)
+    R[$p,churn.errors]=$(jnum errors "$out")
+    [[ -z "$out" ]] || record "$p" churn "$out"
+    say "$p churn: ${R[$p,churn]:-?} backend connections per 1,000 requests, errors ${R[$p,churn.errors]:-?}"
     # shellcheck disable=SC2086
     measure "$p" hs handshakes -- handshakes $t --tls 1.3 --request --connections 16 --duration "$DURATION"
     # shellcheck disable=SC2046
@@ -513,6 +520,7 @@ row "HTTP/2 request, CPU µs: $LT2, $LB" h2.cpu lower
 row "HTTP/2 request, CPU µs: $H2L, $LB" h2load.cpu lower
 row "HTTP/2 request, CPU µs: $LT2, $NB" h2-nb.cpu lower
 row "HTTP/2 request, CPU µs: $H2L, $NB" h2load-nb.cpu lower
+row "backend connections opened per 1,000 requests after warm-up, 1,000 in flight: certfront-loadtest churn, HTTP/2 100 conns × 10 streams, $LB" churn lower
 row "full TLS 1.3 handshake + request, CPU µs (ECDSA P-256): certfront-loadtest 16 conns" hs.cpu lower
 row "full TLS 1.3 handshake + request, CPU µs (RSA-2048): certfront-loadtest 16 conns" hsrsa.cpu lower
 row "full TLS 1.3 handshake + request, CPU µs (ECDSA P-256): $WRK, Connection: close" hswrk.cpu lower
@@ -539,8 +547,8 @@ row "handshake + request p99 µs (ECDSA P-256): $WRK, Connection: close" hswrk.p
 row "bulk download, MB/s" bulk higher
 row "bulk upload, MB/s" bulkup higher
 row "idle TLS connection, KB" idle lower
-printf '| errors, %s (h1 / wrk / h2 / h2load / handshakes ECDSA / RSA / wrk close) | %s | %s | %s | must be 0 |\n' "$LB" \
-    "$(errs nginx h1 h1wrk h2 h2load hs hsrsa hswrk)" "$(errs haproxy h1 h1wrk h2 h2load hs hsrsa hswrk)" "$(errs certfront h1 h1wrk h2 h2load hs hsrsa hswrk)"
+printf '| errors, %s (h1 / wrk / h2 / h2load / churn / handshakes ECDSA / RSA / wrk close) | %s | %s | %s | must be 0 |\n' "$LB" \
+    "$(errs nginx h1 h1wrk h2 h2load churn hs hsrsa hswrk)" "$(errs haproxy h1 h1wrk h2 h2load churn hs hsrsa hswrk)" "$(errs certfront h1 h1wrk h2 h2load churn hs hsrsa hswrk)"
 printf '| errors, %s (h1 / wrk / h2 / h2load) | %s | %s | %s | must be 0 |\n' "$NB" \
     "$(errs nginx h1-nb h1wrk-nb h2-nb h2load-nb)" "$(errs haproxy h1-nb h1wrk-nb h2-nb h2load-nb)" "$(errs certfront h1-nb h1wrk-nb h2-nb h2load-nb)"
 if (( ROTATIONS > 0 )); then

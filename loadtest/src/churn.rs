@@ -44,8 +44,9 @@ pub(crate) struct ChurnArgs {
     /// Concurrent streams per connection (HTTP/2 only).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_000))]
     pub streams: u32,
-    /// Seconds of load before the first reading (the proxy's pool fills).
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    /// Seconds of load before the first reading (the proxy's pool fills; on 2 busy cores
+    /// certfront's took more than 5 s to reach 1,000 in flight).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3_600))]
     pub warmup: u64,
     /// Seconds of load between the two readings.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3_600))]
