@@ -73,8 +73,6 @@ rescan_seconds = 0
 watch_config = false
 [tls]
 trust = ["$WORK/ca.pem"]
-[limits]
-upstream_max_idle_connections = 512
 [[host]]
 fqdn = "$NAME"
 cert = "$WORK/leaf.pem"

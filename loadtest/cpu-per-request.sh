@@ -26,8 +26,6 @@ rescan_seconds = 0
 [tls]
 trust = ["$W/ca.pem"]
 resumption = false
-[limits]
-upstream_max_idle_connections = 512
 [[host]]
 fqdn = "bench.localhost"
 cert = "$W/leaf.pem"

@@ -1,9 +1,14 @@
 //! `backend`: a fast HTTP/1.1 origin for the benchmarks (small fixed answer, `/bytes?n=`, uploads discarded).
 //!
 //! Every proxy under comparison forwards to this same process, so its cost is
-//! the same for all and does not count in a proxy's CPU time.
+//! the same for all and does not count in a proxy's CPU time. It counts the TCP
+//! connections it accepted and the requests it served (two relaxed atomics, off
+//! any lock) and answers `GET /__stats` with them as JSON while it runs: `churn`
+//! reads them to tell how many backend connections a proxy opens per request.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -23,6 +28,15 @@ use crate::target::loopback_addr;
 /// Largest `/bytes?n=` served: 100 GB, far above any benchmark, below a runaway.
 const MAX_BYTES: u64 = 100_000_000_000;
 const SMALL: &[u8] = b"certfront-loadtest backend: ok\n";
+/// The path of the counters; not counted as a request itself.
+pub(crate) const STATS_PATH: &str = "/__stats";
+
+/// What the backend has seen since it started.
+#[derive(Default)]
+struct Counters {
+    connections: AtomicU64,
+    requests: AtomicU64,
+}
 
 #[derive(Args, Debug)]
 pub(crate) struct BackendArgs {
@@ -46,8 +60,13 @@ pub(crate) async fn run(args: BackendArgs) -> Result<()> {
         out.flush()?;
     }
 
-    let deadline =
-        tokio::time::Instant::from_std(Instant::now() + Duration::from_secs(args.max_seconds));
+    serve(listener, Duration::from_secs(args.max_seconds)).await
+}
+
+/// Serves `listener` for `max` at most (also what `churn`'s test runs on a port of its own).
+pub(crate) async fn serve(listener: TcpListener, max: Duration) -> Result<()> {
+    let counters = Arc::new(Counters::default());
+    let deadline = tokio::time::Instant::from_std(Instant::now() + max);
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -62,16 +81,30 @@ pub(crate) async fn run(args: BackendArgs) -> Result<()> {
                 continue;
             }
         };
+        counters.connections.fetch_add(1, Ordering::Relaxed);
         let _ = tcp.set_nodelay(true);
+        let counters = counters.clone();
         tokio::spawn(async move {
+            let service = service_fn(move |req| answer(req, counters.clone()));
             let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(tcp), service_fn(answer))
+                .serve_connection(TokioIo::new(tcp), service)
                 .await;
         });
     }
 }
 
-async fn answer(req: Request<Incoming>) -> Result<Response<LoadBody>, hyper::Error> {
+async fn answer(
+    req: Request<Incoming>,
+    counters: Arc<Counters>,
+) -> Result<Response<LoadBody>, hyper::Error> {
+    if req.uri().path() == STATS_PATH {
+        return Ok(Response::new(LoadBody::fixed(Bytes::from(format!(
+            "{{\"connections\":{},\"requests\":{}}}\n",
+            counters.connections.load(Ordering::Relaxed),
+            counters.requests.load(Ordering::Relaxed)
+        )))));
+    }
+    counters.requests.fetch_add(1, Ordering::Relaxed);
     if req.method() == Method::POST || req.method() == Method::PUT {
         let mut body = req.into_body();
         let mut n = 0u64;

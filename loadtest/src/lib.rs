@@ -8,6 +8,7 @@
 
 mod backend;
 mod chart;
+mod churn;
 mod client;
 mod handshakes;
 mod hosts;
@@ -48,6 +49,8 @@ struct Cli {
 enum Command {
     /// Keep-alive requests per second and latency p50/p99/p99.9.
     Requests(requests::RequestsArgs),
+    /// Backend connections a proxy opens per 1,000 requests after warm-up (needs `backend`'s counters).
+    Churn(churn::ChurnArgs),
     /// Full TLS handshakes per second, resumption off; reports the server's key type.
     Handshakes(handshakes::HandshakesArgs),
     /// MB/s of one large body, downloaded or uploaded.
@@ -93,6 +96,7 @@ where
     let result = rt.block_on(async move {
         match cli.command {
             Command::Requests(a) => requests::run(a, json).await,
+            Command::Churn(a) => churn::run(a, json).await,
             Command::Handshakes(a) => handshakes::run(a, json).await,
             Command::Throughput(a) => throughput::run(a, json).await,
             Command::Idle(a) => idle::run(a, json).await,

@@ -40,21 +40,42 @@ pub(crate) struct RequestsArgs {
     pub path: String,
 }
 
-/// Shared by every stream of the run.
-struct Run {
-    target: Target,
+/// Shared by every stream of the run (`churn` drives the same streams).
+pub(crate) struct Run {
+    pub(crate) target: Target,
     proto: Proto,
     path: String,
     deadline: Instant,
     max_requests: u64,
     started: AtomicU64,
-    ok: AtomicU64,
-    errors: AtomicU64,
-    latency: Mutex<Histogram>,
-    first_error: Mutex<Option<String>>,
+    pub(crate) ok: AtomicU64,
+    pub(crate) errors: AtomicU64,
+    pub(crate) latency: Mutex<Histogram>,
+    pub(crate) first_error: Mutex<Option<String>>,
 }
 
 impl Run {
+    pub(crate) fn new(
+        target: Target,
+        proto: Proto,
+        path: String,
+        deadline: Instant,
+        max_requests: u64,
+    ) -> Self {
+        Self {
+            target,
+            proto,
+            path,
+            deadline,
+            max_requests,
+            started: AtomicU64::new(0),
+            ok: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            latency: Mutex::new(Histogram::default()),
+            first_error: Mutex::new(None),
+        }
+    }
+
     fn error(&self, what: String) {
         self.errors.fetch_add(1, Ordering::Relaxed);
         let mut first = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
@@ -72,18 +93,13 @@ pub(crate) async fn run(args: RequestsArgs, json: bool) -> Result<()> {
     let proto = if args.h2 { Proto::H2 } else { Proto::H1 };
     let streams = if proto == Proto::H2 { args.streams } else { 1 };
     let started_at = Instant::now();
-    let run = Arc::new(Run {
-        target: Target::new(&args.target, proto)?,
+    let run = Arc::new(Run::new(
+        Target::new(&args.target, proto)?,
         proto,
-        path: args.path.clone(),
-        deadline: started_at + Duration::from_secs(args.duration),
-        max_requests: args.max_requests,
-        started: AtomicU64::new(0),
-        ok: AtomicU64::new(0),
-        errors: AtomicU64::new(0),
-        latency: Mutex::new(Histogram::default()),
-        first_error: Mutex::new(None),
-    });
+        args.path.clone(),
+        started_at + Duration::from_secs(args.duration),
+        args.max_requests,
+    ));
     let mut connections = JoinSet::new();
     for _ in 0..args.connections {
         connections.spawn(connection(run.clone(), streams));
@@ -120,7 +136,7 @@ pub(crate) async fn run(args: RequestsArgs, json: bool) -> Result<()> {
 }
 
 /// One client connection, reopened after a failure until the run is over.
-async fn connection(run: Arc<Run>, streams: u32) {
+pub(crate) async fn connection(run: Arc<Run>, streams: u32) {
     // Bounded by the deadline; a failing target costs one attempt per 50 ms at most.
     while Instant::now() < run.deadline {
         let sender = match Sender::open(&run.target, run.proto).await {
