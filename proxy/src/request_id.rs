@@ -56,8 +56,8 @@ impl RequestIds {
 /// Marks an id so that HPACK (HTTP/2 responses, HTTP/2 upstreams) sends it as a literal
 /// that is never indexed. Every id is new, so indexing one only evicts entries that
 /// would be reused (`server`, `content-type`), and the encoder then walks a chain of
-/// ~60 dead ids in its table for every response: that was ~8,000 instructions per HTTP/2
-/// request, an eighth of the whole (callgrind, issue 18).
+/// ~60 dead ids in its table for every response: marking them cut an HTTP/2 request from
+/// 66,550 to 62,116 instructions (callgrind, issue 18's closing note).
 fn never_indexed(id: &mut HeaderValue) {
     id.set_sensitive(true);
 }
