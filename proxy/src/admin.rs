@@ -65,9 +65,22 @@ pub(crate) async fn handle(
             }),
             query => Bytes::from(crate::inventory_page::render(&app, query)),
         }),
-        "/healthz" | "/readyz" => {
-            let (status, body) = probe(req.uri().path() == "/readyz", &app);
-            crate::respond::plain(status, body)
+        "/healthz" => text(StatusCode::OK, "ok\n"),
+        "/readyz" => {
+            let waiting = waiting(&app);
+            if *app.shutdown.borrow() {
+                text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
+            } else if !waiting.is_empty() {
+                crate::respond::plain(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Bytes::from(format!(
+                        "waiting for a certificate from ACME: {}\n",
+                        waiting.join(", ")
+                    )),
+                )
+            } else {
+                text(StatusCode::OK, "ready\n")
+            }
         }
         "/metrics" => {
             let body = rendered(&renders.metrics, || Bytes::from(app.metrics.render()));
@@ -97,31 +110,6 @@ pub(crate) async fn handle(
         ),
     };
     Ok(resp)
-}
-
-/// The answer to `/healthz` (`ready` false) or `/readyz`: status and plain-text body.
-/// Also served by the admin listener's probe lane (`admin_listener`), outside hyper.
-pub(crate) fn probe(ready: bool, app: &App) -> (StatusCode, Bytes) {
-    if !ready {
-        return (StatusCode::OK, Bytes::from_static(b"ok\n"));
-    }
-    let waiting = waiting(app);
-    if *app.shutdown.borrow() {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Bytes::from_static(b"draining\n"),
-        )
-    } else if !waiting.is_empty() {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Bytes::from(format!(
-                "waiting for a certificate from ACME: {}\n",
-                waiting.join(", ")
-            )),
-        )
-    } else {
-        (StatusCode::OK, Bytes::from_static(b"ready\n"))
-    }
 }
 
 /// Hosts whose certificate waits for ACME (empty slots), for `/readyz`.

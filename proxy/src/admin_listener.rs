@@ -10,14 +10,14 @@
 //! out; it can only close its own connections faster.
 //!
 //! Making room is not enough against a client that reconnects as soon as it is closed:
-//! each of its reconnections closes the next oldest, and a probe accepted meanwhile is
-//! among the oldest after [`MAX_PER_IP`] of them (`certfront-loadtest admin-abuse` from
-//! the prober's address: 235 of 413 probes failed at ~9,000 reconnections a second). So
-//! health probes take a lane of their own: a new connection's first bytes are looked at
-//! (peeked, left for hyper) before it takes a place among the others, and a complete
-//! `GET` of `/healthz` or `/readyz` with a good Host is answered there and closed;
-//! it never takes a place, so no reconnection can close it. Connections that have sent
-//! nothing yet are held apart, at most [`MAX_ARRIVING`], the oldest closed to make room.
+//! each of its reconnections closes the next oldest, and a probe that took its place
+//! before its request arrived is among the oldest after [`MAX_PER_IP`] of them
+//! (`certfront-loadtest admin-abuse` from the prober's address: 235 of 413 probes failed
+//! at ~9,000 reconnections a second). So a connection takes its place only once its first
+//! bytes have arrived, and is served by hyper in the same poll: a probe's whole request
+//! is then answered before anything can close it. Connections that have sent nothing yet
+//! wait apart, at most [`MAX_ARRIVING`] (the oldest closed to make room) and for at most
+//! [`HEADER_TIMEOUT`]; a probe is among them only until its request arrives.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
@@ -42,8 +42,7 @@ pub(crate) const MAX_CONNECTIONS: usize = 64;
 pub(crate) const MAX_PER_IP: usize = 16;
 /// A request's headers must arrive within this (also the keep-alive wait).
 pub(crate) const HEADER_TIMEOUT: Duration = Duration::from_secs(2);
-/// Connections that have sent nothing yet (each a task and a socket, for at most
-/// [`HEADER_TIMEOUT`]): a probe is among them only until its request arrives.
+/// Connections that have sent nothing yet (each a task and a socket).
 pub(crate) const MAX_ARRIVING: usize = 256;
 
 /// The admin thread; dropping this stops it (its connections end with it).
@@ -149,27 +148,22 @@ async fn accept_loop(listener: TcpListener, app: Arc<App>) {
         let (app, open, arriving, renders) =
             (app.clone(), open.clone(), arriving.clone(), renders.clone());
         tokio::spawn(async move {
-            // The address the client reached: with a wildcard bind, that is the name to
-            // expect.
-            let Ok(local) = tcp.local_addr() else { return };
-            let allowed = Arc::new(Allowed::new(local.ip(), &app));
             let (id, closed) = lock(&arriving).admit(peer.ip());
-            let first = tokio::select! {
-                first = first_request(&tcp, &allowed) => Some(first),
-                _ = closed => None,
-                _ = tokio::time::sleep(HEADER_TIMEOUT) => None,
+            let sent = tokio::select! {
+                sent = first_bytes(&tcp) => sent,
+                _ = closed => false,
+                _ = tokio::time::sleep(HEADER_TIMEOUT) => false,
             };
             lock(&arriving).remove(id);
-            match first {
-                None | Some(First::Closed) => return,
-                Some(First::Probe { ready, head_len }) => {
-                    return answer_probe(tcp, ready, head_len, &app).await;
-                }
-                Some(First::Other) => {}
+            if !sent {
+                return;
             }
+            // A place, then hyper at once, in this same poll: a whole request waiting in
+            // the socket (a probe's) is answered before any other connection can be
+            // accepted and close this one to make room.
             let (id, closed) = lock(&open).admit(peer.ip());
             tokio::select! {
-                _ = serve(tcp, peer, app, allowed, renders) => {}
+                _ = serve(tcp, peer, app, renders) => {}
                 _ = closed => {}
             }
             lock(&open).remove(id);
@@ -177,70 +171,10 @@ async fn accept_loop(listener: TcpListener, app: Arc<App>) {
     }
 }
 
-/// What a new connection's first bytes are.
-enum First {
-    /// A whole `GET` request for `/healthz` or `/readyz` (`ready`) with a good
-    /// Host, `head_len` bytes long.
-    Probe { ready: bool, head_len: usize },
-    /// Anything else (a part of a request, another path, a foreign Host): hyper's.
-    Other,
-    /// The client closed, or the socket failed, before sending anything.
-    Closed,
-}
-
-/// Waits for the client's first bytes and looks at them without taking them.
-async fn first_request(tcp: &TcpStream, allowed: &Allowed) -> First {
-    // A probe's request is a few hundred bytes at most; a longer one goes to hyper.
-    let mut buf = [0u8; 1024];
-    let n = match tcp.peek(&mut buf).await {
-        Ok(0) | Err(_) => return First::Closed,
-        Ok(n) => n,
-    };
-    let mut headers = [httparse::EMPTY_HEADER; 16];
-    let mut req = httparse::Request::new(&mut headers);
-    let Ok(httparse::Status::Complete(head_len)) = req.parse(&buf[..n]) else {
-        return First::Other;
-    };
-    // HEAD too is hyper's (an answer without its body).
-    let ready = match (req.method, req.path) {
-        (Some("GET"), Some("/healthz")) => false,
-        (Some("GET"), Some("/readyz")) => true,
-        _ => return First::Other,
-    };
-    let mut hosts = req
-        .headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("host"));
-    let host = hosts.next().map(|h| h.value);
-    // Two Host fields, or a body announced: hyper's to judge.
-    let body = req.headers.iter().any(|h| {
-        h.name.eq_ignore_ascii_case("content-length")
-            || h.name.eq_ignore_ascii_case("transfer-encoding")
-    });
-    if hosts.next().is_some() || body || !allowed.host_ok(host) {
-        return First::Other;
-    }
-    First::Probe { ready, head_len }
-}
-
-/// Answers a probe found by [`first_request`] and closes the connection.
-async fn answer_probe(mut tcp: TcpStream, ready: bool, head_len: usize, app: &App) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let (status, body) = crate::admin::probe(ready, app);
-    let answer = format!(
-        "HTTP/1.1 {status}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        body.len()
-    );
-    let _ = tokio::time::timeout(HEADER_TIMEOUT, async {
-        // The request is taken off the socket first: closing with unread bytes would
-        // reset the connection, and the client could lose the answer.
-        let mut head = [0u8; 1024];
-        tcp.read_exact(&mut head[..head_len]).await?;
-        tcp.write_all(answer.as_bytes()).await?;
-        tcp.write_all(&body).await?;
-        tcp.shutdown().await
-    })
-    .await;
+/// Resolves when the client has sent something (true) or closed (false); takes nothing.
+async fn first_bytes(tcp: &TcpStream) -> bool {
+    let mut byte = [0u8; 1];
+    matches!(tcp.peek(&mut byte).await, Ok(n) if n > 0)
 }
 
 fn lock(open: &Mutex<Open>) -> std::sync::MutexGuard<'_, Open> {
@@ -251,9 +185,11 @@ async fn serve(
     tcp: TcpStream,
     peer: SocketAddr,
     app: Arc<App>,
-    allowed: Arc<Allowed>,
     renders: Arc<crate::admin::Renders>,
 ) {
+    // The address the client reached: with a wildcard bind, that is the name to expect.
+    let Ok(local) = tcp.local_addr() else { return };
+    let allowed = Arc::new(Allowed::new(local.ip(), &app));
     let svc = service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let (app, allowed, renders) = (app.clone(), allowed.clone(), renders.clone());
         async move {
