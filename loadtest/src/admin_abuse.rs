@@ -199,7 +199,11 @@ async fn probes(args: &AdminAbuseArgs) -> Phase {
     let mut n = 0u64;
     while Instant::now() < end {
         tick.tick().await;
-        let path = if n % 2 == 0 { "/healthz" } else { "/readyz" };
+        let path = if n.is_multiple_of(2) {
+            "/healthz"
+        } else {
+            "/readyz"
+        };
         n += 1;
         match probe(args, path).await {
             Some(took) => {
@@ -250,7 +254,11 @@ pub(crate) async fn run(args: AdminAbuseArgs, json: bool) -> Result<()> {
         tasks.push(tokio::spawn(hold(args.admin, from(i), abuse.clone(), drip)));
     }
     for i in 0..args.loops {
-        let path = if i % 2 == 0 { "/certs" } else { "/metrics" };
+        let path = if i.is_multiple_of(2) {
+            "/certs"
+        } else {
+            "/metrics"
+        };
         tasks.push(tokio::spawn(ask(
             args.admin,
             from(i),
