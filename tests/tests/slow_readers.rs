@@ -351,6 +351,61 @@ async fn one_stalled_stream_among_busy_ones_is_reset_and_the_rest_served() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_stream_whose_window_opens_slowly_but_steadily_is_not_reset() {
+    let s = setup().await;
+    let tls = connect(
+        s.running.tls_addrs[0],
+        "app.test",
+        client_config(&[&s.ca.der], &[b"h2"]),
+    )
+    .await
+    .expect("tls");
+    let (mut read, mut write) = tokio::io::split(tls);
+    let mut hello = h2raw::PREFACE.to_vec();
+    hello.extend(frame(4, 0, 0, &[]));
+    hello.extend(frame(8, 0, 0, &0x4000_0000u32.to_be_bytes()));
+    hello.extend(frame(
+        1,
+        0x4 | 0x1,
+        1,
+        &get_headers(&format!("/big?bytes={BIG}")),
+    ));
+    write.write_all(&hello).await.expect("request");
+    // 32 KiB more window for stream 1 every 300 ms, for 3.5 s: the stream waits on its
+    // window most of the time, but never a whole second (the send timeout).
+    let (mut data, mut reset) = (0usize, None);
+    let mut tick = tokio::time::interval(Duration::from_millis(300));
+    let end = tokio::time::Instant::now() + Duration::from_millis(3_500);
+    loop {
+        tokio::select! {
+            f = h2raw::read_frame(&mut read) => {
+                let f = f.expect("connection open");
+                match (f.kind, f.stream) {
+                    (0, 1) => data += f.payload.len(),
+                    (3, 1) => reset = Some(f.payload),
+                    (4, 0) if f.flags & 1 == 0 => write.write_all(&frame(4, 1, 0, &[])).await.expect("settings ack"),
+                    (6, 0) if f.flags & 1 == 0 => write.write_all(&frame(6, 1, 0, &f.payload)).await.expect("ping ack"),
+                    (7, _) => panic!("GOAWAY after {data} bytes"),
+                    _ => {}
+                }
+            }
+            _ = tick.tick() => {
+                write
+                    .write_all(&frame(8, 0, 1, &(32u32 << 10).to_be_bytes()))
+                    .await
+                    .expect("window update");
+            }
+            _ = tokio::time::sleep_until(end) => break,
+        }
+    }
+    assert_eq!(reset, None, "stream 1 was reset after {data} bytes");
+    // The first 64 KiB, then about 32 KiB per window update (11 of them).
+    assert!(data > 65_535 + 8 * 32 * 1024, "only {data} bytes");
+    assert_eq!(send_timeouts(&s, "stream"), 0);
+    assert_eq!(send_timeouts(&s, "flow_control"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_reads_slowly_but_steadily_is_not_cut_off() {
     let s = setup().await;
     let size: u64 = 4 << 20;
