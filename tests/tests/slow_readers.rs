@@ -385,7 +385,7 @@ async fn an_http2_stream_whose_window_opens_slowly_but_steadily_is_not_reset() {
                     (3, 1) => reset = Some(f.payload),
                     (4, 0) if f.flags & 1 == 0 => write.write_all(&frame(4, 1, 0, &[])).await.expect("settings ack"),
                     (6, 0) if f.flags & 1 == 0 => write.write_all(&frame(6, 1, 0, &f.payload)).await.expect("ping ack"),
-                    (7, _) => panic!("GOAWAY after {data} bytes"),
+                    (7, _) => panic!("GOAWAY after {data} bytes (stream 1 reset: {reset:?})"),
                     _ => {}
                 }
             }
