@@ -6,6 +6,7 @@
 //! use [`rotate`] in-process.
 #![forbid(unsafe_code)]
 
+mod admin_abuse;
 mod backend;
 mod chart;
 mod churn;
@@ -61,6 +62,8 @@ enum Command {
     MadeYouReset(reset::ResetArgs),
     /// Memory per client that stops reading a large body, and whether the target closes it.
     Stalled(stalled::StalledArgs),
+    /// /healthz and /readyz latency on the admin listener, alone and while others abuse it.
+    AdminAbuse(admin_abuse::AdminAbuseArgs),
     /// Rotation torture: N certificate rotations under load; failed requests and write-to-served delay.
     Rotate(RotateArgs),
     /// Start-up time, RSS and first-vs-last host handshake rate of a proxy with N hosts.
@@ -101,6 +104,7 @@ where
             Command::Throughput(a) => throughput::run(a, json).await,
             Command::Idle(a) => idle::run(a, json).await,
             Command::Stalled(a) => stalled::run(a, json).await,
+            Command::AdminAbuse(a) => admin_abuse::run(a, json).await,
             Command::MadeYouReset(a) => reset::run(a, json).await,
             Command::Rotate(a) => rotate::run(a, json).await,
             Command::Hosts(a) => hosts::run(a, json).await,

@@ -109,7 +109,7 @@ impl Metrics {
                 &["host", "reason"],
             ).expect("metric"),
             send_timeouts: IntCounterVec::new(
-                Opts::new("certfront_send_timeouts_total", "Client connections ended because the client took nothing for limits.send_timeout_seconds, by host and kind (write: a write stayed blocked; flow_control: every HTTP/2 request waited on the client's flow-control window)."),
+                Opts::new("certfront_send_timeouts_total", "Client connections (or HTTP/2 streams) ended because the client took nothing for limits.send_timeout_seconds, by host and kind (write: a write stayed blocked; flow_control: every HTTP/2 request waited on the client's flow-control window, the connection was closed; stream: one HTTP/2 stream waited on its window and was reset, its connection kept)."),
                 &["host", "kind"],
             ).expect("metric"),
             client_cert_rejections: IntCounterVec::new(

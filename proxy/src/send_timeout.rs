@@ -2,14 +2,23 @@
 //! takes nothing for that long loses its connection, so a reader that stopped cannot pin
 //! the connection, its buffers and the upstream connection behind its response.
 //!
-//! Two ways a client can stop taking data, two checks:
+//! Two ways a client can stop taking data, three checks:
 //! - it stops reading the socket: a write stays blocked ([`SendTimed`], under hyper, so it
 //!   covers responses, HTTP/2 frames and WebSocket tunnels alike);
 //! - over HTTP/2 it keeps reading (and answering PINGs) but never opens its flow-control
 //!   window: no write blocks, yet no response body is asked for its next frame. The
 //!   connection's [`Sending`] count says when every request in flight is in that state;
-//!   `conn::drive` closes such a connection after the timeout.
+//!   `conn::drive` closes such a connection after the timeout;
+//! - over HTTP/2 it keeps one stream's window shut while other streams stay busy: the
+//!   connection is active, but that stream's response holds its upstream connection and
+//!   buffers. hyper's task for the stream waits on h2 for window and never polls the body,
+//!   and certfront has no handle on the h2 stream, so the check lives in the vendored h2
+//!   (`h2::stall`, vendor/h2/README.md): [`StreamStalls`] runs each poll of the
+//!   connection in its scope, h2 resets (RST_STREAM CANCEL) a stream that had no window
+//!   for the timeout, hyper's task then drops the body, which closes the upstream
+//!   connection mid-body instead of pooling it.
 
+use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize};
@@ -25,6 +34,8 @@ use tokio::time::{Instant, Sleep};
 pub(crate) struct SendTimeouts {
     pub write: IntCounter,
     pub flow_control: IntCounter,
+    /// One HTTP/2 stream reset, its connection kept.
+    pub stream: IntCounter,
 }
 
 impl SendTimeouts {
@@ -32,7 +43,50 @@ impl SendTimeouts {
         SendTimeouts {
             write: vec.with_label_values(&[host, "write"]),
             flow_control: vec.with_label_values(&[host, "flow_control"]),
+            stream: vec.with_label_values(&[host, "stream"]),
         }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// An HTTP/2 server connection whose streams are reset, and counted, once one has
+    /// waited `timeout` for the client to open its flow-control window. The check runs in
+    /// the connection's poll; [`stall_wait`]'s wake-ups (every quarter of the timeout at
+    /// most) make sure a poll comes while a stream waits.
+    pub(crate) struct StreamStalls<C> {
+        #[pin]
+        conn: C,
+        timeout: Duration,
+        counter: IntCounter,
+    }
+}
+
+impl<C> StreamStalls<C> {
+    pub(crate) fn new(conn: C, timeout: Duration, counter: IntCounter) -> Self {
+        StreamStalls {
+            conn,
+            timeout,
+            counter,
+        }
+    }
+
+    pub(crate) fn conn(self: Pin<&mut Self>) -> Pin<&mut C> {
+        self.project().conn
+    }
+}
+
+impl<C: Future> Future for StreamStalls<C> {
+    type Output = C::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<C::Output> {
+        let this = self.project();
+        // Two thread-local writes per poll; h2 reads the timeout only while a stream
+        // waits for window.
+        let (out, resets) = h2::stall::scope(Some(*this.timeout), || this.conn.poll(cx));
+        if resets > 0 {
+            this.counter.inc_by(resets as u64);
+        }
+        out
     }
 }
 
@@ -183,7 +237,8 @@ pub(crate) fn stall_wait(
     timeout: Duration,
 ) -> Option<Duration> {
     let timeout_ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-    // Looked at again a quarter of the timeout later: a stall is seen within 1.25x.
+    // Looked at again a quarter of the timeout later: a stall is seen within 1.25x. These
+    // wake-ups also poll the connection, which runs h2's per-stream check (StreamStalls).
     let again = Some((timeout / 4).max(Duration::from_millis(50)));
     if active == 0 || waiting < active {
         return again;

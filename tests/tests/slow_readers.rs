@@ -1,7 +1,9 @@
 //! Clients that stop reading (`limits.send_timeout_seconds`): an HTTP/1.1 client that
 //! reads nothing, and an HTTP/2 client that reads and answers PINGs but never opens its
 //! flow-control window, are cut off after the send timeout, counted, and the upstream
-//! connection behind their response is closed, not pooled half-read.
+//! connection behind their response is closed, not pooled half-read. An HTTP/2 client that
+//! keeps one stream's window shut while its other streams stay busy loses that stream
+//! (RST_STREAM), not its connection.
 
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
@@ -10,6 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
 use crate::support::backend::Backend;
 use crate::support::client::{client_config, connect};
+use crate::support::h2raw::{self, frame, get_headers};
 use crate::support::pki::TestCa;
 use crate::support::{eventually, start};
 
@@ -133,24 +136,6 @@ async fn an_http1_client_that_stops_reading_is_closed_and_its_upstream_released(
     assert_eq!(send_timeouts(&s, "flow_control"), 0);
 }
 
-/// An HTTP/2 frame: 24-bit length, type, flags, stream id.
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let len = payload.len() as u32;
-    let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
-    f.extend_from_slice(&stream.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
-/// HPACK: :method GET, :scheme https, :path (literal, indexed name), :authority app.test.
-fn get_headers(path: &str) -> Vec<u8> {
-    let mut h = vec![0x82, 0x87, 0x44, path.len() as u8];
-    h.extend_from_slice(path.as_bytes());
-    h.extend_from_slice(&[0x41, 8]);
-    h.extend_from_slice(b"app.test");
-    h
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http2_client_that_never_opens_its_window_is_closed_whatever_pings_it_answers() {
     let s = setup().await;
@@ -233,6 +218,191 @@ async fn an_http2_client_that_never_opens_its_window_is_closed_whatever_pings_it
         eventually(Duration::from_secs(10), || open(&s) == 0).await,
         "the client connection is still counted open"
     );
+}
+
+/// What the client of [`one_stalled_stream_among_busy_ones_is_reset_and_the_rest_served`]
+/// saw.
+#[derive(Debug, Default)]
+struct Seen {
+    /// DATA bytes on stream 1, the stalled download.
+    stalled_data: usize,
+    /// When stream 1 got RST_STREAM (since the request) and its error code.
+    reset: Option<(Duration, u32)>,
+    /// Requests on other streams answered whole, before and after the reset.
+    served_before: usize,
+    served_after: usize,
+    /// A request on another stream not answered within 5 s, or reset.
+    failed: Option<String>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_stalled_stream_among_busy_ones_is_reset_and_the_rest_served() {
+    let s = setup().await;
+    let tls = connect(
+        s.running.tls_addrs[0],
+        "app.test",
+        client_config(&[&s.ca.der], &[b"h2"]),
+    )
+    .await
+    .expect("tls");
+    let (mut read, mut write) = tokio::io::split(tls);
+    // The connection window is opened wide at once, so only stream 1's own window (the
+    // default 65,535 bytes, never opened) holds its download back.
+    let mut hello = h2raw::PREFACE.to_vec();
+    hello.extend(frame(4, 0, 0, &[]));
+    hello.extend(frame(8, 0, 0, &0x4000_0000u32.to_be_bytes()));
+    hello.extend(frame(
+        1,
+        0x4 | 0x1,
+        1,
+        &get_headers(&format!("/big?bytes={BIG}")),
+    ));
+    write.write_all(&hello).await.expect("requests");
+    let started = Instant::now();
+    let (frames_tx, mut frames) = tokio::sync::mpsc::channel(64);
+    let reader = tokio::spawn(async move {
+        while let Some(f) = h2raw::read_frame(&mut read).await {
+            if frames_tx.send(f).await.is_err() {
+                break;
+            }
+        }
+    });
+    // Every 100 ms a request on a new stream, one at a time; 15 more after the reset.
+    let mut seen = Seen::default();
+    let mut next_stream = 3u32;
+    let mut pending: Option<(u32, Instant)> = None;
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    let deadline = started + Duration::from_secs(20);
+    while Instant::now() < deadline && seen.failed.is_none() && seen.served_after < 15 {
+        tokio::select! {
+            f = frames.recv() => {
+                let Some(f) = f else {
+                    seen.failed = Some("connection closed".into());
+                    break;
+                };
+                match (f.kind, f.stream) {
+                    (0, 1) => seen.stalled_data += f.payload.len(),
+                    (3, 1) => {
+                        let code = u32::from_be_bytes(f.payload[..4].try_into().expect("RST_STREAM code"));
+                        seen.reset = Some((started.elapsed(), code));
+                    }
+                    (3, id) => seen.failed = Some(format!("stream {id} reset")),
+                    (4, 0) if f.flags & 1 == 0 => write.write_all(&frame(4, 1, 0, &[])).await.expect("settings ack"),
+                    (6, 0) if f.flags & 1 == 0 => write.write_all(&frame(6, 1, 0, &f.payload)).await.expect("ping ack"),
+                    (7, _) => seen.failed = Some("GOAWAY".into()),
+                    (0 | 1, id) if f.flags & 1 == 1 && pending.is_some_and(|(p, _)| p == id) => {
+                        pending = None;
+                        if seen.reset.is_some() {
+                            seen.served_after += 1;
+                        } else {
+                            seen.served_before += 1;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            _ = tick.tick() => match pending {
+                Some((id, since)) if since.elapsed() > Duration::from_secs(5) => {
+                    seen.failed = Some(format!("stream {id} not answered in 5 s"));
+                }
+                Some(_) => {}
+                None => {
+                    write
+                        .write_all(&frame(1, 0x4 | 0x1, next_stream, &get_headers("/echo")))
+                        .await
+                        .expect("request");
+                    pending = Some((next_stream, Instant::now()));
+                    next_stream += 2;
+                }
+            },
+        }
+    }
+    reader.abort();
+    let Some((took, code)) = seen.reset else {
+        panic!("stream 1 was never reset: {seen:?}");
+    };
+    assert_eq!(code, 0x8, "RST_STREAM CANCEL expected: {seen:?}");
+    assert!(took >= Duration::from_secs(1), "reset early: {seen:?}");
+    assert!(seen.failed.is_none(), "{seen:?}");
+    assert!(
+        seen.stalled_data <= 65_535,
+        "DATA beyond stream 1's window: {seen:?}"
+    );
+    // The other streams were served all along (the reset came after at least 1 s of
+    // requests, one at a time, at most every 100 ms: 6 on a quiet machine), and after it.
+    assert!(seen.served_before >= 2, "{seen:?}");
+    assert_eq!(seen.served_after, 15, "{seen:?}");
+    assert_eq!(send_timeouts(&s, "stream"), 1, "{seen:?}");
+    assert_eq!(
+        send_timeouts(&s, "flow_control"),
+        0,
+        "the connection counted as stalled"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), || s
+            .backend
+            .cut
+            .load(Ordering::SeqCst)
+            == 1)
+        .await,
+        "the upstream connection behind stream 1 is still open"
+    );
+    assert_eq!(open(&s), 1, "the client connection was closed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http2_stream_whose_window_opens_slowly_but_steadily_is_not_reset() {
+    let s = setup().await;
+    let tls = connect(
+        s.running.tls_addrs[0],
+        "app.test",
+        client_config(&[&s.ca.der], &[b"h2"]),
+    )
+    .await
+    .expect("tls");
+    let (mut read, mut write) = tokio::io::split(tls);
+    let mut hello = h2raw::PREFACE.to_vec();
+    hello.extend(frame(4, 0, 0, &[]));
+    hello.extend(frame(8, 0, 0, &0x4000_0000u32.to_be_bytes()));
+    hello.extend(frame(
+        1,
+        0x4 | 0x1,
+        1,
+        &get_headers(&format!("/big?bytes={BIG}")),
+    ));
+    write.write_all(&hello).await.expect("request");
+    // 32 KiB more window for stream 1 every 300 ms, for 3.5 s: the stream waits on its
+    // window most of the time, but never a whole second (the send timeout).
+    let (mut data, mut reset) = (0usize, None);
+    let mut tick = tokio::time::interval(Duration::from_millis(300));
+    let end = tokio::time::Instant::now() + Duration::from_millis(3_500);
+    loop {
+        tokio::select! {
+            f = h2raw::read_frame(&mut read) => {
+                let f = f.expect("connection open");
+                match (f.kind, f.stream) {
+                    (0, 1) => data += f.payload.len(),
+                    (3, 1) => reset = Some(f.payload),
+                    (4, 0) if f.flags & 1 == 0 => write.write_all(&frame(4, 1, 0, &[])).await.expect("settings ack"),
+                    (6, 0) if f.flags & 1 == 0 => write.write_all(&frame(6, 1, 0, &f.payload)).await.expect("ping ack"),
+                    (7, _) => panic!("GOAWAY after {data} bytes (stream 1 reset: {reset:?})"),
+                    _ => {}
+                }
+            }
+            _ = tick.tick() => {
+                write
+                    .write_all(&frame(8, 0, 1, &(32u32 << 10).to_be_bytes()))
+                    .await
+                    .expect("window update");
+            }
+            _ = tokio::time::sleep_until(end) => break,
+        }
+    }
+    assert_eq!(reset, None, "stream 1 was reset after {data} bytes");
+    // The first 64 KiB, then about 32 KiB per window update (11 of them).
+    assert!(data > 65_535 + 8 * 32 * 1024, "only {data} bytes");
+    assert_eq!(send_timeouts(&s, "stream"), 0);
+    assert_eq!(send_timeouts(&s, "flow_control"), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,7 +23,7 @@ use super::{Counted, InFlight};
 use crate::context::ConnCtx;
 use crate::forward;
 use crate::gated::Gated;
-use crate::send_timeout::{SendTimed, stall_wait};
+use crate::send_timeout::{SendTimed, StreamStalls, stall_wait};
 
 /// How the wait for an HTTP/1.1 client's first bytes ended.
 pub(super) enum FirstBytes {
@@ -139,7 +139,12 @@ pub(super) async fn serve_http(stream: TlsStream<TcpStream>, ctx: Arc<ConnCtx>) 
         ctx.site.send_timeouts.write.clone(),
     ));
     if ctx.h2 {
-        drive(ctx.rt.http2.serve_connection(io, service), &ctx).await;
+        let conn = StreamStalls::new(
+            ctx.rt.http2.serve_connection(io, service),
+            ctx.rt.config.limits.send_timeout,
+            ctx.site.send_timeouts.stream.clone(),
+        );
+        drive(conn, &ctx).await;
     } else {
         drive(
             ctx.rt.http1.serve_connection(io, service).with_upgrades(),
@@ -167,6 +172,12 @@ where
 {
     fn begin_drain(self: Pin<&mut Self>) {
         self.graceful_shutdown();
+    }
+}
+
+impl<C: Graceful> Graceful for StreamStalls<C> {
+    fn begin_drain(self: Pin<&mut Self>) {
+        self.conn().begin_drain();
     }
 }
 

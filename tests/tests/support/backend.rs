@@ -30,6 +30,8 @@ pub(crate) struct Backend {
     pub conns: Arc<AtomicUsize>,
     /// Connections that have ended (closed by either side).
     pub ended: Arc<AtomicUsize>,
+    /// `/big` bodies dropped before their end: their connection closed mid-body.
+    pub cut: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -116,6 +118,8 @@ impl Backend {
         let hits = Arc::new(AtomicUsize::new(0));
         let conns = Arc::new(AtomicUsize::new(0));
         let ended = Arc::new(AtomicUsize::new(0));
+        let cut = Arc::new(AtomicUsize::new(0));
+        let cuts = cut.clone();
         let counter = hits.clone();
         let accepted = conns.clone();
         let gone = ended.clone();
@@ -128,6 +132,7 @@ impl Backend {
                 let counter = counter.clone();
                 let tls = tls.clone();
                 let gone = gone.clone();
+                let cuts = cuts.clone();
                 tokio::spawn(async move {
                     // Counted however the connection ends, even on an early return.
                     struct Ended(Arc<AtomicUsize>);
@@ -139,7 +144,7 @@ impl Backend {
                     let _ended = Ended(gone);
                     let svc = service_fn(move |req| {
                         counter.fetch_add(1, Ordering::SeqCst);
-                        respond(req, name)
+                        respond(req, name, cuts.clone())
                     });
                     match tls {
                         None => {
@@ -175,6 +180,7 @@ impl Backend {
             hits,
             conns,
             ended,
+            cut,
             task,
         }
     }
@@ -194,6 +200,7 @@ fn query_u64(req: &Request<Incoming>, key: &str) -> Option<u64> {
 async fn respond(
     mut req: Request<Incoming>,
     name: &'static str,
+    cuts: Arc<AtomicUsize>,
 ) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_owned();
     if path == "/slow" {
@@ -203,7 +210,10 @@ async fn respond(
     }
     if path == "/big" {
         let total = query_u64(&req, "bytes").unwrap_or(1 << 20);
-        let body = PatternBody { sent: 0, total };
+        let body = Watched {
+            body: PatternBody { sent: 0, total },
+            cuts,
+        };
         return Ok(Response::new(BodyExt::boxed(body)));
     }
     if path == "/ws" {
@@ -295,5 +305,35 @@ impl hyper::body::Body for PatternBody {
 
     fn size_hint(&self) -> hyper::body::SizeHint {
         hyper::body::SizeHint::with_exact(self.total - self.sent)
+    }
+}
+
+/// A [`PatternBody`] that counts in `cuts` when it is dropped before its end.
+struct Watched {
+    body: PatternBody,
+    cuts: Arc<AtomicUsize>,
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        if self.body.sent < self.body.total {
+            self.cuts.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+impl hyper::body::Body for Watched {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        std::pin::Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.body.size_hint()
     }
 }

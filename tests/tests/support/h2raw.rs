@@ -18,6 +18,38 @@ pub(crate) const GET_HEADERS: &[u8] = &[
     0x82, 0x87, 0x84, 0x41, 8, b'a', b'p', b'p', b'.', b't', b'e', b's', b't',
 ];
 
+/// HPACK: :method GET, :scheme https, :path `path` (literal, indexed name), :authority
+/// app.test.
+pub(crate) fn get_headers(path: &str) -> Vec<u8> {
+    let mut h = vec![0x82, 0x87, 0x44, path.len() as u8];
+    h.extend_from_slice(path.as_bytes());
+    h.extend_from_slice(&[0x41, 8]);
+    h.extend_from_slice(b"app.test");
+    h
+}
+
+/// One frame read whole: type, flags, stream id, payload. `None` when the connection ends.
+pub(crate) struct Frame {
+    pub kind: u8,
+    pub flags: u8,
+    pub stream: u32,
+    pub payload: Vec<u8>,
+}
+
+pub(crate) async fn read_frame<S: AsyncRead + Unpin>(io: &mut S) -> Option<Frame> {
+    let mut head = [0u8; 9];
+    io.read_exact(&mut head).await.ok()?;
+    let len = (usize::from(head[0]) << 16) | (usize::from(head[1]) << 8) | usize::from(head[2]);
+    let mut payload = vec![0u8; len];
+    io.read_exact(&mut payload).await.ok()?;
+    Some(Frame {
+        kind: head[3],
+        flags: head[4],
+        stream: u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff,
+        payload,
+    })
+}
+
 /// HPACK: :method POST, :scheme https, :path /, :authority app.test, content-length: 0.
 pub(crate) const POST_EMPTY_HEADERS: &[u8] = &[
     0x83, 0x87, 0x84, 0x41, 8, b'a', b'p', b'p', b'.', b't', b'e', b's', b't', 0x5c, 1, b'0',

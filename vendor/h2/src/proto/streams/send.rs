@@ -12,6 +12,7 @@ use tokio::io::AsyncWrite;
 use std::cmp::Ordering;
 use std::io;
 use std::task::{Context, Poll, Waker};
+use std::time::Instant;
 
 /// Manages state transitions related to outbound frames.
 #[derive(Debug)]
@@ -38,6 +39,10 @@ pub(super) struct Send {
 
     /// If extended connect protocol is enabled.
     is_extended_connect_protocol_enabled: bool,
+
+    /// certfront patch (`crate::stall`): no later than the earliest
+    /// `Stream::send_stalled_since` of any stream; `None` when no stream is marked.
+    pub(super) stalled_since: Option<Instant>,
 }
 
 /// A value to detect which public API has called `poll_reset`.
@@ -56,6 +61,7 @@ impl Send {
             next_stream_id: Ok(config.local_next_stream_id),
             prioritize: Prioritize::new(config),
             is_push_enabled: true,
+            stalled_since: None,
             is_extended_connect_protocol_enabled: false,
         }
     }
@@ -390,6 +396,7 @@ impl Send {
         }
 
         if !stream.send_capacity_inc {
+            self.mark_if_stalled(stream);
             stream.wait_send(cx);
             return Poll::Pending;
         }
@@ -401,11 +408,23 @@ impl Send {
         // If capacity has been reduced to zero, for example due to a race
         // with a SETTINGS frame, return Pending instead of Ready(Ok(0)).
         if capacity == 0 {
+            self.mark_if_stalled(stream);
             stream.wait_send(cx);
             return Poll::Pending;
         }
 
         Poll::Ready(Some(Ok(capacity)))
+    }
+
+    /// certfront patch (`crate::stall`): the stream's user waits for capacity; if the
+    /// peer's window for the stream is what is missing, the wait is timed from now.
+    fn mark_if_stalled(&mut self, stream: &mut store::Ptr) {
+        if stream.send_stalled_since.is_none() && stream.send_flow.window_size() == 0 {
+            let now = Instant::now();
+            stream.send_stalled_since = Some(now);
+            // Any earlier mark is earlier than this one.
+            self.stalled_since.get_or_insert(now);
+        }
     }
 
     /// Current available stream send capacity
@@ -459,6 +478,11 @@ impl Send {
             );
 
             return Err(e);
+        }
+
+        // certfront patch (`crate::stall`): the peer reads again.
+        if sz > 0 {
+            stream.send_stalled_since = None;
         }
 
         Ok(())

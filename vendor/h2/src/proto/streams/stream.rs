@@ -64,6 +64,10 @@ pub(super) struct Stream {
     /// Set to true when the send capacity has been incremented
     pub send_capacity_inc: bool,
 
+    /// certfront patch (`crate::stall`): since when the stream's user has been waiting
+    /// for send capacity while the stream's window is 0.
+    pub send_stalled_since: Option<Instant>,
+
     /// Next node in the open linked list
     pub next_open: Option<store::Key>,
 
@@ -175,6 +179,7 @@ impl Stream {
             is_pending_send_capacity: false,
             next_pending_send_capacity: None,
             send_capacity_inc: false,
+            send_stalled_since: None,
             is_pending_open: false,
             next_open: None,
             is_pending_push: false,

@@ -13,6 +13,7 @@ use std::task::{Context, Poll, Waker};
 use tokio::io::AsyncWrite;
 
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use std::{fmt, io};
 
 #[derive(Debug)]
@@ -184,6 +185,10 @@ where
         me.actions
             .recv
             .clear_expired_reset_streams(&mut me.store, &mut me.counts);
+        // certfront patch (`crate::stall`), under the lock this poll takes anyway.
+        if me.actions.send.stalled_since.is_some() {
+            me.reset_stalled_sends(&self.send_buffer);
+        }
     }
 
     pub fn poll_complete<T>(
@@ -453,6 +458,47 @@ impl<B> DynStreams<'_, B> {
 }
 
 impl Inner {
+    /// certfront patch (`crate::stall`): resets (RST_STREAM CANCEL) the streams that have
+    /// waited longer than the poller's timeout for the peer to open their window.
+    fn reset_stalled_sends<B>(&mut self, send_buffer: &SendBuffer<B>) {
+        let (Some(first), Some(timeout)) =
+            (self.actions.send.stalled_since, crate::stall::timeout())
+        else {
+            return;
+        };
+        let now = Instant::now();
+        if now.saturating_duration_since(first) < timeout {
+            return;
+        }
+        let mut send_buffer = send_buffer.inner.lock().unwrap();
+        let send_buffer = &mut *send_buffer;
+        let mut earliest: Option<Instant> = None;
+        let (actions, counts) = (&mut self.actions, &mut self.counts);
+        self.store.for_each(|mut stream| {
+            let Some(since) = stream.send_stalled_since else {
+                return;
+            };
+            if !stream.state.is_send_streaming() || stream.send_flow.window_size() > 0 {
+                // Finished, reset, or given window by SETTINGS: no longer waiting on it.
+                stream.send_stalled_since = None;
+                return;
+            }
+            if now.saturating_duration_since(since) < timeout {
+                earliest = Some(earliest.map_or(since, |e| e.min(since)));
+                return;
+            }
+            tracing::debug!(
+                "resetting {:?}: no send window for {:?}",
+                stream.id,
+                now.saturating_duration_since(since)
+            );
+            stream.send_stalled_since = None;
+            actions.reset_stalled_send(stream, counts, send_buffer);
+            crate::stall::count_reset();
+        });
+        self.actions.send.stalled_since = earliest;
+    }
+
     fn new(peer: peer::Dyn, config: Config) -> Arc<Mutex<Self>> {
         Arc::new(Mutex::new(Inner {
             counts: Counts::new(peer, &config),
@@ -1772,6 +1818,30 @@ impl Actions {
             stream.notify_recv();
 
             Ok(())
+        })
+    }
+
+    /// certfront patch (`crate::stall`): like a library `send_reset` with CANCEL, but not
+    /// counted against `max_local_error_reset_streams` (the peer broke no rule), and the
+    /// send task is woken so the stream's user sees the reset and lets go of its body.
+    fn reset_stalled_send<B>(
+        &mut self,
+        stream: store::Ptr,
+        counts: &mut Counts,
+        send_buffer: &mut Buffer<Frame<B>>,
+    ) {
+        counts.transition(stream, |counts, stream| {
+            self.send.send_reset(
+                Reason::CANCEL,
+                Initiator::Library,
+                send_buffer,
+                stream,
+                counts,
+                &mut self.task,
+            );
+            self.recv.enqueue_reset_expiration(stream, counts);
+            stream.notify_recv();
+            stream.notify_send();
         })
     }
 
