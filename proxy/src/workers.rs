@@ -210,9 +210,9 @@ mod tests {
         assert!(open.iter().all(|n| n.load(Ordering::Relaxed) == 0));
     }
 
-    #[test]
-    fn a_spawned_connection_runs_on_a_worker_thread() {
-        let workers = Workers::start().expect("workers");
+    /// Accepts one loopback connection, spawns it on `workers`, and returns the name of
+    /// the thread that served it, its worker index there, and whether the stream worked.
+    fn serve_one(workers: &Workers) -> (Option<String>, usize, bool) {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -227,42 +227,27 @@ mod tests {
                 let name = std::thread::current().name().map(str::to_owned);
                 let _ = tx.send((name, current(), tcp.peer_addr().is_ok()));
             });
-            let (name, index, connected) =
-                tokio::time::timeout(std::time::Duration::from_secs(10), rx)
-                    .await
-                    .expect("served within 10 s")
-                    .expect("sent");
-            assert_eq!(name.as_deref(), Some("certfront-w0"));
-            assert_eq!(index, 0);
-            assert!(connected, "the stream still works on the worker's reactor");
+            let served = tokio::time::timeout(std::time::Duration::from_secs(10), rx)
+                .await
+                .expect("served within 10 s")
+                .expect("sent");
             drop(client);
-        });
+            served
+        })
+    }
+
+    #[test]
+    fn a_spawned_connection_runs_on_a_worker_thread() {
+        let (name, index, connected) = serve_one(&Workers::start().expect("workers"));
+        assert_eq!(name.as_deref(), Some("certfront-w0"));
+        assert_eq!(index, 0);
+        assert!(connected, "the stream still works on the worker's reactor");
     }
 
     #[test]
     fn the_work_stealing_mode_serves_on_its_own_threads() {
-        let workers = Workers::start_stealing().expect("workers");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        rt.block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let addr = listener.local_addr().unwrap();
-            let client = tokio::spawn(TcpStream::connect(addr));
-            let (tcp, _) = listener.accept().await.unwrap();
-            let (tx, rx) = oneshot::channel();
-            workers.spawn(tcp, move |tcp| async move {
-                let name = std::thread::current().name().map(str::to_owned);
-                let _ = tx.send((name, tcp.peer_addr().is_ok()));
-            });
-            let (name, connected) = tokio::time::timeout(std::time::Duration::from_secs(10), rx)
-                .await
-                .expect("served within 10 s")
-                .expect("sent");
-            assert_eq!(name.as_deref(), Some("certfront-w"));
-            assert!(connected);
-            drop(client);
-        });
+        let (name, _, connected) = serve_one(&Workers::start_stealing().expect("workers"));
+        assert_eq!(name.as_deref(), Some("certfront-w"));
+        assert!(connected);
     }
 }

@@ -311,27 +311,48 @@ async fn stray_upstream_bytes_never_reach_another_client() {
     );
 }
 
+/// certfront with one host, `app.test`, forwarding to a fresh test backend, and
+/// nothing else in its configuration (no `[limits]`: the defaults).
+struct App {
+    // Dropped in this order: certfront, then its backend, then the files.
+    running: certfront::Running,
+    backend: crate::support::backend::Backend,
+    ca: TestCa,
+    _dir: tempfile::TempDir,
+}
+
+impl App {
+    async fn start(root: &str) -> App {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ca = TestCa::new(root);
+        std::fs::write(dir.path().join("root.pem"), &ca.pem).expect("root");
+        ca.leaf(&["app.test"]).write(dir.path(), "app");
+        let backend = crate::support::backend::Backend::start("iis").await;
+        let toml = format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\n[tls]\ntrust = [\"root.pem\"]\n\
+             [[host]]\nfqdn = \"app.test\"\ncert = \"app.pem\"\nkey = \"app-key.pem\"\nupstream = \"{}\"\n",
+            backend.url()
+        );
+        let running = start(&toml, dir.path()).await;
+        App {
+            running,
+            backend,
+            ca,
+            _dir: dir,
+        }
+    }
+}
+
 /// MadeYouReset: HEADERS, then a PRIORITY frame making the stream depend on itself, so
 /// certfront itself resets the stream. Each reset request used to open an upstream
 /// connection and throw it away; now a connection opened for a cancelled request goes
 /// to the pool, and the backend sees at most twice as many connections as requests.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_streams_do_not_storm_the_backend() {
-    use crate::support::backend::Backend;
     use crate::support::h2raw::{GET_HEADERS, PREFACE, frame, goaway};
 
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ca = TestCa::new("reset root");
-    std::fs::write(dir.path().join("root.pem"), &ca.pem).expect("root");
-    ca.leaf(&["app.test"]).write(dir.path(), "app");
-    let backend = Backend::start("iis").await;
-    let toml = format!(
-        "[server]\nlisten = [\"127.0.0.1:0\"]\n[tls]\ntrust = [\"root.pem\"]\n\
-         [[host]]\nfqdn = \"app.test\"\ncert = \"app.pem\"\nkey = \"app-key.pem\"\nupstream = \"{}\"\n",
-        backend.url()
-    );
-    let running = start(&toml, dir.path()).await;
-    let addr = running.tls_addrs[0];
+    let app = App::start("reset root").await;
+    let (ca, backend, addr) = (&app.ca, &app.backend, app.running.tls_addrs[0]);
     const CONNECTIONS: usize = 4;
     const STREAMS: u32 = 500;
     let mut clients = Vec::new();
@@ -393,25 +414,14 @@ async fn reset_streams_do_not_storm_the_backend() {
 /// request beyond 32, issue 18.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_default_pool_keeps_what_the_load_needs() {
-    use crate::support::backend::Backend;
     use crate::support::client::Sender;
 
     const CLIENTS: usize = 100;
     const STREAMS: usize = 10;
     const MAX_ROUNDS: usize = 40;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ca = TestCa::new("pool root");
-    std::fs::write(dir.path().join("root.pem"), &ca.pem).expect("root");
-    ca.leaf(&["app.test"]).write(dir.path(), "app");
-    let backend = Backend::start("iis").await;
     // No [limits]: the defaults users run.
-    let toml = format!(
-        "[server]\nlisten = [\"127.0.0.1:0\"]\n[tls]\ntrust = [\"root.pem\"]\n\
-         [[host]]\nfqdn = \"app.test\"\ncert = \"app.pem\"\nkey = \"app-key.pem\"\nupstream = \"{}\"\n",
-        backend.url()
-    );
-    let running = start(&toml, dir.path()).await;
-    let addr = running.tls_addrs[0];
+    let app = App::start("pool root").await;
+    let (ca, backend, addr) = (&app.ca, &app.backend, app.running.tls_addrs[0]);
     let mut senders = Vec::new();
     for _ in 0..CLIENTS {
         let tls = connect(addr, "app.test", client_config(&[&ca.der], &[b"h2"]))
