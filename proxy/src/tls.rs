@@ -196,7 +196,8 @@ async fn handshake(
     chosen: &mut Option<Arc<Site>>,
 ) -> Result<Accepted, AcceptError> {
     let mut acceptor = Acceptor::default();
-    let mut buf = [0u8; 4096];
+    // On the heap: in the future's state it would be copied whenever the future moves.
+    let mut buf = vec![0u8; 4096];
     let accepted = loop {
         let n = tcp.read(&mut buf).await?;
         if n == 0 {
