@@ -4,7 +4,9 @@
 # certfront runs with its default configuration (one host, the loadtest backend) under callgrind;
 # h2load drives a warm-up (64 HTTP/1.1 connections, then 32 HTTP/2 ones x 10 streams), then the
 # counters are zeroed, REQUESTS (20000) are sent the same way, and the dump's total is divided
-# by the requests h2load saw succeed. The dumps stay in the printed directory for
+# by the requests h2load saw succeed. Then, when wrk is installed, full handshakes: wrk -t1 -c4
+# with `Connection: close` for 20 s (a TLS 1.3 handshake and one request per connection),
+# divided by the requests wrk made. The dumps stay in the printed directory for
 # `callgrind_annotate --inclusive=no FILE` (where the instructions go).
 # Needs: valgrind, nghttp2-client (h2load), openssl; BIN_DIR holds release builds of certfront and
 # certfront-loadtest. Each mode takes about a minute. BACKEND=HOST:PORT uses a running backend
@@ -63,3 +65,14 @@ for mode in h1 h2; do
   ir=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
   echo "$mode: $n requests, $ir instructions, $(awk -v a="$ir" -v n="$n" 'BEGIN { printf "%.0f", a / n }') per request ($f)"
 done
+if command -v wrk > /dev/null; then
+  wrk -t1 -c4 -d3s -H "Connection: close" "$URL" > /dev/null 2>&1
+  callgrind_control -z "$VPID" > /dev/null
+  out=$(wrk -t1 -c4 -d20s -H "Connection: close" "$URL" 2>&1)
+  n=$(awk '/requests in/ {print $1}' <<< "$out")
+  callgrind_control -d handshakes "$VPID" > /dev/null
+  sleep 1
+  f="$W/callgrind.$VPID.3"
+  ir=$(callgrind_annotate "$f" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
+  echo "handshake: $n handshakes + requests, $ir instructions, $(awk -v a="$ir" -v n="$n" 'BEGIN { printf "%.0f", a / n }') each ($f)"
+fi
