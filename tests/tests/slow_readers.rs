@@ -434,3 +434,111 @@ async fn a_client_that_reads_slowly_but_steadily_is_not_cut_off() {
     assert!(total >= size, "only {total} bytes");
     assert_eq!(send_timeouts(&s, "write"), 0);
 }
+
+/// The certfront process's resident memory, KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("status")
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// Memory per stalled HTTP/2 client is bounded (the issue's target: 256 KiB): 100 clients
+/// each ask for a 64 MiB body, half of them read the socket but never open their window,
+/// half never read at all. With the default send timeout (60 s) they are all still held
+/// when the real certfront binary's RSS is read, 3 s after the last one settled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_per_stalled_http2_client_is_bounded() {
+    const CLIENTS: usize = 100;
+    const LIMIT_KIB: u64 = 256;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let ca = TestCa::new("stalled memory root");
+    std::fs::write(d.join("root.pem"), &ca.pem).expect("root");
+    ca.leaf(&["app.test"]).write(d, "app");
+    let backend = Backend::start("iis").await;
+    std::fs::write(
+        d.join("certfront.toml"),
+        format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\n[tls]\ntrust = [\"root.pem\"]\n\
+             [[host]]\nfqdn = \"app.test\"\ncert = \"app.pem\"\nkey = \"app-key.pem\"\nupstream = \"{}\"\n",
+            backend.url()
+        ),
+    )
+    .expect("config");
+    let proc = crate::support::Process::spawn(&d.join("certfront.toml"), d);
+    let pid = proc.child.id();
+    let config = client_config(&[&ca.der], &[b"h2"]);
+    // One whole small response first, so what a first request allocates is in the baseline.
+    let mut warm = connect(proc.addr, "app.test", config.clone())
+        .await
+        .expect("tls");
+    let mut hello = h2raw::PREFACE.to_vec();
+    hello.extend(frame(4, 0, 0, &[]));
+    hello.extend(frame(1, 0x4 | 0x1, 1, &get_headers("/big?bytes=1000")));
+    warm.write_all(&hello).await.expect("warm-up");
+    let whole = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(f) = h2raw::read_frame(&mut warm).await {
+            if f.kind == 0 && f.stream == 1 && f.flags & 1 == 1 {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(whole, Ok(true), "the warm-up response did not arrive whole");
+    drop(warm);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = rss_kib(pid);
+
+    let mut held = Vec::new();
+    let mut readers = Vec::new();
+    for i in 0..CLIENTS {
+        let mut tls = connect(proc.addr, "app.test", config.clone())
+            .await
+            .expect("tls");
+        let mut hello = h2raw::PREFACE.to_vec();
+        hello.extend(frame(4, 0, 0, &[]));
+        hello.extend(frame(
+            1,
+            0x4 | 0x1,
+            1,
+            &get_headers(&format!("/big?bytes={BIG}")),
+        ));
+        tls.write_all(&hello).await.expect("request");
+        if i % 2 == 0 {
+            // Reads everything, never sends WINDOW_UPDATE: certfront stops at the window.
+            let (mut read, write) = tokio::io::split(tls);
+            readers.push(tokio::spawn(async move {
+                let _write = write;
+                let mut buf = vec![0u8; 16 * 1024];
+                while let Ok(n) = read.read(&mut buf).await {
+                    if n == 0 {
+                        break;
+                    }
+                }
+            }));
+        } else {
+            // Reads nothing: the kernel's buffers fill, then certfront's writes block.
+            held.push(tls);
+        }
+    }
+    // Let every response reach its stall (bounded: the backend streams fast on loopback).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = rss_kib(pid);
+    let per_client = after.saturating_sub(before) / CLIENTS as u64;
+    eprintln!(
+        "stalled HTTP/2 clients: RSS {before} KiB -> {after} KiB for {CLIENTS}: {per_client} KiB each"
+    );
+    assert!(
+        per_client <= LIMIT_KIB,
+        "{per_client} KiB per stalled client (RSS {before} -> {after} KiB), more than {LIMIT_KIB}"
+    );
+    for r in readers {
+        r.abort();
+    }
+    drop(held);
+    drop(proc);
+}
