@@ -152,17 +152,12 @@ async fn connections_beyond_max_wait_for_a_free_slot() {
 /// nothing is counted against the upstream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_chunked_body_gets_400() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ca = TestCa::new("chunked root");
-    std::fs::write(dir.path().join("root.pem"), &ca.pem).expect("root");
-    ca.leaf(&["app.test"]).write(dir.path(), "app");
-    let backend = crate::support::backend::Backend::start("iis").await;
-    let toml = format!(
-        "[server]\nlisten = [\"127.0.0.1:0\"]\n[tls]\ntrust = [\"root.pem\"]\n\
-         [[host]]\nfqdn = \"app.test\"\ncert = \"app.pem\"\nkey = \"app-key.pem\"\nupstream = \"{}\"\n",
-        backend.url()
-    );
-    let running = start(&toml, dir.path()).await;
+    let crate::support::OneHost {
+        running,
+        backend: _backend,
+        ca,
+        dir: _dir,
+    } = crate::support::OneHost::start("chunked root", "").await;
     let cfg = client_config(&[&ca.der], &[b"http/1.1"]);
     let mut tls = connect(running.tls_addrs[0], "app.test", cfg)
         .await

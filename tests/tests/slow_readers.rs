@@ -13,38 +13,18 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use crate::support::backend::Backend;
 use crate::support::client::{client_config, connect};
 use crate::support::h2raw::{self, frame, get_headers};
-use crate::support::pki::TestCa;
-use crate::support::{eventually, start};
+use crate::support::{OneHost, eventually};
 
-struct Setup {
-    _dir: tempfile::TempDir,
-    ca: TestCa,
-    backend: Backend,
-    running: certfront::Running,
-}
+type Setup = OneHost;
 
 /// `app.test` forwarding to a backend, with a 1 s send timeout and long other limits (so
 /// only the send timeout can end what these tests hold).
 async fn setup() -> Setup {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let d = dir.path();
-    let ca = TestCa::new("slow readers root");
-    std::fs::write(d.join("root.pem"), &ca.pem).expect("root");
-    ca.leaf(&["app.test"]).write(d, "app");
-    let backend = Backend::start("iis").await;
-    let toml = format!(
-        "[server]\nlisten = [\"127.0.0.1:0\"]\n[tls]\ntrust = [\"root.pem\"]\n\
-         [limits]\nsend_timeout_seconds = 1\nidle_timeout_seconds = 2\nbody_timeout_seconds = 600\n\
-         [[host]]\nfqdn = \"app.test\"\ncert = \"app.pem\"\nkey = \"app-key.pem\"\nupstream = \"{}\"\n",
-        backend.url()
-    );
-    let running = start(&toml, d).await;
-    Setup {
-        _dir: dir,
-        ca,
-        backend,
-        running,
-    }
+    OneHost::start(
+        "slow readers root",
+        "send_timeout_seconds = 1\nidle_timeout_seconds = 2\nbody_timeout_seconds = 600",
+    )
+    .await
 }
 
 fn send_timeouts(s: &Setup, kind: &str) -> u64 {
@@ -455,19 +435,9 @@ async fn memory_per_stalled_http2_client_is_bounded() {
     const LIMIT_KIB: u64 = 256;
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
-    let ca = TestCa::new("stalled memory root");
-    std::fs::write(d.join("root.pem"), &ca.pem).expect("root");
-    ca.leaf(&["app.test"]).write(d, "app");
     let backend = Backend::start("iis").await;
-    std::fs::write(
-        d.join("certfront.toml"),
-        format!(
-            "[server]\nlisten = [\"127.0.0.1:0\"]\n[tls]\ntrust = [\"root.pem\"]\n\
-             [[host]]\nfqdn = \"app.test\"\ncert = \"app.pem\"\nkey = \"app-key.pem\"\nupstream = \"{}\"\n",
-            backend.url()
-        ),
-    )
-    .expect("config");
+    let (ca, toml) = OneHost::files(d, "stalled memory root", &backend.url(), "");
+    std::fs::write(d.join("certfront.toml"), toml).expect("config");
     let proc = crate::support::Process::spawn(&d.join("certfront.toml"), d);
     let pid = proc.child.id();
     let config = client_config(&[&ca.der], &[b"h2"]);

@@ -13,7 +13,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::support::client::{Sender, body_bytes, client_config, connect, get};
 use crate::support::pki::TestCa;
-use crate::support::{eventually, start};
+use crate::support::{OneHost, eventually, start};
 
 /// A raw HTTP/1.1 backend: `/r/<id>` answers `reply-<id>`; `?now` appends a whole stray
 /// response in the same write, `?late=<ms>` writes one that long after the response.
@@ -311,38 +311,6 @@ async fn stray_upstream_bytes_never_reach_another_client() {
     );
 }
 
-/// certfront with one host, `app.test`, forwarding to a fresh test backend, and
-/// nothing else in its configuration (no `[limits]`: the defaults).
-struct App {
-    // Dropped in this order: certfront, then its backend, then the files.
-    running: certfront::Running,
-    backend: crate::support::backend::Backend,
-    ca: TestCa,
-    _dir: tempfile::TempDir,
-}
-
-impl App {
-    async fn start(root: &str) -> App {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let ca = TestCa::new(root);
-        std::fs::write(dir.path().join("root.pem"), &ca.pem).expect("root");
-        ca.leaf(&["app.test"]).write(dir.path(), "app");
-        let backend = crate::support::backend::Backend::start("iis").await;
-        let toml = format!(
-            "[server]\nlisten = [\"127.0.0.1:0\"]\n[tls]\ntrust = [\"root.pem\"]\n\
-             [[host]]\nfqdn = \"app.test\"\ncert = \"app.pem\"\nkey = \"app-key.pem\"\nupstream = \"{}\"\n",
-            backend.url()
-        );
-        let running = start(&toml, dir.path()).await;
-        App {
-            running,
-            backend,
-            ca,
-            _dir: dir,
-        }
-    }
-}
-
 /// MadeYouReset: HEADERS, then a PRIORITY frame making the stream depend on itself, so
 /// certfront itself resets the stream. Each reset request used to open an upstream
 /// connection and throw it away; now a connection opened for a cancelled request goes
@@ -351,7 +319,7 @@ impl App {
 async fn reset_streams_do_not_storm_the_backend() {
     use crate::support::h2raw::{GET_HEADERS, PREFACE, frame, goaway};
 
-    let app = App::start("reset root").await;
+    let app = OneHost::start("reset root", "").await;
     let (ca, backend, addr) = (&app.ca, &app.backend, app.running.tls_addrs[0]);
     const CONNECTIONS: usize = 4;
     const STREAMS: u32 = 500;
@@ -420,7 +388,7 @@ async fn the_default_pool_keeps_what_the_load_needs() {
     const STREAMS: usize = 10;
     const MAX_ROUNDS: usize = 40;
     // No [limits]: the defaults users run.
-    let app = App::start("pool root").await;
+    let app = OneHost::start("pool root", "").await;
     let (ca, backend, addr) = (&app.ca, &app.backend, app.running.tls_addrs[0]);
     let mut senders = Vec::new();
     for _ in 0..CLIENTS {

@@ -69,21 +69,16 @@ impl Dial {
         let label = &target.label;
         let up = &target.upstream;
         let permits = &target.pool.permits;
-        let permit = match permits.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                // At the cap: idle connections another worker holds give way.
-                target.pool.evict_idle();
-                let acquire = permits.clone().acquire_owned();
-                let Ok(Ok(permit)) = tokio::time::timeout(self.connect_timeout, acquire).await
-                else {
-                    return Err(UpstreamError::Busy {
-                        upstream: label.clone(),
-                        limit: self.max_connections,
-                    });
-                };
-                permit
-            }
+        if permits.available_permits() == 0 {
+            // At the cap: idle connections another worker holds give way.
+            target.pool.evict_idle();
+        }
+        let acquire = permits.clone().acquire_owned();
+        let Ok(Ok(permit)) = tokio::time::timeout(self.connect_timeout, acquire).await else {
+            return Err(UpstreamError::Busy {
+                upstream: label.clone(),
+                limit: self.max_connections,
+            });
         };
         let tcp = tokio::time::timeout(
             self.connect_timeout,

@@ -267,9 +267,10 @@ impl Pool {
         crate::workers::current() % self.shards.len()
     }
 
-    fn idle_removed(&self, n: usize) {
+    /// One idle connection fewer (taken, closed or evicted).
+    fn idle_removed(&self) {
         if let Some(count) = &self.idle_count {
-            count.fetch_sub(n, Ordering::Relaxed);
+            count.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -297,7 +298,7 @@ impl Pool {
     pub(crate) fn checkout(&self) -> Option<H1> {
         let mut idle = self.shard().idle.lock().unwrap_or_else(|p| p.into_inner());
         while let Some(mut conn) = idle.conns.pop_back() {
-            self.idle_removed(1);
+            self.idle_removed();
             if !conn.h1.is_open() || conn.since.elapsed() >= self.idle_timeout {
                 continue;
             }
@@ -328,17 +329,14 @@ impl Pool {
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         self.prune(&mut idle, now);
-        if let Some(count) = &self.idle_count
-            && count.load(Ordering::Relaxed) >= self.max_idle
-        {
-            // Full: this worker's oldest makes room, or, holding none, it keeps none.
-            if idle.conns.pop_front().is_none() {
+        if let Some(count) = &self.idle_count {
+            if count.load(Ordering::Relaxed) < self.max_idle {
+                count.fetch_add(1, Ordering::Relaxed);
+            } else if idle.conns.pop_front().is_none() {
+                // Full, and this worker holds none to make room with: it keeps none.
                 return;
             }
-            count.fetch_sub(1, Ordering::Relaxed);
-        }
-        if let Some(count) = &self.idle_count {
-            count.fetch_add(1, Ordering::Relaxed);
+            // (Full: this worker's oldest made room; the count stays.)
         }
         idle.conns.push_back(Idle { h1, since: now });
         if !idle.sweeping {
@@ -355,7 +353,7 @@ impl Pool {
             .is_some_and(|c| now.duration_since(c.since) >= self.idle_timeout || !c.h1.is_open())
         {
             idle.conns.pop_front();
-            self.idle_removed(1);
+            self.idle_removed();
         }
     }
 
@@ -405,7 +403,7 @@ impl Pool {
         for shard in self.shards.iter() {
             let mut idle = shard.idle.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(conn) = idle.conns.pop_front() {
-                self.idle_removed(1);
+                self.idle_removed();
                 evicted = Some(conn);
                 break;
             }

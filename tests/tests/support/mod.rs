@@ -183,3 +183,48 @@ pub(crate) fn refused_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     l.local_addr().expect("addr").port()
 }
+
+/// certfront serving one host, `app.test`, that forwards to a fresh test backend: the
+/// set-up most request-path tests start from. Dropped in field order: certfront, then
+/// its backend, then the files.
+pub(crate) struct OneHost {
+    pub running: Running,
+    pub backend: backend::Backend,
+    pub ca: pki::TestCa,
+    pub dir: tempfile::TempDir,
+}
+
+impl OneHost {
+    /// `root` names the test CA; `limits` is the `[limits]` table's body ("" for the
+    /// defaults).
+    pub(crate) async fn start(root: &str, limits: &str) -> OneHost {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let backend = backend::Backend::start("iis").await;
+        let (ca, toml) = Self::files(dir.path(), root, &backend.url(), limits);
+        let running = start(&toml, dir.path()).await;
+        OneHost {
+            running,
+            backend,
+            ca,
+            dir,
+        }
+    }
+
+    /// Writes the CA (`root.pem`) and `app.test`'s leaf into `dir`; returns the CA and
+    /// the configuration (for a test that runs the real binary on it).
+    pub(crate) fn files(
+        dir: &Path,
+        root: &str,
+        upstream: &str,
+        limits: &str,
+    ) -> (pki::TestCa, String) {
+        let ca = pki::TestCa::new(root);
+        std::fs::write(dir.join("root.pem"), &ca.pem).expect("root");
+        ca.leaf(&["app.test"]).write(dir, "app");
+        let toml = format!(
+            "[server]\nlisten = [\"127.0.0.1:0\"]\n[tls]\ntrust = [\"root.pem\"]\n[limits]\n{limits}\n\
+             [[host]]\nfqdn = \"app.test\"\ncert = \"app.pem\"\nkey = \"app-key.pem\"\nupstream = \"{upstream}\"\n"
+        );
+        (ca, toml)
+    }
+}
