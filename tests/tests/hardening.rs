@@ -255,7 +255,7 @@ async fn stalled_handshakes_from_many_addresses_do_not_keep_a_client_out() {
 /// empty dynamic table) ends the connection with COMPRESSION_ERROR (RFC 9113 4.3).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_undecodable_header_block_is_a_compression_error() {
-    use crate::support::h2raw::{PREFACE, frame, goaway};
+    use crate::support::h2raw::{frame, goaway, opening};
 
     let (_dir, ca, running) = setup("").await;
     let tls = connect(
@@ -266,8 +266,7 @@ async fn an_undecodable_header_block_is_a_compression_error() {
     .await
     .expect("tls");
     let (mut read, mut write) = tokio::io::split(tls);
-    let mut bytes = PREFACE.to_vec();
-    bytes.extend(frame(4, 0, 0, &[]));
+    let mut bytes = opening();
     // :method GET, then "indexed field 70": the static table has 61 entries.
     bytes.extend(frame(1, 0x4 | 0x1, 1, &[0x82, 0x80 | 70]));
     write.write_all(&bytes).await.expect("write");

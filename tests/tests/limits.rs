@@ -10,7 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::support::backend::Backend;
 use crate::support::client::{client_config, client_config_with_cert, connect};
-use crate::support::h2raw::{GET_HEADERS, POST_EMPTY_HEADERS, PREFACE, frame, goaway};
+use crate::support::h2raw::{GET_HEADERS, POST_EMPTY_HEADERS, frame, goaway, opening};
 use crate::support::pki::{TestCa, thumbprint};
 use crate::support::start;
 
@@ -343,8 +343,7 @@ async fn http2_rapid_reset_ends_the_connection() {
     )
     .await
     .expect("tls");
-    let mut burst = PREFACE.to_vec();
-    burst.extend(frame(4, 0, 0, &[]));
+    let mut burst = opening();
     for i in 0..2000u32 {
         let stream = 2 * i + 1;
         burst.extend(frame(1, 0x4 | 0x1, stream, GET_HEADERS));
@@ -379,8 +378,7 @@ async fn http2_continuation_flood_ends_the_connection() {
     .expect("tls");
     let (mut read, mut write) = tokio::io::split(tls);
     let writer = tokio::spawn(async move {
-        let mut start = PREFACE.to_vec();
-        start.extend(frame(4, 0, 0, &[]));
+        let mut start = opening();
         start.extend(frame(1, 0, 1, GET_HEADERS));
         write.write_all(&start).await?;
         // Whole literal header fields (without indexing, `x: aaa…`), ~16 KB a frame, never
@@ -428,8 +426,7 @@ async fn http2_made_you_reset_ends_the_connection_after_32_resets() {
     )
     .await
     .expect("tls");
-    let mut burst = PREFACE.to_vec();
-    burst.extend(frame(4, 0, 0, &[]));
+    let burst = opening();
     // In rounds of 10, within the 100 concurrent streams, so that only the resets count.
     let (mut read, mut write) = tokio::io::split(tls);
     let writer = tokio::spawn(async move {

@@ -127,46 +127,26 @@ async fn an_http2_client_that_never_opens_its_window_is_closed_whatever_pings_it
     .await
     .expect("tls");
     let (mut read, mut write) = tokio::io::split(tls);
-    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    hello.extend(frame(4, 0, 0, &[]));
-    for stream in [1u32, 3] {
-        hello.extend(frame(
-            1,
-            0x4 | 0x1,
-            stream,
-            &get_headers(&format!("/big?bytes={BIG}")),
-        ));
-    }
-    write.write_all(&hello).await.expect("requests");
+    let big = format!("/big?bytes={BIG}");
+    write
+        .write_all(&h2raw::hello(None, &[&big, &big]))
+        .await
+        .expect("requests");
     let started = Instant::now();
     // Read every frame and answer every PING and SETTINGS, but never send WINDOW_UPDATE.
     let (mut data, mut pings) = (0usize, 0usize);
     let outcome = tokio::time::timeout(Duration::from_secs(15), async {
-        let mut head = [0u8; 9];
         loop {
-            if read.read_exact(&mut head).await.is_err() {
+            let Some(f) = h2raw::read_frame(&mut read).await else {
                 return "closed";
+            };
+            if let Some(ack) = h2raw::ack(&f) {
+                pings += usize::from(f.kind == 6);
+                write.write_all(&ack).await.expect("ack");
             }
-            let len =
-                (usize::from(head[0]) << 16) | (usize::from(head[1]) << 8) | usize::from(head[2]);
-            let mut payload = vec![0u8; len];
-            if read.read_exact(&mut payload).await.is_err() {
-                return "closed";
-            }
-            match (head[3], head[4] & 1) {
-                (0, _) => data += len,
-                (4, 0) => write
-                    .write_all(&frame(4, 1, 0, &[]))
-                    .await
-                    .expect("settings ack"),
-                (6, 0) => {
-                    pings += 1;
-                    write
-                        .write_all(&frame(6, 1, 0, &payload))
-                        .await
-                        .expect("ping ack");
-                }
-                (7, _) => return "goaway",
+            match f.kind {
+                0 => data += f.payload.len(),
+                7 => return "goaway",
                 _ => {}
             }
         }
@@ -228,15 +208,7 @@ async fn one_stalled_stream_among_busy_ones_is_reset_and_the_rest_served() {
     let (mut read, mut write) = tokio::io::split(tls);
     // The connection window is opened wide at once, so only stream 1's own window (the
     // default 65,535 bytes, never opened) holds its download back.
-    let mut hello = h2raw::PREFACE.to_vec();
-    hello.extend(frame(4, 0, 0, &[]));
-    hello.extend(frame(8, 0, 0, &0x4000_0000u32.to_be_bytes()));
-    hello.extend(frame(
-        1,
-        0x4 | 0x1,
-        1,
-        &get_headers(&format!("/big?bytes={BIG}")),
-    ));
+    let hello = h2raw::hello(Some(0x4000_0000), &[&format!("/big?bytes={BIG}")]);
     write.write_all(&hello).await.expect("requests");
     let started = Instant::now();
     let (frames_tx, mut frames) = tokio::sync::mpsc::channel(64);
@@ -260,6 +232,9 @@ async fn one_stalled_stream_among_busy_ones_is_reset_and_the_rest_served() {
                     seen.failed = Some("connection closed".into());
                     break;
                 };
+                if let Some(ack) = h2raw::ack(&f) {
+                    write.write_all(&ack).await.expect("ack");
+                }
                 match (f.kind, f.stream) {
                     (0, 1) => seen.stalled_data += f.payload.len(),
                     (3, 1) => {
@@ -267,8 +242,6 @@ async fn one_stalled_stream_among_busy_ones_is_reset_and_the_rest_served() {
                         seen.reset = Some((started.elapsed(), code));
                     }
                     (3, id) => seen.failed = Some(format!("stream {id} reset")),
-                    (4, 0) if f.flags & 1 == 0 => write.write_all(&frame(4, 1, 0, &[])).await.expect("settings ack"),
-                    (6, 0) if f.flags & 1 == 0 => write.write_all(&frame(6, 1, 0, &f.payload)).await.expect("ping ack"),
                     (7, _) => seen.failed = Some("GOAWAY".into()),
                     (0 | 1, id) if f.flags & 1 == 1 && pending.is_some_and(|(p, _)| p == id) => {
                         pending = None;
@@ -341,15 +314,7 @@ async fn an_http2_stream_whose_window_opens_slowly_but_steadily_is_not_reset() {
     .await
     .expect("tls");
     let (mut read, mut write) = tokio::io::split(tls);
-    let mut hello = h2raw::PREFACE.to_vec();
-    hello.extend(frame(4, 0, 0, &[]));
-    hello.extend(frame(8, 0, 0, &0x4000_0000u32.to_be_bytes()));
-    hello.extend(frame(
-        1,
-        0x4 | 0x1,
-        1,
-        &get_headers(&format!("/big?bytes={BIG}")),
-    ));
+    let hello = h2raw::hello(Some(0x4000_0000), &[&format!("/big?bytes={BIG}")]);
     write.write_all(&hello).await.expect("request");
     // 32 KiB more window for stream 1 every 300 ms, for 3.5 s: the stream waits on its
     // window most of the time, but never a whole second (the send timeout).
@@ -360,11 +325,12 @@ async fn an_http2_stream_whose_window_opens_slowly_but_steadily_is_not_reset() {
         tokio::select! {
             f = h2raw::read_frame(&mut read) => {
                 let f = f.expect("connection open");
+                if let Some(ack) = h2raw::ack(&f) {
+                    write.write_all(&ack).await.expect("ack");
+                }
                 match (f.kind, f.stream) {
                     (0, 1) => data += f.payload.len(),
                     (3, 1) => reset = Some(f.payload),
-                    (4, 0) if f.flags & 1 == 0 => write.write_all(&frame(4, 1, 0, &[])).await.expect("settings ack"),
-                    (6, 0) if f.flags & 1 == 0 => write.write_all(&frame(6, 1, 0, &f.payload)).await.expect("ping ack"),
                     (7, _) => panic!("GOAWAY after {data} bytes (stream 1 reset: {reset:?})"),
                     _ => {}
                 }
@@ -445,10 +411,9 @@ async fn memory_per_stalled_http2_client_is_bounded() {
     let mut warm = connect(proc.addr, "app.test", config.clone())
         .await
         .expect("tls");
-    let mut hello = h2raw::PREFACE.to_vec();
-    hello.extend(frame(4, 0, 0, &[]));
-    hello.extend(frame(1, 0x4 | 0x1, 1, &get_headers("/big?bytes=1000")));
-    warm.write_all(&hello).await.expect("warm-up");
+    warm.write_all(&h2raw::hello(None, &["/big?bytes=1000"]))
+        .await
+        .expect("warm-up");
     let whole = tokio::time::timeout(Duration::from_secs(10), async {
         while let Some(f) = h2raw::read_frame(&mut warm).await {
             if f.kind == 0 && f.stream == 1 && f.flags & 1 == 1 {
@@ -469,15 +434,9 @@ async fn memory_per_stalled_http2_client_is_bounded() {
         let mut tls = connect(proc.addr, "app.test", config.clone())
             .await
             .expect("tls");
-        let mut hello = h2raw::PREFACE.to_vec();
-        hello.extend(frame(4, 0, 0, &[]));
-        hello.extend(frame(
-            1,
-            0x4 | 0x1,
-            1,
-            &get_headers(&format!("/big?bytes={BIG}")),
-        ));
-        tls.write_all(&hello).await.expect("request");
+        tls.write_all(&h2raw::hello(None, &[&format!("/big?bytes={BIG}")]))
+            .await
+            .expect("request");
         if i % 2 == 0 {
             // Reads everything, never sends WINDOW_UPDATE: certfront stops at the window.
             let (mut read, write) = tokio::io::split(tls);

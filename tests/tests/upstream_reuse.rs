@@ -317,7 +317,7 @@ async fn stray_upstream_bytes_never_reach_another_client() {
 /// to the pool, and the backend sees at most twice as many connections as requests.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reset_streams_do_not_storm_the_backend() {
-    use crate::support::h2raw::{GET_HEADERS, PREFACE, frame, goaway};
+    use crate::support::h2raw::{GET_HEADERS, frame, goaway, opening};
 
     let app = OneHost::start("reset root", "").await;
     let (ca, backend, addr) = (&app.ca, &app.backend, app.running.tls_addrs[0]);
@@ -332,8 +332,7 @@ async fn reset_streams_do_not_storm_the_backend() {
                 .expect("tls");
             let (mut read, mut write) = tokio::io::split(tls);
             let writer = tokio::spawn(async move {
-                let mut start = PREFACE.to_vec();
-                start.extend(frame(4, 0, 0, &[]));
+                let start = opening();
                 write.write_all(&start).await?;
                 for i in 0..STREAMS {
                     let stream = 2 * i + 1;

@@ -13,6 +13,35 @@ pub(crate) fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8>
 }
 
 pub(crate) const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+/// A client's opening: the preface and an empty SETTINGS.
+pub(crate) fn opening() -> Vec<u8> {
+    let mut bytes = PREFACE.to_vec();
+    bytes.extend(frame(4, 0, 0, &[]));
+    bytes
+}
+
+/// [`opening`], then a WINDOW_UPDATE of `connection_window` on the connection when given,
+/// then a GET for each path (headers that end the stream) on streams 1, 3, 5, ...
+pub(crate) fn hello(connection_window: Option<u32>, paths: &[&str]) -> Vec<u8> {
+    let mut bytes = opening();
+    if let Some(increment) = connection_window {
+        bytes.extend(frame(8, 0, 0, &increment.to_be_bytes()));
+    }
+    for (stream, path) in (1u32..).step_by(2).zip(paths) {
+        bytes.extend(frame(1, 0x4 | 0x1, stream, &get_headers(path)));
+    }
+    bytes
+}
+
+/// What a client must answer to `f`: the ACK of a SETTINGS or of a PING, when it is one.
+pub(crate) fn ack(f: &Frame) -> Option<Vec<u8>> {
+    match (f.kind, f.flags & 1, f.stream) {
+        (4, 0, 0) => Some(frame(4, 1, 0, &[])),
+        (6, 0, 0) => Some(frame(6, 1, 0, &f.payload)),
+        _ => None,
+    }
+}
+
 /// HPACK: :method GET, :scheme https, :path /, :authority app.test (literal).
 pub(crate) const GET_HEADERS: &[u8] = &[
     0x82, 0x87, 0x84, 0x41, 8, b'a', b'p', b'p', b'.', b't', b'e', b's', b't',
