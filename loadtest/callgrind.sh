@@ -15,20 +15,12 @@ set -euo pipefail
 BIN=$1; REQUESTS=${2:-20000}
 W=$(mktemp -d /tmp/certfront-callgrind.XXXXXX)
 LT=$BIN/certfront-loadtest; CF=$BIN/certfront
-openssl ecparam -name prime256v1 -genkey -noout -out "$W/ca-key.pem" 2>/dev/null
-openssl req -x509 -new -key "$W/ca-key.pem" -subj "/CN=callgrind root" -days 2 \
-  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" -out "$W/ca.pem" 2>/dev/null
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$W/leaf-key.pem" 2>/dev/null; chmod 600 "$W/leaf-key.pem"
-openssl req -new -key "$W/leaf-key.pem" -subj "/CN=localhost" -out "$W/leaf.csr" 2>/dev/null
-printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost\n' > "$W/leaf.ext"
-openssl x509 -req -in "$W/leaf.csr" -CA "$W/ca.pem" -CAkey "$W/ca-key.pem" -CAcreateserial -days 2 -sha256 -extfile "$W/leaf.ext" -out "$W/leaf.pem" 2>/dev/null
+# shellcheck source=loadtest/lib.sh
+. "$(dirname "$0")/lib.sh"
+pki "$W" localhost
 BPID=""
-if [[ -z "${BACKEND:-}" ]]; then
-  "$LT" backend --listen 127.0.0.1:0 --max-seconds 900 > "$W/backend.addr" & BPID=$!
-  for _ in $(seq 50); do [[ -s "$W/backend.addr" ]] && break; sleep 0.1; done
-  BACKEND=$(head -1 "$W/backend.addr")
-fi
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+[[ -n "${BACKEND:-}" ]] || loadtest_backend "$LT" "$W" 900
+PORT=$(free_port)
 # certfront's defaults; resumption and the access log off as in compare.sh.
 cat > "$W/certfront.toml" <<EOT
 [server]

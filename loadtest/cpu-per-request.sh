@@ -7,17 +7,11 @@ set -euo pipefail
 BIN=$1; DURATION=${2:-10}
 W=$(mktemp -d /tmp/certfront-cpu.XXXXXX)
 LT=$BIN/certfront-loadtest; CF=$BIN/certfront
-openssl ecparam -name prime256v1 -genkey -noout -out "$W/ca-key.pem" 2>/dev/null
-openssl req -x509 -new -key "$W/ca-key.pem" -subj "/CN=bench root" -days 2 \
-  -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" -out "$W/ca.pem" 2>/dev/null
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$W/leaf-key.pem" 2>/dev/null; chmod 600 "$W/leaf-key.pem"
-openssl req -new -key "$W/leaf-key.pem" -subj "/CN=bench.localhost" -out "$W/leaf.csr" 2>/dev/null
-printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:bench.localhost\n' > "$W/leaf.ext"
-openssl x509 -req -in "$W/leaf.csr" -CA "$W/ca.pem" -CAkey "$W/ca-key.pem" -CAcreateserial -days 2 -sha256 -extfile "$W/leaf.ext" -out "$W/leaf.pem" 2>/dev/null
-"$LT" backend --listen 127.0.0.1:0 --max-seconds 600 > "$W/backend.addr" & BPID=$!
-for _ in $(seq 50); do [[ -s "$W/backend.addr" ]] && break; sleep 0.1; done
-BACKEND=$(head -1 "$W/backend.addr")
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+# shellcheck source=loadtest/lib.sh
+. "$(dirname "$0")/lib.sh"
+pki "$W" bench.localhost
+loadtest_backend "$LT" "$W" 600
+PORT=$(free_port)
 cat > "$W/certfront.toml" <<EOT
 [server]
 listen = ["127.0.0.1:$PORT"]

@@ -124,14 +124,7 @@ pub(crate) async fn run(args: ChurnArgs, json: bool) -> Result<()> {
                 opened as f64 * 1000.0 / served as f64
             },
         );
-    if let Some(e) = run
-        .first_error
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .take()
-    {
-        report.add("first_error", e);
-    }
+    run.report_first_error(&mut report);
     report.print(json);
     if served == 0 {
         bail!(

@@ -51,7 +51,7 @@ pub(crate) struct Run {
     pub(crate) ok: AtomicU64,
     pub(crate) errors: AtomicU64,
     pub(crate) latency: Mutex<Histogram>,
-    pub(crate) first_error: Mutex<Option<String>>,
+    first_error: Mutex<Option<String>>,
 }
 
 impl Run {
@@ -80,6 +80,18 @@ impl Run {
         self.errors.fetch_add(1, Ordering::Relaxed);
         let mut first = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
         first.get_or_insert(what);
+    }
+
+    /// Adds the run's first error, if any, to `report` (as `first_error`).
+    pub(crate) fn report_first_error(&self, report: &mut Report) {
+        if let Some(e) = self
+            .first_error
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            report.add("first_error", e);
+        }
     }
 
     /// Claims the right to send one more request: false once the time or the count is spent.
@@ -123,14 +135,7 @@ pub(crate) async fn run(args: RequestsArgs, json: bool) -> Result<()> {
         .add("errors", run.errors.load(Ordering::Relaxed))
         .add("requests_per_s", ok as f64 / elapsed)
         .latency(&latency);
-    if let Some(e) = run
-        .first_error
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .take()
-    {
-        report.add("first_error", e);
-    }
+    run.report_first_error(&mut report);
     report.print(json);
     Ok(())
 }
