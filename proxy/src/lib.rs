@@ -45,6 +45,7 @@ mod layering;
 mod metrics;
 mod mtls;
 mod prepare;
+mod progress;
 mod redirect;
 mod refusals;
 mod reload;

@@ -27,7 +27,8 @@ use std::time::Duration;
 
 use prometheus::IntCounter;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::time::{Instant, Sleep};
+
+use crate::progress::ProgressTimer;
 
 /// This host's `certfront_send_timeouts_total` series, resolved once per site.
 #[derive(Clone)]
@@ -93,12 +94,8 @@ impl<C: Future> Future for StreamStalls<C> {
 /// A client stream whose writes fail once one has been blocked for the timeout.
 pub(crate) struct SendTimed<T> {
     io: T,
-    timeout: Duration,
-    /// Allocated the first time a write blocks, then reused (most connections never
-    /// block, and those that do block often).
-    sleep: Option<Pin<Box<Sleep>>>,
-    /// The timer runs: a write has been blocked since it was set.
-    armed: bool,
+    /// Runs while a write is blocked; each write that goes through stops it.
+    timer: ProgressTimer,
     timed_out: bool,
     counter: IntCounter,
 }
@@ -107,9 +104,7 @@ impl<T> SendTimed<T> {
     pub(crate) fn new(io: T, timeout: Duration, counter: IntCounter) -> Self {
         SendTimed {
             io,
-            timeout,
-            sleep: None,
-            armed: false,
+            timer: ProgressTimer::new(timeout),
             timed_out: false,
             counter,
         }
@@ -120,7 +115,7 @@ impl<T> SendTimed<T> {
             io::ErrorKind::TimedOut,
             format!(
                 "the client took no data for {:?} (limits.send_timeout_seconds)",
-                self.timeout
+                self.timer.timeout()
             ),
         )
     }
@@ -128,20 +123,7 @@ impl<T> SendTimed<T> {
     /// A write is blocked: starts the timer if it does not run yet; an error once it
     /// fired. Registers the task's waker with the timer.
     fn blocked(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
-        let deadline = Instant::now() + self.timeout;
-        let sleep = match &mut self.sleep {
-            Some(sleep) => {
-                if !self.armed {
-                    sleep.as_mut().reset(deadline);
-                }
-                sleep
-            }
-            None => self
-                .sleep
-                .insert(Box::pin(tokio::time::sleep_until(deadline))),
-        };
-        self.armed = true;
-        ready!(sleep.as_mut().poll(cx));
+        ready!(self.timer.poll_expired(cx));
         if !self.timed_out {
             self.timed_out = true;
             self.counter.inc();
@@ -160,7 +142,7 @@ impl<T> SendTimed<T> {
         }
         match res {
             Poll::Ready(res) => {
-                self.armed = false;
+                self.timer.progressed();
                 Poll::Ready(res)
             }
             Poll::Pending => self.blocked(cx).map(Err),
@@ -255,6 +237,7 @@ pub(crate) fn stall_wait(
 mod tests {
     use super::*;
     use tokio::io::AsyncWriteExt;
+    use tokio::time::Instant;
 
     #[test]
     fn a_connection_is_stalled_only_when_every_request_waits_for_the_client() {

@@ -12,7 +12,8 @@ use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use http_body::{Body, Frame, SizeHint};
-use tokio::time::{Instant, Sleep};
+
+use crate::progress::ProgressTimer;
 
 /// What a body that stalled says.
 #[derive(Debug, thiserror::Error)]
@@ -21,19 +22,15 @@ pub(super) struct BodyTimeout(Duration);
 
 pub(crate) struct Timed<B> {
     body: B,
-    timeout: Duration,
-    /// Armed while the body waits; `None` after each frame.
-    sleep: Option<Pin<Box<Sleep>>>,
-    armed: bool,
+    /// Runs while the body waits; each frame stops it.
+    timer: ProgressTimer,
 }
 
 impl<B> Timed<B> {
     pub(crate) fn new(timeout: Duration, body: B) -> Self {
         Timed {
             body,
-            timeout,
-            sleep: None,
-            armed: false,
+            timer: ProgressTimer::new(timeout),
         }
     }
 }
@@ -52,24 +49,11 @@ where
     ) -> Poll<Option<Result<Frame<B::Data>, Self::Error>>> {
         let this = &mut *self;
         if let Poll::Ready(frame) = Pin::new(&mut this.body).poll_frame(cx) {
-            this.armed = false;
+            this.timer.progressed();
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        let deadline = Instant::now() + this.timeout;
-        let sleep = match &mut this.sleep {
-            Some(sleep) => {
-                if !this.armed {
-                    sleep.as_mut().reset(deadline);
-                }
-                sleep
-            }
-            None => this
-                .sleep
-                .insert(Box::pin(tokio::time::sleep_until(deadline))),
-        };
-        this.armed = true;
-        ready!(sleep.as_mut().poll(cx));
-        Poll::Ready(Some(Err(Box::new(BodyTimeout(this.timeout)))))
+        ready!(this.timer.poll_expired(cx));
+        Poll::Ready(Some(Err(Box::new(BodyTimeout(this.timer.timeout())))))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -87,6 +71,7 @@ mod tests {
     use bytes::Bytes;
     use http_body_util::BodyExt;
     use tokio::sync::mpsc;
+    use tokio::time::Instant;
 
     /// A body fed by a channel: frames arrive when the test sends them.
     struct Fed(mpsc::Receiver<Bytes>);
