@@ -42,22 +42,11 @@ fi
 LT=$BIN_DIR/certfront-loadtest
 CF=$BIN_DIR/certfront
 
-openssl ecparam -name prime256v1 -genkey -noout -out "$WORK/ca-key.pem" 2>/dev/null
-openssl req -x509 -new -key "$WORK/ca-key.pem" -subj "/CN=certfront logcost root" -days 2 \
-    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
-    -out "$WORK/ca.pem" 2>/dev/null
-openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$WORK/leaf-key.pem" 2>/dev/null
-chmod 600 "$WORK/leaf-key.pem"
-openssl req -new -key "$WORK/leaf-key.pem" -subj "/CN=$NAME" -out "$WORK/leaf.csr" 2>/dev/null
-printf 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:%s\n' \
-    "$NAME" > "$WORK/leaf.ext"
-openssl x509 -req -in "$WORK/leaf.csr" -CA "$WORK/ca.pem" -CAkey "$WORK/ca-key.pem" \
-    -CAcreateserial -days 2 -sha256 -extfile "$WORK/leaf.ext" -out "$WORK/leaf.pem" 2>/dev/null
-
-"$LT" backend --listen 127.0.0.1:0 --max-seconds 1800 > "$WORK/backend.addr" &
-PIDS+=($!)
-for _ in $(seq 50); do [[ -s "$WORK/backend.addr" ]] && break; sleep 0.1; done
-BACKEND=$(head -1 "$WORK/backend.addr")
+# shellcheck source=loadtest/lib.sh
+. "$(dirname "$0")/lib.sh"
+pki "$WORK" "$NAME"
+loadtest_backend "$LT" "$WORK" 1800
+PIDS+=("$BPID")
 
 if [[ -n "${H2:-}" ]]; then LOAD=(--h2 --connections 32 --streams 10); else LOAD=(--h1 --connections 32); fi
 TARGET=(--addr "127.0.0.1:$CF_PORT" --sni "$NAME" --ca "$WORK/ca.pem")
