@@ -4,18 +4,7 @@
 # TTY; running it again is a no-op.
 set -euo pipefail
 
-if ! command -v goaccess >/dev/null 2>&1; then
-    echo "goaccess not found: installing Debian package goaccess" >&2
-    if [ "$(id -u)" -eq 0 ]; then
-        as_root() { "$@"; }
-    elif command -v sudo >/dev/null 2>&1; then
-        as_root() { sudo -n "$@"; }
-    else
-        echo "error: goaccess is missing and installing it needs root" >&2
-        exit 1
-    fi
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -qq --no-install-recommends goaccess >/dev/null
-fi
+# shellcheck source=.ci/lib.sh
+. "$(dirname "$0")/lib.sh"
+need_package goaccess goaccess
 goaccess --version | head -n 1

@@ -12,25 +12,12 @@ set -euo pipefail
 
 cd "$(dirname "$0")/.."
 
-if [ "$(id -u)" -eq 0 ]; then
-    as_root() { "$@"; }
-elif command -v sudo >/dev/null 2>&1; then
-    as_root() { sudo -n "$@"; }
-else
-    echo "error: installing the package needs root" >&2
-    exit 1
-fi
+# shellcheck source=.ci/lib.sh
+. .ci/lib.sh
 command -v dpkg >/dev/null 2>&1 || { echo "error: dpkg not found: the .deb is tried on Debian-family machines" >&2; exit 1; }
 
-missing=()
-command -v lintian >/dev/null 2>&1 || missing+=(lintian)
-command -v rpm >/dev/null 2>&1 || missing+=(rpm)
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "installing Debian packages: ${missing[*]}" >&2
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-fi
+need_package lintian lintian
+need_package rpm rpm
 
 conf=/etc/certfront/certfront.toml
 marker="# edited by .ci/package.sh"

@@ -5,24 +5,6 @@
 # a no-op. Exits non-zero when pebble cannot be had: the ACME tests then fail, not skip.
 set -euo pipefail
 
-if command -v pebble >/dev/null 2>&1 && command -v pebble-challtestsrv >/dev/null 2>&1; then
-    exit 0
-fi
-echo "pebble not found: installing Debian package pebble" >&2
-if [ "$(id -u)" -eq 0 ]; then
-    as_root() { "$@"; }
-elif command -v sudo >/dev/null 2>&1; then
-    as_root() { sudo -n "$@"; }
-else
-    echo "error: pebble is missing and installing it needs root" >&2
-    exit 1
-fi
-as_root apt-get update -qq
-as_root env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y -qq --no-install-recommends pebble >/dev/null
-for tool in pebble pebble-challtestsrv; do
-    command -v "$tool" >/dev/null 2>&1 || {
-        echo "error: package pebble installed but $tool is not on PATH" >&2
-        exit 1
-    }
-done
+# shellcheck source=.ci/lib.sh
+. "$(dirname "$0")/lib.sh"
+need_package pebble pebble pebble-challtestsrv
