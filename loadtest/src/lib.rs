@@ -11,6 +11,7 @@ mod backend;
 mod chart;
 mod churn;
 mod client;
+mod h2raw;
 mod handshakes;
 mod hosts;
 mod idle;

@@ -13,6 +13,7 @@ use http::Method;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::client::{LoadBody, Sender};
+use crate::h2raw::{frame, opening, post_headers};
 use crate::stats::{Histogram, Report};
 use crate::target::{Proto, Target, TargetArgs};
 
@@ -33,26 +34,6 @@ pub(crate) struct ResetArgs {
     /// Path the good client and the attackers ask for.
     #[arg(long, default_value = "/")]
     pub path: String,
-}
-
-/// An HTTP/2 frame: 24-bit length, type, flags, stream id.
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let len = payload.len() as u32;
-    let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
-    f.extend_from_slice(&stream.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
-/// HPACK, literals without Huffman: POST, https, `path`, `authority` (each < 127 bytes),
-/// `content-length: 0`.
-fn post_headers(path: &str, authority: &str) -> Vec<u8> {
-    let mut h = vec![0x83, 0x87, 0x44, path.len() as u8];
-    h.extend_from_slice(path.as_bytes());
-    h.extend_from_slice(&[0x41, authority.len() as u8]);
-    h.extend_from_slice(authority.as_bytes());
-    h.extend_from_slice(&[0x5c, 1, b'0']);
-    h
 }
 
 /// Totals over every attacking connection.
@@ -94,8 +75,7 @@ async fn attack(
                 }
             }
         });
-        let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-        hello.extend(frame(4, 0, 0, &[]));
+        let hello = opening();
         if write.write_all(&hello).await.is_err() {
             continue;
         }

@@ -12,6 +12,7 @@ use anyhow::{Context as _, Result, bail};
 use clap::{Args, ValueEnum};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::h2raw::{frame, get_headers, opening};
 use crate::procfs;
 use crate::stats::Report;
 use crate::target::{Proto, Target, TargetArgs};
@@ -52,24 +53,6 @@ pub(crate) struct StalledArgs {
     pub hold: u64,
 }
 
-/// An HTTP/2 frame: 24-bit length, type, flags, stream id.
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let len = payload.len() as u32;
-    let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
-    f.extend_from_slice(&stream.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
-/// HPACK, literals without Huffman: GET, https, `path`, `authority` (each < 127 bytes).
-fn get_headers(path: &str, authority: &str) -> Vec<u8> {
-    let mut h = vec![0x82, 0x87, 0x44, path.len() as u8];
-    h.extend_from_slice(path.as_bytes());
-    h.extend_from_slice(&[0x41, authority.len() as u8]);
-    h.extend_from_slice(authority.as_bytes());
-    h
-}
-
 /// Opens one connection, sends its requests, then holds it stalled until the target
 /// closes it (counted in `closed`) or the task is dropped.
 async fn stall(
@@ -85,8 +68,7 @@ async fn stall(
             format!("GET {} HTTP/1.1\r\nHost: {}\r\n\r\n", args.path, target.sni).into_bytes()
         }
         Mode::Window | Mode::NoRead => {
-            let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-            hello.extend(frame(4, 0, 0, &[]));
+            let mut hello = opening();
             for i in 0..args.streams {
                 let headers = get_headers(&args.path, &target.sni);
                 hello.extend(frame(1, 0x4 | 0x1, 2 * i + 1, &headers));
