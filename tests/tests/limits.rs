@@ -10,7 +10,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::support::backend::Backend;
 use crate::support::client::{client_config, client_config_with_cert, connect};
-use crate::support::h2raw::{GET_HEADERS, POST_EMPTY_HEADERS, frame, goaway, opening};
+use crate::support::h2raw::{self, GET_HEADERS, POST_EMPTY_HEADERS, frame, goaway, opening};
 use crate::support::pki::{TestCa, thumbprint};
 use crate::support::start;
 
@@ -199,13 +199,7 @@ async fn a_tunnel_closes_when_its_client_certificate_is_denied() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_http2_client_that_answers_pings_is_closed() {
     let s = setup("", "idle_timeout_seconds = 1", "").await;
-    let tls = connect(
-        s.running.tls_addrs[0],
-        "app.test",
-        client_config(&[&s.ca.der], &[b"h2"]),
-    )
-    .await
-    .expect("tls");
+    let tls = h2raw::connect_app(s.running.tls_addrs[0], &s.ca.der).await;
     let (mut send, conn) = hyper::client::conn::http2::handshake(
         hyper_util::rt::TokioExecutor::new(),
         hyper_util::rt::TokioIo::new(tls),
@@ -336,13 +330,7 @@ async fn a_request_body_that_stalls_is_ended() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_rapid_reset_ends_the_connection() {
     let s = setup("", "", "").await;
-    let tls = connect(
-        s.running.tls_addrs[0],
-        "app.test",
-        client_config(&[&s.ca.der], &[b"h2"]),
-    )
-    .await
-    .expect("tls");
+    let tls = h2raw::connect_app(s.running.tls_addrs[0], &s.ca.der).await;
     let mut burst = opening();
     for i in 0..2000u32 {
         let stream = 2 * i + 1;
@@ -369,13 +357,7 @@ async fn http2_rapid_reset_ends_the_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_continuation_flood_ends_the_connection() {
     let s = setup("", "max_header_bytes = 8192", "").await;
-    let tls = connect(
-        s.running.tls_addrs[0],
-        "app.test",
-        client_config(&[&s.ca.der], &[b"h2"]),
-    )
-    .await
-    .expect("tls");
+    let tls = h2raw::connect_app(s.running.tls_addrs[0], &s.ca.der).await;
     let (mut read, mut write) = tokio::io::split(tls);
     let writer = tokio::spawn(async move {
         let mut start = opening();
@@ -419,13 +401,7 @@ async fn http2_continuation_flood_ends_the_connection() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http2_made_you_reset_ends_the_connection_after_32_resets() {
     let s = setup("", "", "").await;
-    let tls = connect(
-        s.running.tls_addrs[0],
-        "app.test",
-        client_config(&[&s.ca.der], &[b"h2"]),
-    )
-    .await
-    .expect("tls");
+    let tls = h2raw::connect_app(s.running.tls_addrs[0], &s.ca.der).await;
     let burst = opening();
     // In rounds of 10, within the 100 concurrent streams, so that only the resets count.
     let (mut read, mut write) = tokio::io::split(tls);

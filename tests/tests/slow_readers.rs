@@ -119,13 +119,7 @@ async fn an_http1_client_that_stops_reading_is_closed_and_its_upstream_released(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http2_client_that_never_opens_its_window_is_closed_whatever_pings_it_answers() {
     let s = setup().await;
-    let tls = connect(
-        s.running.tls_addrs[0],
-        "app.test",
-        client_config(&[&s.ca.der], &[b"h2"]),
-    )
-    .await
-    .expect("tls");
+    let tls = h2raw::connect_app(s.running.tls_addrs[0], &s.ca.der).await;
     let (mut read, mut write) = tokio::io::split(tls);
     let big = format!("/big?bytes={BIG}");
     write
@@ -198,13 +192,7 @@ struct Seen {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_stalled_stream_among_busy_ones_is_reset_and_the_rest_served() {
     let s = setup().await;
-    let tls = connect(
-        s.running.tls_addrs[0],
-        "app.test",
-        client_config(&[&s.ca.der], &[b"h2"]),
-    )
-    .await
-    .expect("tls");
+    let tls = h2raw::connect_app(s.running.tls_addrs[0], &s.ca.der).await;
     let (mut read, mut write) = tokio::io::split(tls);
     // The connection window is opened wide at once, so only stream 1's own window (the
     // default 65,535 bytes, never opened) holds its download back.
@@ -306,13 +294,7 @@ async fn one_stalled_stream_among_busy_ones_is_reset_and_the_rest_served() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_http2_stream_whose_window_opens_slowly_but_steadily_is_not_reset() {
     let s = setup().await;
-    let tls = connect(
-        s.running.tls_addrs[0],
-        "app.test",
-        client_config(&[&s.ca.der], &[b"h2"]),
-    )
-    .await
-    .expect("tls");
+    let tls = h2raw::connect_app(s.running.tls_addrs[0], &s.ca.der).await;
     let (mut read, mut write) = tokio::io::split(tls);
     let hello = h2raw::hello(Some(0x4000_0000), &[&format!("/big?bytes={BIG}")]);
     write.write_all(&hello).await.expect("request");

@@ -1,7 +1,25 @@
 //! A raw HTTP/2 client, frame by frame, for what a well-behaved client library never sends
 //! (floods, self-dependencies, broken header blocks).
 
+use rustls_pki_types::CertificateDer;
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+
+/// A TLS connection to `app.test` at `addr` that negotiated HTTP/2 (ALPN `h2`), the
+/// server's certificate checked against `root`: the raw client's transport.
+pub(crate) async fn connect_app(
+    addr: std::net::SocketAddr,
+    root: &CertificateDer<'static>,
+) -> TlsStream<TcpStream> {
+    super::client::connect(
+        addr,
+        "app.test",
+        super::client::client_config(&[root], &[b"h2"]),
+    )
+    .await
+    .expect("tls")
+}
 
 /// An HTTP/2 frame: 24-bit length, type, flags, stream id.
 pub(crate) fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
